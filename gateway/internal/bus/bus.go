@@ -1,0 +1,44 @@
+package bus
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrClosed is returned by operations on a bus that has been closed.
+var ErrClosed = errors.New("bus: closed")
+
+// ErrBadPattern is returned when a subscription pattern is empty or malformed.
+var ErrBadPattern = errors.New("bus: bad pattern")
+
+// Message is one delivery to a subscription.
+type Message struct {
+	// Pattern is the subscription pattern that matched.
+	Pattern string
+	// Channel is the channel the payload was published on.
+	Channel string
+	// Payload is the published bytes. It is shared between subscriptions: do not modify it.
+	Payload []byte
+}
+
+// Handler receives the messages of one subscription, in publish order, one at a time.
+type Handler func(Message)
+
+// Subscription is a live pattern subscription.
+type Subscription interface {
+	// Unsubscribe stops deliveries. Messages already queued for the subscription are discarded.
+	// It is safe to call more than once.
+	Unsubscribe(ctx context.Context) error
+}
+
+// Bus publishes payloads on channels and delivers them to matching pattern subscriptions.
+type Bus interface {
+	// Publish sends payload on channel to every subscription whose pattern matches it.
+	// The bus keeps a reference to payload: the caller must not modify it afterwards.
+	Publish(ctx context.Context, channel string, payload []byte) error
+	// Subscribe registers h for every channel matching pattern (PSUBSCRIBE semantics). When
+	// Subscribe returns, the subscription is active: a message published afterwards reaches h.
+	Subscribe(ctx context.Context, pattern string, h Handler) (Subscription, error)
+	// Close stops all subscriptions and releases resources.
+	Close(ctx context.Context) error
+}

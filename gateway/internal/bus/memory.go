@@ -1,0 +1,237 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// MemoryConfig configures [NewMemory].
+type MemoryConfig struct {
+	// MaxPending bounds the messages queued for one subscription whose handler is behind.
+	// Past it, new messages for that subscription are dropped and counted by OnDrop.
+	// Zero value means 1<<20.
+	MaxPending int
+	// OnDrop, if set, is called (from the publisher's goroutine) for every message dropped
+	// because a subscription's queue was full.
+	OnDrop func(pattern, channel string)
+}
+
+// Memory is the in-process [Bus]: the embedded default for a single node.
+type Memory struct {
+	cfg    MemoryConfig
+	mu     sync.Mutex // serialises subscribe/unsubscribe (copy-on-write of subs)
+	subs   atomic.Pointer[subTable]
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+type subTable struct {
+	exact    map[string][]*memSub
+	patterns []*memSub
+}
+
+// NewMemory returns an empty in-memory bus.
+func NewMemory(cfg MemoryConfig) *Memory {
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 1 << 20
+	}
+	m := &Memory{cfg: cfg}
+	m.subs.Store(&subTable{exact: map[string][]*memSub{}})
+	return m
+}
+
+// Publish implements [Bus].
+func (m *Memory) Publish(_ context.Context, channel string, payload []byte) error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	t := m.subs.Load()
+	for _, s := range t.exact[channel] {
+		s.push(channel, payload)
+	}
+	for _, s := range t.patterns {
+		if Match(s.pattern, channel) {
+			s.push(channel, payload)
+		}
+	}
+	return nil
+}
+
+// Subscribe implements [Bus].
+func (m *Memory) Subscribe(_ context.Context, pattern string, h Handler) (Subscription, error) {
+	if !ValidPattern(pattern) {
+		return nil, fmt.Errorf("%w: %q", ErrBadPattern, pattern)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrBadPattern)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	s := &memSub{bus: m, pattern: pattern, h: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	old := m.subs.Load()
+	nt := &subTable{exact: make(map[string][]*memSub, len(old.exact)+1), patterns: old.patterns}
+	for k, v := range old.exact {
+		nt.exact[k] = v
+	}
+	if HasMeta(pattern) {
+		nt.patterns = append(append([]*memSub(nil), old.patterns...), s)
+	} else {
+		nt.exact[pattern] = append(append([]*memSub(nil), old.exact[pattern]...), s)
+	}
+	m.subs.Store(nt)
+	m.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+func (m *Memory) remove(s *memSub) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.subs.Load()
+	nt := &subTable{exact: make(map[string][]*memSub, len(old.exact)), patterns: without(old.patterns, s)}
+	for k, v := range old.exact {
+		if k == s.pattern {
+			v = without(v, s)
+			if len(v) == 0 {
+				continue
+			}
+		}
+		nt.exact[k] = v
+	}
+	m.subs.Store(nt)
+}
+
+func without(list []*memSub, s *memSub) []*memSub {
+	out := make([]*memSub, 0, len(list))
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Close implements [Bus]: it stops every subscription and waits for running handlers to return.
+func (m *Memory) Close(ctx context.Context) error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.mu.Lock()
+	t := m.subs.Load()
+	m.subs.Store(&subTable{exact: map[string][]*memSub{}})
+	m.mu.Unlock()
+	for _, list := range t.exact {
+		for _, s := range list {
+			s.stop()
+		}
+	}
+	for _, s := range t.patterns {
+		s.stop()
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type memSub struct {
+	bus     *Memory
+	pattern string
+	h       Handler
+
+	mu      sync.Mutex
+	queue   []Message
+	stopped bool
+	wake    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (s *memSub) push(channel string, payload []byte) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.bus.cfg.MaxPending {
+		s.mu.Unlock()
+		if s.bus.cfg.OnDrop != nil {
+			s.bus.cfg.OnDrop(s.pattern, channel)
+		}
+		return
+	}
+	s.queue = append(s.queue, Message{Pattern: s.pattern, Channel: channel, Payload: payload})
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *memSub) run() {
+	defer s.bus.wg.Done()
+	var batch []Message
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			if s.stopped {
+				s.mu.Unlock()
+				return
+			}
+			batch, s.queue = s.queue, batch[:0]
+			s.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i := range batch {
+				if s.isStopped() {
+					return
+				}
+				s.h(batch[i])
+				batch[i] = Message{}
+			}
+		}
+	}
+}
+
+func (s *memSub) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+func (s *memSub) stop() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.stopped = true
+		s.queue = nil
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
+// Unsubscribe implements [Subscription].
+func (s *memSub) Unsubscribe(_ context.Context) error {
+	s.bus.remove(s)
+	s.stop()
+	return nil
+}
+
+var (
+	_ Bus          = (*Memory)(nil)
+	_ Subscription = (*memSub)(nil)
+)
