@@ -1,0 +1,59 @@
+# teragate — the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+BIN       := build/teragate
+PLUGINS   := build/plugins
+GOFLAGS_TEST ?= -race -count=1 -timeout 15m
+
+.PHONY: all build run test test-short proto plugins fuzz vet fmt check clean bench
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./gateway/cmd/teragate
+
+# Plugins are built from plugins/ with the standard Go toolchain (wasip1); none ship yet.
+plugins:
+	@mkdir -p $(PLUGINS)
+	@if ls plugins/*/*/main.go >/dev/null 2>&1; then \
+	  for d in plugins/*/*/; do \
+	    id=$$(echo $$d | sed 's#plugins/##; s#/$$##; s#/#.#'); \
+	    echo "plugin $$id"; \
+	    GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(PLUGINS)/$$id.wasm ./$$d || exit 1; \
+	  done; \
+	fi
+
+# make run: build and start the gateway on its embedded defaults (demo identities, in-memory bus,
+# TLS with a self-signed certificate in ./data). Ctrl-C stops it gracefully.
+run: build plugins
+	./$(BIN) serve $(ARGS)
+
+# make test: the whole suite, race detector on.
+test: build
+	$(GO) vet ./...
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+proto:
+	bash proto/generate.sh
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzTeraEventDecode -fuzztime 10s ./proto/opentera
+	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime 10s ./gateway/internal/bus
+	$(GO) test -run '^$$' -fuzz FuzzDecodeTeraEvent -fuzztime 10s ./gateway/internal/api
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -s -w gateway proto sdk plugins examples 2>/dev/null || gofmt -s -w gateway proto
+
+check: fmt vet proto
+	git diff --exit-code
+
+clean:
+	rm -rf build

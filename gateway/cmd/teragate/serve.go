@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/internal/directory"
+)
+
+func runServe(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML config file (flags override it)")
+	listen := fs.String("listen", "", "listen address (default 127.0.0.1:4040)")
+	insecure := fs.Bool("insecure", false, "serve plain HTTP and ws:// instead of TLS")
+	identities := fs.String("identities", "", "YAML identity file, hot-reloaded (default: embedded demo identities)")
+	plugins := fs.String("plugins", "", "plugin directory (default: built-in plugins)")
+	data := fs.String("data", "", "data directory for generated state such as the TLS certificate (default ./data)")
+	redis := fs.String("redis", "", "Redis URL for multi-node deployments (default: in-memory bus)")
+	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (default info)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var cfg gateway.Config
+	if *configPath != "" {
+		var err error
+		if cfg, err = gateway.LoadConfig(*configPath); err != nil {
+			fmt.Fprintln(os.Stderr, "teragate:", err)
+			return 1
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "insecure":
+			cfg.Insecure = *insecure
+		case "identities":
+			cfg.Identities = *identities
+		case "plugins":
+			cfg.Plugins = *plugins
+		case "data":
+			cfg.DataDir = *data
+		case "redis":
+			cfg.Redis = *redis
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		}
+	})
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "teragate:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := gw.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "teragate:", err)
+		return 1
+	}
+	printBanner(gw, cfg.Identities == "")
+	<-ctx.Done()
+	stop()
+	fmt.Fprintln(os.Stderr, "teragate: shutting down (closing sockets with 1001)")
+	sctx, cancel := context.WithTimeout(context.Background(), gw.ShutdownTimeout())
+	defer cancel()
+	if err := gw.Shutdown(sctx); err != nil {
+		fmt.Fprintln(os.Stderr, "teragate: shutdown:", err)
+		return 1
+	}
+	return 0
+}
+
+func printBanner(gw *gateway.Gateway, demo bool) {
+	base := gw.URL()
+	ws := "wss" + base[len("https"):]
+	if base[:5] == "http:" {
+		ws = "ws" + base[len("http"):]
+	}
+	fmt.Printf("teragate %s is running\n\n", version)
+	fmt.Printf("  API        %s/api/…   (login: /api/user/login, /api/participant/login, /api/device/login)\n", base)
+	fmt.Printf("  Websockets %s/wss/user|participant|device?id=<ticket from a login with_websocket=true>\n", ws)
+	fmt.Printf("  Events     POST %s/api/events   (Authorization: OpenTera <service token>)\n", base)
+	fmt.Printf("  Health     %s/healthz   Metrics %s/metrics\n", base, base)
+	if p := gw.CertificatePath(); p != "" {
+		note := "reused"
+		if gw.CertificateCreated() {
+			note = "generated"
+		}
+		fmt.Printf("  TLS        self-signed certificate %s: %s (curl --cacert %s …, or -k)\n", note, p, p)
+	}
+	if demo {
+		fmt.Println("\nDemo logins (embedded demo identities):")
+		for _, l := range directory.DemoLogins {
+			cred := l.Username + " / " + l.Password
+			if l.Password == "" {
+				cred = "token " + l.Token
+			} else if l.Token != "" {
+				cred += "  (token " + l.Token + ")"
+			}
+			fmt.Printf("  %-12s %-40s %s\n", l.Kind, cred, l.Note)
+		}
+		fmt.Printf("\nTry:\n  curl -k -u alice:alice-demo '%s/api/user/login?with_websocket=true'\n", base)
+	}
+	fmt.Println()
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalidConfig is wrapped by every configuration validation error.
+var ErrInvalidConfig = errors.New("gateway: invalid config")
+
+// Duration is a time.Duration that reads "10s"-style strings from YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Config is the gateway's configuration: the YAML config file, overridden by command-line flags.
+// The zero value of every field means its documented default.
+type Config struct {
+	// Listen is the address the HTTP(S) server listens on. Default "127.0.0.1:4040".
+	Listen string `yaml:"listen"`
+	// Insecure serves plain HTTP and ws:// instead of TLS. Default false (TLS).
+	Insecure bool `yaml:"insecure"`
+	// TLSCert and TLSKey are PEM files of the server certificate. Empty (the default) means a
+	// self-signed certificate generated into DataDir/tls.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// PublicHost is the host[:port] put in websocket_url. Empty means the request's
+	// X-ExternalServer/X-ExternalPort headers (as OpenTera behind nginx) or its Host header.
+	PublicHost string `yaml:"public_host"`
+	// Identities is the YAML identity directory, hot-reloaded on change. Empty means the embedded
+	// demo directory.
+	Identities string `yaml:"identities"`
+	// Plugins is the plugin directory. Empty means the built-in plugins.
+	Plugins string `yaml:"plugins"`
+	// DataDir holds generated state (the self-signed certificate). Default "./data".
+	DataDir string `yaml:"data"`
+	// Redis is the Redis URL of a multi-node deployment. Empty means the in-memory bus.
+	Redis string `yaml:"redis"`
+	// LogLevel is trace, debug, info, warn or error. Default "info".
+	LogLevel string `yaml:"log_level"`
+	// JWTKey is the HS256 key of the tokens teragate issues and accepts (OpenTera's
+	// UserTokenAPIKey when running beside an OpenTera server). Empty means a random key per start.
+	JWTKey string `yaml:"jwt_key"`
+	// SingleSocket restores OpenTera's refusal (403 "already logged in") of a websocket login for
+	// an entity that is already online. Default false: an entity may hold several sockets.
+	SingleSocket bool `yaml:"single_socket"`
+	// TokenTTL is the lifetime of issued tokens. Default 1h.
+	TokenTTL Duration `yaml:"token_ttl"`
+	// TicketTTL is the lifetime of a websocket ticket. Default 60s.
+	TicketTTL Duration `yaml:"ticket_ttl"`
+	// MaxFailedLogins locks an account after that many failed passwords. Default 5.
+	MaxFailedLogins int `yaml:"max_failed_logins"`
+	// LockoutDuration is how long a locked account stays locked. Default 120s.
+	LockoutDuration Duration `yaml:"lockout_duration"`
+	// PingInterval is the time between server pings. Default 10s.
+	PingInterval Duration `yaml:"ping_interval"`
+	// PongTimeout closes a socket silent for that long. Default 30s.
+	PongTimeout Duration `yaml:"pong_timeout"`
+	// MaxQueueFrames bounds one socket's outbound queue; overflow closes it with 4001. Default 1024.
+	MaxQueueFrames int `yaml:"max_queue_frames"`
+	// MaxQueueBytes bounds one socket's outbound queue in bytes. Default 4 MiB.
+	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// MaxBodyBytes bounds HTTP request bodies (POST /api/events). Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Logger is the root logger (not from the file). Nil means a logger on stderr at LogLevel.
+	Logger hclog.Logger `yaml:"-"`
+}
+
+// LoadConfig reads a YAML config file. Unknown keys are an error, so a typo is not silently ignored.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("gateway: read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, path, err)
+	}
+	return c, nil
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:4040"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = Duration(time.Hour)
+	}
+	if c.TicketTTL == 0 {
+		c.TicketTTL = Duration(60 * time.Second)
+	}
+	if c.MaxFailedLogins == 0 {
+		c.MaxFailedLogins = 5
+	}
+	if c.LockoutDuration == 0 {
+		c.LockoutDuration = Duration(120 * time.Second)
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = Duration(10 * time.Second)
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = Duration(30 * time.Second)
+	}
+	if c.MaxQueueFrames == 0 {
+		c.MaxQueueFrames = 1024
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = 4 << 20
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(10 * time.Second)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of a config with defaults applied.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen %q: %v", c.Listen, err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("tls_cert and tls_key must be set together")
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return bad("log_level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.Redis != "" {
+		return bad("redis: the Redis bus is not available in this build; leave it empty for the in-memory bus")
+	}
+	for name, d := range map[string]Duration{"token_ttl": c.TokenTTL, "ticket_ttl": c.TicketTTL, "lockout_duration": c.LockoutDuration,
+		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "shutdown_timeout": c.ShutdownTimeout} {
+		if d < 0 {
+			return bad("%s must not be negative", name)
+		}
+	}
+	if c.PongTimeout <= c.PingInterval {
+		return bad("pong_timeout (%s) must be longer than ping_interval (%s)", time.Duration(c.PongTimeout), time.Duration(c.PingInterval))
+	}
+	if c.MaxQueueFrames < 1 || c.MaxQueueBytes < 1024 {
+		return bad("max_queue_frames must be ≥ 1 and max_queue_bytes ≥ 1024")
+	}
+	return nil
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/teragate/teragate/gateway/internal/auth"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/hub"
+	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/proto/opentera"
+)
+
+var kindTitle = map[directory.Kind]string{
+	directory.KindUser: "User", directory.KindParticipant: "Participant", directory.KindDevice: "Device",
+}
+
+// authenticate resolves the caller of a login/logout endpoint of kind: HTTP Basic (users and
+// participants) or a token. basic reports whether a password was used.
+func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Principal, basic bool, err error) {
+	if user, pass, ok := r.BasicAuth(); ok && kind != directory.KindDevice {
+		p, err = a.d.Auth.Password(r.Context(), kind, user, pass)
+		return p, true, err
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		return p, false, auth.ErrBadCredentials
+	}
+	p, err = a.d.Auth.Token(r.Context(), kind, tok)
+	return p, false, err
+}
+
+func (a *API) deny(w http.ResponseWriter, kind directory.Kind, err error) {
+	code, msg, label := loginResult(err)
+	a.d.Metrics.Login(kind, label)
+	var locked *auth.LockedError
+	if errors.As(err, &locked) {
+		secs := int(time.Until(locked.Until).Seconds() + 0.999)
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	}
+	if kind != directory.KindDevice {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+kind.String()+`"`)
+	}
+	writeError(w, code, msg)
+}
+
+// login serves GET /api/<kind>/login.
+func (a *API) login(kind directory.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, basic, err := a.authenticate(r, kind)
+		if err != nil {
+			a.log.Debug("login refused", "kind", kind, "remote", r.RemoteAddr, "error", err)
+			a.deny(w, kind, err)
+			return
+		}
+		withWS := false
+		if v, ok := r.URL.Query()["with_websocket"]; ok && len(v) > 0 {
+			b, valid := parseBool(v[0])
+			if !valid {
+				a.d.Metrics.Login(kind, "bad_request")
+				writeError(w, http.StatusBadRequest, "Invalid with_websocket value: "+strconv.Quote(v[0]))
+				return
+			}
+			withWS = b
+		}
+		snap := a.d.Directory.Current()
+		online := a.d.Presence.Online(kind, p.UUID)
+		resp := map[string]any{}
+		wantWS := false
+		switch kind {
+		case directory.KindUser:
+			u, ok := snap.User(p.UUID)
+			if !ok {
+				a.deny(w, kind, auth.ErrBadCredentials)
+				return
+			}
+			tok, err := a.d.Auth.IssueToken(p)
+			if err != nil {
+				a.log.Error("issuing user token", "error", err)
+				writeError(w, http.StatusInternalServerError, "Could not issue a token.")
+				return
+			}
+			resp["user_uuid"] = u.UUID
+			resp["user_fullname"] = u.Fullname
+			resp["user_token"] = tok
+			wantWS = withWS
+		case directory.KindParticipant:
+			pp, ok := snap.Participant(p.UUID)
+			if !ok {
+				a.deny(w, kind, auth.ErrBadCredentials)
+				return
+			}
+			resp["participant_uuid"] = pp.UUID
+			resp["participant_name"] = pp.Name
+			resp["session_types_info"] = []any{}
+			if pp.Token != "" {
+				resp["base_token"] = pp.Token
+			}
+			if basic {
+				tok, err := a.d.Auth.IssueToken(p)
+				if err != nil {
+					a.log.Error("issuing participant token", "error", err)
+					writeError(w, http.StatusInternalServerError, "Could not issue a token.")
+					return
+				}
+				resp["participant_token"] = tok
+			}
+			// OpenTera: the url comes whenever the participant is offline, flag or not.
+			wantWS = withWS || !online
+		case directory.KindDevice:
+			d, ok := snap.Device(p.UUID)
+			if !ok {
+				a.deny(w, kind, auth.ErrBadCredentials)
+				return
+			}
+			resp["device_info"] = map[string]any{
+				"device_uuid": d.UUID, "device_name": d.Name, "device_enabled": d.Enabled,
+				"device_onlineable": d.Onlineable, "device_sites": snap.DeviceSites(d.UUID),
+				"device_type": deviceType(d), "device_subtype": "",
+			}
+			parts := []map[string]string{}
+			for _, pu := range snap.DeviceParticipants(d.UUID) {
+				name, _, _ := presence.ParticipantNames(snap, pu)
+				parts = append(parts, map[string]string{"participant_uuid": pu, "participant_name": name})
+			}
+			resp["participants_info"] = parts
+			resp["session_types_info"] = []any{}
+			wantWS = d.Onlineable
+		}
+		if wantWS && online && a.d.SingleSocket {
+			a.d.Metrics.Login(kind, "already_logged_in")
+			writeError(w, http.StatusForbidden, kindTitle[kind]+" already logged in.")
+			return
+		}
+		if wantWS {
+			ticket, err := a.d.Tickets.Issue(r.Context(), kind, p.UUID)
+			if err != nil {
+				a.log.Error("issuing websocket ticket", "error", err)
+				writeError(w, http.StatusServiceUnavailable, "Could not issue a websocket ticket.")
+				return
+			}
+			resp["websocket_url"] = a.websocketURL(r, kind, ticket)
+		}
+		a.d.Metrics.Login(kind, "ok")
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func deviceType(d *directory.Device) string {
+	if d.Station {
+		return "station"
+	}
+	return ""
+}
+
+// logout serves GET /api/<kind>/logout: the token is revoked and every socket of the entity, on
+// every node, is closed with 4000 (CMD_CLIENT_DISCONNECT through the bus, as OpenTera does).
+func (a *API) logout(kind directory.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, _, err := a.authenticate(r, kind)
+		if err != nil {
+			a.deny(w, kind, err)
+			return
+		}
+		if p.TokenID != "" {
+			if err := a.d.Auth.Revoke(r.Context(), p); err != nil {
+				a.log.Error("revoking token", "uuid", p.UUID, "error", err)
+			}
+		}
+		if err := a.Disconnect(r, p.UUID); err != nil {
+			a.log.Error("publishing disconnect command", "uuid", p.UUID, "error", err)
+			writeError(w, http.StatusServiceUnavailable, "Could not disconnect the websocket.")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"message": "Logged out."})
+	}
+}
+
+// Disconnect publishes CMD_CLIENT_DISCONNECT for uuid on the TwistedModule command topic.
+func (a *API) Disconnect(r *http.Request, uuid string) error {
+	payload, err := presence.EncodeModuleMessage("module.TeraServer.FlaskModule.messages", hub.TopicCommandsPrefix+uuid,
+		&opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
+	if err != nil {
+		return err
+	}
+	return a.publish(r.Context(), "logout", hub.TopicCommandsPrefix+uuid, payload)
+}

@@ -1,0 +1,212 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teragate/teragate/gateway/internal/auth"
+	"github.com/teragate/teragate/gateway/internal/directory"
+)
+
+func TestPassword(t *testing.T) {
+	u, p := directory.KindUser, directory.KindParticipant
+	tests := []struct {
+		name      string
+		kind      directory.Kind
+		username  string
+		password  string
+		want      auth.Principal
+		wantErr   error
+		alsoMatch error
+	}{
+		{name: "user ok", kind: u, username: "alice", password: "alice-pw", want: auth.Principal{Kind: u, UUID: aliceUUID}},
+		{name: "superadmin ok", kind: u, username: "root", password: "root-pw", want: auth.Principal{Kind: u, UUID: rootUUID, Admin: true}},
+		{name: "participant ok", kind: p, username: "pat", password: "pat-pw", want: auth.Principal{Kind: p, UUID: patUUID}},
+		{name: "wrong password", kind: u, username: "alice", password: "alice-PW", wantErr: auth.ErrWrongPassword, alsoMatch: auth.ErrBadCredentials},
+		{name: "empty password", kind: u, username: "alice", password: "", wantErr: auth.ErrWrongPassword, alsoMatch: auth.ErrBadCredentials},
+		{name: "unknown user", kind: u, username: "mallory", password: "x", wantErr: auth.ErrUnknownUser, alsoMatch: auth.ErrBadCredentials},
+		{name: "empty username", kind: u, username: "", password: "x", wantErr: auth.ErrUnknownUser, alsoMatch: auth.ErrBadCredentials},
+		{name: "user name as participant", kind: p, username: "alice", password: "alice-pw", wantErr: auth.ErrUnknownUser, alsoMatch: auth.ErrBadCredentials},
+		{name: "disabled user, right password", kind: u, username: "off", password: "off-pw", wantErr: auth.ErrDisabled},
+		{name: "disabled user, wrong password", kind: u, username: "off", password: "nope", wantErr: auth.ErrBadCredentials},
+		{name: "disabled participant", kind: p, username: "offpart", password: "offpart-pw", wantErr: auth.ErrDisabled},
+		{name: "device has no password login", kind: directory.KindDevice, username: "Robot", password: "x", wantErr: auth.ErrKind},
+		{name: "service has no password login", kind: directory.KindService, username: "Svc", password: "x", wantErr: auth.ErrKind},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, auth.Config{})
+			got, err := e.auth.Password(context.Background(), tt.kind, tt.username, tt.password)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				if tt.alsoMatch != nil {
+					require.ErrorIs(t, err, tt.alsoMatch)
+				}
+				require.Equal(t, auth.Principal{}, got)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+
+	t.Run("reasons are distinct", func(t *testing.T) {
+		require.False(t, errors.Is(auth.ErrUnknownUser, auth.ErrWrongPassword))
+		require.False(t, errors.Is(auth.ErrWrongPassword, auth.ErrUnknownUser))
+		require.False(t, errors.Is(auth.ErrBadCredentials, auth.ErrUnknownUser))
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		e := newEnv(t, auth.Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := e.auth.Password(ctx, u, "alice", "alice-pw")
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+// step is one action of a lockout scenario.
+type step struct {
+	advance  time.Duration
+	password string // "alice-pw" is right
+	wantErr  error  // nil: success
+}
+
+func TestLockout(t *testing.T) {
+	const good, bad = "alice-pw", "wrong"
+	fail := step{password: bad, wantErr: auth.ErrWrongPassword}
+	ok := step{password: good}
+	locked := step{password: good, wantErr: auth.ErrLocked}
+	times := func(n int, s step) []step {
+		out := make([]step, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	seq := func(parts ...[]step) []step {
+		var out []step
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		cfg   auth.Config
+		steps []step
+	}{
+		{name: "four failures do not lock", steps: seq(times(4, fail), []step{ok})},
+		{name: "five failures lock, even the right password", steps: seq(times(5, fail), []step{locked, {password: bad, wantErr: auth.ErrLocked}})},
+		{name: "still locked just before the end", steps: seq(times(5, fail), []step{{advance: 119 * time.Second, password: good, wantErr: auth.ErrLocked}})},
+		{name: "unlocked after the duration", steps: seq(times(5, fail), []step{{advance: 120 * time.Second, password: good}})},
+		{name: "after unlock the count starts over", steps: seq(times(5, fail), []step{{advance: 121 * time.Second, password: bad, wantErr: auth.ErrWrongPassword}}, times(3, fail), []step{ok})},
+		{name: "success resets the count", steps: seq(times(4, fail), []step{ok}, times(4, fail), []step{ok})},
+		{name: "failures outside the window are forgotten", steps: seq(times(4, fail), []step{{advance: 121 * time.Second, password: bad, wantErr: auth.ErrWrongPassword}}, times(3, fail), []step{ok})},
+		{name: "failures spread within the window lock", steps: seq([]step{fail, {advance: 100 * time.Second, password: bad, wantErr: auth.ErrWrongPassword}}, times(3, fail), []step{locked})},
+		{name: "custom limits", cfg: auth.Config{MaxFailedAttempts: 2, LockoutDuration: 10 * time.Second},
+			steps: seq(times(2, fail), []step{locked, {advance: 10 * time.Second, password: good}})},
+		{name: "negative max disables the lockout", cfg: auth.Config{MaxFailedAttempts: -1}, steps: seq(times(20, fail), []step{ok})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.cfg)
+			for i, s := range tt.steps {
+				e.clock.Advance(s.advance)
+				_, err := e.auth.Password(context.Background(), directory.KindUser, "alice", s.password)
+				if s.wantErr == nil {
+					require.NoError(t, err, "step %d", i)
+				} else {
+					require.ErrorIs(t, err, s.wantErr, "step %d", i)
+				}
+			}
+		})
+	}
+}
+
+func TestLockoutDetails(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	ctx := context.Background()
+	start := e.clock.Now()
+	for range 5 {
+		_, err := e.auth.Password(ctx, directory.KindUser, "alice", "wrong")
+		require.ErrorIs(t, err, auth.ErrWrongPassword)
+	}
+	_, err := e.auth.Password(ctx, directory.KindUser, "alice", "alice-pw")
+	var le *auth.LockedError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, start.Add(auth.DefaultLockoutDuration), le.Until)
+	require.Equal(t, auth.ErrLocked.Error(), err.Error())
+
+	// Other accounts are not affected, and unknown usernames are not tracked.
+	_, err = e.auth.Password(ctx, directory.KindUser, "root", "root-pw")
+	require.NoError(t, err)
+	for range 10 {
+		_, err = e.auth.Password(ctx, directory.KindUser, "ghost", "x")
+		require.ErrorIs(t, err, auth.ErrUnknownUser)
+	}
+	require.Equal(t, 1, e.auth.LockoutSize())
+
+	// Idle entries are swept once their lock is over.
+	e.clock.Advance(2 * auth.DefaultLockoutDuration)
+	_, err = e.auth.Password(ctx, directory.KindUser, "root", "root-pw")
+	require.NoError(t, err)
+	require.Equal(t, 0, e.auth.LockoutSize())
+}
+
+// TestLockoutConcurrentGuesses checks that concurrent guesses cannot exceed the attempt budget.
+func TestLockoutConcurrentGuesses(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	const p = 32
+	var (
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		wrong, locked int
+	)
+	for range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.auth.Password(context.Background(), directory.KindUser, "alice", "guess")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, auth.ErrWrongPassword):
+				wrong++
+			case errors.Is(err, auth.ErrLocked):
+				locked++
+			default:
+				t.Errorf("unexpected %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.LessOrEqual(t, wrong, auth.DefaultMaxFailedAttempts, "at most 5 passwords were actually tried")
+	require.Equal(t, p, wrong+locked)
+	_, err := e.auth.Password(context.Background(), directory.KindUser, "alice", "alice-pw")
+	require.ErrorIs(t, err, auth.ErrLocked)
+}
+
+func TestHashPassword(t *testing.T) {
+	h, err := auth.HashPassword("s3cret")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(h, "$2a$10$"), h)
+	require.True(t, auth.CheckPassword(h, "s3cret"))
+	require.False(t, auth.CheckPassword(h, "s3cret "))
+	require.False(t, auth.CheckPassword("not-a-hash", "s3cret"))
+	require.False(t, auth.CheckPassword("", ""))
+
+	// The hash is accepted by the directory.
+	_, err = directory.Parse([]byte("users: [{uuid: a, username: a, password_hash: '" + h + "'}]"))
+	require.NoError(t, err)
+
+	_, err = auth.HashPassword("")
+	require.ErrorIs(t, err, auth.ErrEmptyPassword)
+	_, err = auth.HashPassword(strings.Repeat("x", 73))
+	require.Error(t, err, "bcrypt cannot hash more than 72 bytes")
+}

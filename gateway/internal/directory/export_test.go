@@ -1,0 +1,6 @@
+package directory
+
+import "time"
+
+// SetDebounce shortens the watcher's debounce in tests.
+func SetDebounce(st *Store, d time.Duration) { st.debounce = d }

@@ -1,0 +1,176 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hashicorp/go-hclog"
+)
+
+// DefaultDebounce is how long [Store.Watch] waits after the last file-system event before it
+// reloads, so that a file written in several steps is read once, complete.
+const DefaultDebounce = 200 * time.Millisecond
+
+// empty is the snapshot of an empty identity file.
+var empty = func() *Snapshot {
+	s, err := Parse(nil)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// Store holds the current [Snapshot]. Readers call [Store.Current] (one atomic load) on every use
+// and never see a partly updated directory; [Store.Swap] and [Store.Watch] replace it as a whole.
+// A Store is safe for concurrent use. The zero Store is not usable; call [NewStore].
+type Store struct {
+	cur      atomic.Pointer[Snapshot]
+	debounce time.Duration
+}
+
+// NewStore returns a Store holding snap. A nil snap means an empty directory.
+func NewStore(snap *Snapshot) *Store {
+	if snap == nil {
+		snap = empty
+	}
+	st := &Store{debounce: DefaultDebounce}
+	st.cur.Store(snap)
+	return st
+}
+
+// Current returns the current snapshot. It is never nil.
+func (st *Store) Current() *Snapshot { return st.cur.Load() }
+
+// Swap installs snap as the current snapshot and returns the previous one. A nil snap means an
+// empty directory.
+func (st *Store) Swap(snap *Snapshot) (old *Snapshot) {
+	if snap == nil {
+		snap = empty
+	}
+	return st.cur.Swap(snap)
+}
+
+// Watch keeps the store in step with the identity file at path until ctx is done, then returns nil.
+// It returns an error only when the watch cannot be set up (for example, the directory containing
+// path does not exist).
+//
+// Watch observes the file's directory, not the file, so that editors that replace the file and
+// atomic write-then-rename updates (including Kubernetes ConfigMap symlink swaps) are seen. After
+// the last event of a burst it waits [DefaultDebounce], reads the file and hashes it; identical
+// bytes (compared with the current snapshot and with the last rejected version) are skipped. A file
+// that cannot be read or parsed is logged at error level with the reason and the current snapshot
+// is kept. So is an empty (or whitespace-only) file, which is far more often a writer caught between
+// truncating and writing than a wish to remove every identity; write "{}" to empty the directory.
+// On success the new snapshot is swapped in, then onReload (if not nil) is called with it
+// on the watcher goroutine; onReload should return quickly.
+//
+// The file is also checked once when Watch starts, so a change made between [Load] and Watch is
+// not missed.
+func (st *Store) Watch(ctx context.Context, path string, logger hclog.Logger, onReload func(*Snapshot)) error {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("directory: watch %s: %w", path, err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("directory: watch %s: %w", path, err)
+	}
+	defer w.Close()
+	dir := filepath.Dir(abs)
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("directory: watch %s: %w", dir, err)
+	}
+	logger.Debug("watching identity file", "path", abs)
+
+	r := reloader{st: st, path: abs, logger: logger, onReload: onReload}
+	r.check()
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			// Any event in the directory may concern the file (renames onto it, symlink swaps);
+			// the content hash makes spurious checks cheap.
+			if ev.Has(fsnotify.Chmod) && filepath.Clean(ev.Name) != abs {
+				continue
+			}
+			timer.Reset(st.debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			logger.Warn("identity file watcher error", "path", abs, "error", err)
+			timer.Reset(st.debounce)
+		case <-timer.C:
+			r.check()
+		}
+	}
+}
+
+// reloader remembers what was last seen so unchanged content is not parsed again.
+type reloader struct {
+	st       *Store
+	path     string
+	logger   hclog.Logger
+	onReload func(*Snapshot)
+	rejected [sha256.Size]byte // hash of the last version that failed to parse
+	hasRej   bool
+}
+
+func (r *reloader) check() {
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			// Mid-rename, or deleted: keep the current directory until a file shows up again.
+			r.logger.Warn("identity file missing; keeping current directory", "path", r.path)
+			return
+		}
+		r.logger.Error("cannot read identity file; keeping current directory", "path", r.path, "error", err)
+		return
+	}
+	h := sha256.Sum256(data)
+	if h == r.st.Current().hash || (r.hasRej && h == r.rejected) {
+		return
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// Most likely a writer that truncated the file and has not written it yet. An empty
+		// directory has to be asked for explicitly ("{}").
+		r.rejected, r.hasRej = h, true
+		r.logger.Warn("identity file is empty; keeping current directory (write {} to empty it)", "path", r.path)
+		return
+	}
+	snap, err := Parse(data)
+	if err != nil {
+		r.rejected, r.hasRej = h, true
+		r.logger.Error("identity file rejected; keeping current directory", "path", r.path, "error", err)
+		return
+	}
+	r.hasRej = false
+	old := r.st.Swap(snap)
+	c := snap.Counts()
+	r.logger.Info("identity file reloaded", "path", r.path, "old_hash", shortHash(old), "hash", snap.Hash()[:12],
+		"users", c.Users, "participants", c.Participants, "devices", c.Devices, "services", c.Services)
+	if r.onReload != nil {
+		r.onReload(snap)
+	}
+}
+
+func shortHash(s *Snapshot) string { return s.Hash()[:12] }

@@ -1,0 +1,364 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/proto/opentera"
+)
+
+// Topic families the router subscribes to, once per node.
+const (
+	// TopicUserManagerEvents carries presence and session events for every connection kind.
+	TopicUserManagerEvents = "module.TeraServer.UserManagerModule.events"
+	// PatternServiceEvents matches the events services emit (e.g. ArchiveEvent from the
+	// FileTransferService), filtered for every connection kind.
+	PatternServiceEvents = "service.*.events"
+	// PatternDirect matches websocket.<kind>.<uuid>.events, events for one client.
+	PatternDirect = "websocket.*"
+	// TopicCommandsPrefix + uuid carries TeraModuleMessages with ServerCommands for that uuid.
+	TopicCommandsPrefix = "module.TeraServer.TwistedModule.events."
+)
+
+var socketKinds = [...]directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice}
+
+// ErrNoFilter is returned by a filter slot that has no filter: the batch fails closed.
+var ErrNoFilter = errors.New("hub: no filter for this kind")
+
+// RouterConfig configures a [Router].
+type RouterConfig struct {
+	// FilterTimeout is the deadline of one filter call. Zero value means 1s.
+	FilterTimeout time.Duration
+	// Logger is the router's logger. Nil means the hub's.
+	Logger hclog.Logger
+}
+
+// Router routes bus events to connections through the per-kind filters.
+type Router struct {
+	hub     *Hub
+	bus     bus.Bus
+	cfg     RouterConfig
+	log     hclog.Logger
+	metrics *metrics.Metrics
+	filters [directory.KindService + 1]atomic.Pointer[filterSlot]
+
+	mu   sync.Mutex
+	subs []bus.Subscription
+}
+
+type filterSlot struct{ f filter.Filter }
+
+// NewRouter returns a router for the hub's connections. Every kind starts with no filter (fail
+// closed) until [Router.SetFilter].
+func NewRouter(h *Hub, b bus.Bus, cfg RouterConfig) *Router {
+	if cfg.FilterTimeout <= 0 {
+		cfg.FilterTimeout = time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = h.cfg.Logger
+	}
+	return &Router{hub: h, bus: b, cfg: cfg, log: log, metrics: h.cfg.Metrics}
+}
+
+// SetFilter installs the filter of connection kind k; it takes effect for the next event.
+func (r *Router) SetFilter(k directory.Kind, f filter.Filter) {
+	r.filters[k].Store(&filterSlot{f: f})
+}
+
+// Filter returns the filter of kind k, or nil.
+func (r *Router) Filter(k directory.Kind) filter.Filter {
+	if s := r.filters[k].Load(); s != nil {
+		return s.f
+	}
+	return nil
+}
+
+// Start subscribes to the topic families. When it returns, events published on them reach the
+// connections registered in the hub.
+func (r *Router) Start(ctx context.Context) error {
+	type family struct {
+		pattern string
+		name    string
+		handle  func(w *worker, m bus.Message)
+	}
+	fams := []family{
+		{TopicUserManagerEvents, "user_manager", func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }},
+		{PatternServiceEvents, "service", func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }},
+		{PatternDirect, "direct", r.routeDirect},
+		{TopicCommandsPrefix + "*", "command", r.routeCommand},
+	}
+	for _, f := range fams {
+		w := &worker{}
+		name, handle := f.name, f.handle
+		sub, err := r.bus.Subscribe(ctx, f.pattern, func(m bus.Message) {
+			r.metrics.EventReceived(name)
+			handle(w, m)
+		})
+		if err != nil {
+			_ = r.Stop(ctx)
+			return fmt.Errorf("hub: subscribe %q: %w", f.pattern, err)
+		}
+		r.mu.Lock()
+		r.subs = append(r.subs, sub)
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// Stop unsubscribes from every family.
+func (r *Router) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	subs := r.subs
+	r.subs = nil
+	r.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Unsubscribe(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// worker holds the scratch buffers of one subscription's handler (handlers of one subscription
+// never run concurrently).
+type worker struct {
+	conns []*Conn
+	rs    []filter.Recipient
+	ds    []filter.Decision
+}
+
+// ParseDirectTopic splits websocket.<kind>.<uuid>.events into its kind and uuid.
+func ParseDirectTopic(ch string) (directory.Kind, string, bool) {
+	rest, ok := strings.CutPrefix(ch, "websocket.")
+	if !ok {
+		return 0, "", false
+	}
+	rest, ok = strings.CutSuffix(rest, ".events")
+	if !ok {
+		return 0, "", false
+	}
+	ks, uuid, ok := strings.Cut(rest, ".")
+	if !ok || uuid == "" {
+		return 0, "", false
+	}
+	k, ok := directory.ParseKind(ks)
+	if !ok || k == directory.KindService {
+		return 0, "", false
+	}
+	return k, uuid, true
+}
+
+// DirectTopic returns the topic of direct events to one client.
+func DirectTopic(k directory.Kind, uuid string) string {
+	return "websocket." + k.String() + "." + uuid + ".events"
+}
+
+func (r *Router) routeDirect(w *worker, m bus.Message) {
+	k, uuid, ok := ParseDirectTopic(m.Channel)
+	if !ok {
+		return // websocket.<type>.<uuid> answer topics and others: not events for sockets
+	}
+	r.routeEvents(w, m, k, uuid)
+}
+
+func (r *Router) routeCommand(_ *worker, m bus.Message) {
+	uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
+	var msg opentera.TeraModuleMessage
+	if err := proto.Unmarshal(m.Payload, &msg); err != nil {
+		r.metrics.Dropped(metrics.DropBadPayload, 1)
+		r.log.Warn("undecodable server command", "topic", m.Channel, "error", err)
+		return
+	}
+	for _, a := range msg.GetData() {
+		var cmd opentera.ServerCommand
+		if a.MessageIs(&cmd) && a.UnmarshalTo(&cmd) == nil && cmd.GetType() == opentera.ServerCommand_CMD_CLIENT_DISCONNECT {
+			n := r.hub.CloseEntity(0, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
+			r.log.Debug("client disconnect command", "uuid", uuid, "sockets", n)
+		}
+	}
+}
+
+// routeEvents routes a TeraEvent payload to every kind's sockets (kind 0) or to the sockets of
+// one entity.
+func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid string) {
+	var te opentera.TeraEvent
+	if err := proto.Unmarshal(m.Payload, &te); err != nil {
+		r.metrics.Dropped(metrics.DropBadPayload, 1)
+		r.log.Warn("undecodable event payload", "topic", m.Channel, "error", err)
+		return
+	}
+	var raw []byte
+	if len(te.Events) == 1 {
+		raw = m.Payload
+	}
+	for _, a := range te.Events {
+		if a == nil {
+			continue
+		}
+		ev := filter.DecodeEvent(m.Channel, a)
+		enc := encoder{header: te.Header, any: a, raw: raw}
+		for _, k := range socketKinds {
+			if kind != 0 && k != kind {
+				continue
+			}
+			w.conns = w.conns[:0]
+			if uuid == "" {
+				w.conns = r.hub.AppendKind(w.conns, k)
+			} else {
+				w.conns = r.hub.AppendEntity(w.conns, k, uuid)
+			}
+			if len(w.conns) > 0 {
+				r.deliver(w, ev, k, &enc)
+			}
+		}
+	}
+}
+
+// deliver runs kind k's filter over the worker's candidate connections and queues the frames.
+func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder) {
+	n := len(w.conns)
+	w.rs = w.rs[:0]
+	for _, c := range w.conns {
+		w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+	}
+	if cap(w.ds) < n {
+		w.ds = make([]filter.Decision, n)
+	}
+	ds := w.ds[:n]
+	clear(ds)
+	f := r.Filter(k)
+	err := ErrNoFilter
+	start := time.Now()
+	if f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
+		err = r.decide(ctx, f, ev, k, w.rs, ds)
+		cancel()
+	}
+	r.metrics.FilterCall(k, time.Since(start).Seconds(), err != nil)
+	if err != nil {
+		r.metrics.Dropped(metrics.DropFilterError, n)
+		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
+		clear(w.conns)
+		return
+	}
+	delivered, filtered, failed := 0, 0, 0
+	var rewrites map[*anypb.Any]*encoder
+	for i, d := range ds {
+		c := w.conns[i]
+		var fr []byte
+		switch d.Verdict {
+		case filter.Deliver:
+			fr = enc.frame(c.format)
+		case filter.Rewrite:
+			if d.Rewrite == nil {
+				filtered++
+				continue
+			}
+			if rewrites == nil {
+				rewrites = map[*anypb.Any]*encoder{}
+			}
+			re := rewrites[d.Rewrite]
+			if re == nil {
+				re = &encoder{header: enc.header, any: d.Rewrite}
+				rewrites[d.Rewrite] = re
+			}
+			fr = re.frame(c.format)
+		default:
+			filtered++
+			continue
+		}
+		if fr == nil {
+			failed++
+			continue
+		}
+		if c.Send(fr) {
+			delivered++
+		}
+	}
+	if failed > 0 {
+		r.metrics.Dropped(metrics.DropEncodeFailed, failed)
+		r.log.Warn("event could not be encoded", "event", ev.Name(), "recipients", failed)
+	}
+	r.metrics.Dropped(metrics.DropFiltered, filtered)
+	r.metrics.Delivered(k, delivered)
+	clear(w.conns)
+}
+
+// decide calls the filter, turning a panic into an error (fail closed).
+func (r *Router) decide(ctx context.Context, f filter.Filter, ev *filter.Event, k directory.Kind, rs []filter.Recipient, ds []filter.Decision) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("hub: filter panicked: %v", p)
+		}
+	}()
+	return f.Decide(ctx, ev, k, rs, ds)
+}
+
+var (
+	teraEventURL = opentera.TypeURL(&opentera.TeraEvent{})
+	jsonOpts     = protojson.MarshalOptions{EmitDefaultValues: true}
+)
+
+// encoder encodes one outgoing event once per wire format: a TeraMessage wrapping a TeraEvent
+// that holds the single event, as OpenTera sends it.
+type encoder struct {
+	header *opentera.TeraEvent_Header
+	any    *anypb.Any
+	raw    []byte // the TeraEvent bytes as received, when they hold exactly this event
+	frames [numFormats][]byte
+	failed [numFormats]bool
+}
+
+func (e *encoder) frame(f Format) []byte {
+	if e.frames[f] != nil || e.failed[f] {
+		return e.frames[f]
+	}
+	b, err := EncodeEvent(e.header, e.any, e.raw, f)
+	if err != nil {
+		e.failed[f] = true
+		return nil
+	}
+	e.frames[f] = b
+	return b
+}
+
+// EncodeEvent returns the complete websocket frame carrying one event in format f: a
+// TeraMessage{message: Any(TeraEvent{header, events: [ev]})}, as protojson text with every
+// default value emitted (OpenTera's JSON) or as binary protobuf. raw, if not nil, is the already
+// encoded TeraEvent.
+func EncodeEvent(header *opentera.TeraEvent_Header, ev *anypb.Any, raw []byte, f Format) ([]byte, error) {
+	if raw == nil {
+		var err error
+		raw, err = proto.MarshalOptions{Deterministic: true}.Marshal(&opentera.TeraEvent{Header: header, Events: []*anypb.Any{ev}})
+		if err != nil {
+			return nil, err
+		}
+	}
+	tm := &opentera.TeraMessage{Message: &anypb.Any{TypeUrl: teraEventURL, Value: raw}}
+	if f == FormatProto {
+		b, err := proto.Marshal(tm)
+		if err != nil {
+			return nil, err
+		}
+		return BinaryFrame(b), nil
+	}
+	b, err := jsonOpts.Marshal(tm)
+	if err != nil {
+		return nil, err
+	}
+	return TextFrame(b), nil
+}

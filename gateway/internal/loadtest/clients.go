@@ -1,0 +1,317 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Kind is a websocket client type.
+type Kind int
+
+// The client types, in the order Mix lists them.
+const (
+	KindUser Kind = iota
+	KindParticipant
+	KindDevice
+)
+
+// String returns the type's name as the login paths spell it.
+func (k Kind) String() string {
+	switch k {
+	case KindUser:
+		return "user"
+	case KindParticipant:
+		return "participant"
+	case KindDevice:
+		return "device"
+	}
+	return "kind" + strconv.Itoa(int(k))
+}
+
+// ErrMix reports a bad client mix specification.
+var ErrMix = errors.New("loadtest: bad client mix")
+
+// Mix is how many clients of each type to open.
+type Mix struct {
+	Users, Participants, Devices int
+}
+
+// Total returns the number of clients.
+func (m Mix) Total() int { return m.Users + m.Participants + m.Devices }
+
+// ParseMix splits n clients over the types listed in spec, a comma-separated
+// list of "user", "participant", "device", each optionally weighted with
+// ":W" or "=W" (default weight 1). Rounding leftovers go to the first types
+// listed. Example: ParseMix("user:2,device", 30) gives 20 users and 10
+// devices.
+func ParseMix(spec string, n int) (Mix, error) {
+	if n < 0 {
+		return Mix{}, fmt.Errorf("%w: %d clients", ErrMix, n)
+	}
+	type part struct {
+		k Kind
+		w int
+	}
+	var parts []part
+	total := 0
+	seen := map[Kind]bool{}
+	for _, f := range strings.Split(spec, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		name, ws, hasW := strings.Cut(f, ":")
+		if !hasW {
+			name, ws, hasW = strings.Cut(f, "=")
+		}
+		w := 1
+		if hasW {
+			v, err := strconv.Atoi(ws)
+			if err != nil || v < 0 {
+				return Mix{}, fmt.Errorf("%w: weight %q", ErrMix, ws)
+			}
+			w = v
+		}
+		var k Kind
+		switch strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), "s") {
+		case "user":
+			k = KindUser
+		case "participant":
+			k = KindParticipant
+		case "device":
+			k = KindDevice
+		default:
+			return Mix{}, fmt.Errorf("%w: unknown type %q", ErrMix, name)
+		}
+		if seen[k] {
+			return Mix{}, fmt.Errorf("%w: type %q listed twice", ErrMix, name)
+		}
+		seen[k] = true
+		parts = append(parts, part{k, w})
+		total += w
+	}
+	if total == 0 {
+		return Mix{}, fmt.Errorf("%w: no type with a positive weight in %q", ErrMix, spec)
+	}
+	counts := map[Kind]int{}
+	given := 0
+	for _, p := range parts {
+		c := n * p.w / total
+		counts[p.k] = c
+		given += c
+	}
+	for i := 0; given < n; i = (i + 1) % len(parts) {
+		if parts[i].w > 0 {
+			counts[parts[i].k]++
+			given++
+		}
+	}
+	return Mix{Users: counts[KindUser], Participants: counts[KindParticipant], Devices: counts[KindDevice]}, nil
+}
+
+// counterShard holds the delivery counters of the clients mapped to it.
+type counterShard struct {
+	received atomic.Int64 // bench frames of events published in the window
+	bytes    atomic.Int64 // their payload bytes
+	outside  atomic.Int64 // bench frames of events published outside the window
+	other    atomic.Int64 // frames that are not bench events (presence...)
+	bad      atomic.Int64 // bench frames without a readable time
+	_        [24]byte
+}
+
+// client is one websocket client of the harness.
+type client struct {
+	idx    int
+	kind   Kind
+	entity int // index in the directory's list of that kind
+	ws     *websocket.Conn
+}
+
+// loginResponse holds the login reply fields the bench uses.
+type loginResponse struct {
+	WebsocketURL string `json:"websocket_url"`
+}
+
+// dialer opens websocket connections for the clients.
+type dialer struct {
+	base   *url.URL
+	target Target
+	format Format
+	dir    *Directory
+	http   *http.Client
+	ws     *websocket.Dialer
+}
+
+func newDialer(base *url.URL, target Target, format Format, dir *Directory, concurrency int) *dialer {
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        concurrency,
+		MaxIdleConnsPerHost: concurrency,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &dialer{
+		base: base, target: target, format: format, dir: dir,
+		http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		ws: &websocket.Dialer{
+			Proxy:            nil,
+			HandshakeTimeout: 30 * time.Second,
+			ReadBufferSize:   4096,
+			WriteBufferPool:  &sync.Pool{},
+		},
+	}
+}
+
+// open logs client c in (gateway) and opens its websocket.
+func (d *dialer) open(ctx context.Context, c *client) error {
+	var wsURL string
+	if d.target == TargetBare {
+		u := *d.base
+		u.Scheme = wsScheme(u.Scheme)
+		u.Path = "/ws"
+		u.RawQuery = "format=" + string(d.format)
+		wsURL = u.String()
+	} else {
+		lr, err := d.login(ctx, c)
+		if err != nil {
+			return err
+		}
+		wsURL = lr.WebsocketURL
+		if d.format == FormatProto {
+			if strings.Contains(wsURL, "?") {
+				wsURL += "&format=proto"
+			} else {
+				wsURL += "?format=proto"
+			}
+		}
+	}
+	ws, resp, err := d.ws.DialContext(ctx, wsURL, nil)
+	if err != nil {
+		if resp != nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+			_ = resp.Body.Close()
+			return fmt.Errorf("loadtest: websocket %s: HTTP %d %q: %w", redactTicket(wsURL), resp.StatusCode, b, err)
+		}
+		return fmt.Errorf("loadtest: websocket %s: %w", redactTicket(wsURL), err)
+	}
+	c.ws = ws
+	return nil
+}
+
+// login calls the login endpoint of c's type and returns its reply.
+func (d *dialer) login(ctx context.Context, c *client) (*loginResponse, error) {
+	u := *d.base
+	var req *http.Request
+	var err error
+	switch c.kind {
+	case KindUser:
+		u.Path = "/api/user/login"
+		u.RawQuery = "with_websocket=true"
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err == nil {
+			usr := d.dir.Users[c.entity]
+			req.SetBasicAuth(usr.Username, d.dir.Password)
+		}
+	case KindParticipant:
+		u.Path = "/api/participant/login"
+		u.RawQuery = "with_websocket=true"
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err == nil {
+			req.Header.Set("Authorization", "OpenTera "+d.dir.Participants[c.entity].Token)
+		}
+	default:
+		u.Path = "/api/device/login"
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err == nil {
+			req.Header.Set("Authorization", "OpenTera "+d.dir.Devices[c.entity].Token)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: login request: %w", err)
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %s login: %w", c.kind, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %s login: %w", c.kind, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("loadtest: GET %s: HTTP %d: %s", u.Path, resp.StatusCode, truncate(body, 200))
+	}
+	lr := &loginResponse{}
+	if err := json.Unmarshal(body, lr); err != nil {
+		return nil, fmt.Errorf("loadtest: GET %s: decode reply: %w", u.Path, err)
+	}
+	if lr.WebsocketURL == "" {
+		return nil, fmt.Errorf("loadtest: GET %s: no websocket_url in reply %s", u.Path, truncate(body, 200))
+	}
+	return lr, nil
+}
+
+func wsScheme(httpScheme string) string {
+	if httpScheme == "https" {
+		return "wss"
+	}
+	return "ws"
+}
+
+// redactTicket hides the single-use ticket of a websocket URL in messages.
+func redactTicket(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<bad url>"
+	}
+	q := u.Query()
+	if q.Has("id") {
+		q.Set("id", "…")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func truncate(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// readFrame reads the whole next data frame of ws into buf (reused) and
+// returns it with its type.
+func readFrame(ws *websocket.Conn, buf []byte) (int, []byte, error) {
+	typ, r, err := ws.NextReader()
+	if err != nil {
+		return 0, buf, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return typ, buf, nil
+		}
+		if err != nil {
+			return typ, buf, err
+		}
+	}
+}

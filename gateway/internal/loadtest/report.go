@@ -1,0 +1,123 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is the outcome of one bench run. Server figures are zero when no
+// server pid was known; load figures are zero in idle mode.
+type Report struct {
+	Target   string `json:"target"`
+	BareMode string `json:"bare_mode,omitempty"`
+	Event    string `json:"event"`
+	Format   string `json:"format"`
+	Idle     bool   `json:"idle"`
+
+	Clients        int     `json:"clients"`
+	Users          int     `json:"users"`
+	Participants   int     `json:"participants"`
+	Devices        int     `json:"devices"`
+	Connected      int     `json:"connected"`
+	ConnectErrors  int     `json:"connect_errors"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	ConnectPerSec  float64 `json:"connect_per_sec"`
+	Disconnected   int     `json:"disconnected"`
+
+	WarmupSeconds   float64 `json:"warmup_seconds,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	IdleWaitSeconds float64 `json:"idle_wait_seconds,omitempty"`
+
+	// FrameBytes is the mean payload size of the measured frames.
+	FrameBytes              float64 `json:"frame_bytes"`
+	RecipientsPerEvent      float64 `json:"recipients_per_event"`
+	OfferedEventsPerSec     float64 `json:"offered_events_per_sec"`
+	OfferedDeliveriesPerSec float64 `json:"offered_deliveries_per_sec"`
+	PublishedEvents         int64   `json:"published_events"`
+	PublishedPerSec         float64 `json:"published_per_sec"`
+	PublishErrors           int64   `json:"publish_errors"`
+	DeliveredPerSec         float64 `json:"delivered_per_sec"`
+	ExpectedDeliveries      int64   `json:"expected_deliveries"`
+	ReceivedDeliveries      int64   `json:"received_deliveries"`
+	// LostDeliveries is expected − received (negative means duplicates).
+	LostDeliveries int64 `json:"lost_deliveries"`
+	// OtherFrames counts frames that were not bench events (the gateway's
+	// presence events) received while publishing.
+	OtherFrames      int64 `json:"other_frames"`
+	UnreadableFrames int64 `json:"unreadable_frames"`
+
+	LatencyP50ms  float64 `json:"latency_p50_ms"`
+	LatencyP90ms  float64 `json:"latency_p90_ms"`
+	LatencyP99ms  float64 `json:"latency_p99_ms"`
+	LatencyMaxms  float64 `json:"latency_max_ms"`
+	LatencyMeanms float64 `json:"latency_mean_ms"`
+
+	ServerCPUMicrosPerDelivery float64 `json:"server_cpu_us_per_delivery"`
+	ServerCPUSeconds           float64 `json:"server_cpu_seconds"`
+	ServerCPUCores             float64 `json:"server_cpu_cores"`
+	ServerRSSBaseMiB           float64 `json:"server_rss_base_mib"`
+	ServerRSSMiB               float64 `json:"server_rss_mib"`
+	KiBPerConn                 float64 `json:"server_kib_per_conn"`
+
+	ClientCPUSeconds           float64 `json:"client_cpu_seconds"`
+	ClientCPUCores             float64 `json:"client_cpu_cores"`
+	ClientCPUMicrosPerDelivery float64 `json:"client_cpu_us_per_delivery"`
+	// OtherCPUCores is the CPU other processes of the machine used during
+	// the measurement, in cores: the figures are disturbed when it is not
+	// close to zero.
+	OtherCPUCores float64 `json:"other_cpu_cores"`
+
+	// Errors holds the first few errors seen (logins, publishes, reads).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// WriteJSON writes the report as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report as aligned "name  value" lines.
+func (r *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(name, format string, args ...any) {
+		_, _ = fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, args...)...)
+	}
+	target := r.Target
+	if r.BareMode != "" {
+		target += " (" + r.BareMode + ")"
+	}
+	line("target", "%s", target)
+	line("clients", "%d (users %d, participants %d, devices %d)", r.Clients, r.Users, r.Participants, r.Devices)
+	line("connected", "%d in %.1fs (%.0f/s), %d failed, %d disconnected later", r.Connected, r.ConnectSeconds, r.ConnectPerSec, r.ConnectErrors, r.Disconnected)
+	line("frame format", "%s", r.Format)
+	if r.Idle {
+		line("mode", "idle for %.0fs", r.IdleWaitSeconds)
+	} else {
+		line("event", "%s, %.1f recipients/event", r.Event, r.RecipientsPerEvent)
+		line("frame bytes", "%.0f", r.FrameBytes)
+		line("duration", "%.1fs (+%.1fs warmup)", r.DurationSeconds, r.WarmupSeconds)
+		line("offered", "%.1f events/s, %.0f deliveries/s", r.OfferedEventsPerSec, r.OfferedDeliveriesPerSec)
+		line("published", "%.1f events/s (%d events, %d errors)", r.PublishedPerSec, r.PublishedEvents, r.PublishErrors)
+		line("delivered", "%.0f msgs/s", r.DeliveredPerSec)
+		line("deliveries", "expected %d, received %d, lost %d", r.ExpectedDeliveries, r.ReceivedDeliveries, r.LostDeliveries)
+		line("latency", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms", r.LatencyP50ms, r.LatencyP90ms, r.LatencyP99ms, r.LatencyMaxms)
+		line("server cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ServerCPUMicrosPerDelivery, r.ServerCPUCores, r.ServerCPUSeconds)
+	}
+	line("server rss", "%.1f MiB (base %.1f MiB), %.2f KiB/conn", r.ServerRSSMiB, r.ServerRSSBaseMiB, r.KiBPerConn)
+	if !r.Idle {
+		line("client cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ClientCPUMicrosPerDelivery, r.ClientCPUCores, r.ClientCPUSeconds)
+		line("other cpu", "%.2f cores (other processes on the machine)", r.OtherCPUCores)
+		if r.OtherFrames > 0 || r.UnreadableFrames > 0 {
+			line("other frames", "%d (unreadable bench frames %d)", r.OtherFrames, r.UnreadableFrames)
+		}
+	}
+	for i, e := range r.Errors {
+		line(fmt.Sprintf("error %d", i+1), "%s", strings.ReplaceAll(e, "\n", " "))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,872 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"google.golang.org/protobuf/proto"
+)
+
+// Target is what the bench drives.
+type Target string
+
+const (
+	// TargetGateway is a teragate gateway: clients log in through the HTTP
+	// login endpoints, events are posted as TeraEvents.
+	TargetGateway Target = "gateway"
+	// TargetBare is a BareServer: clients connect straight to /ws, events are
+	// posted as ready-made frames.
+	TargetBare Target = "bare"
+)
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("loadtest: invalid config")
+
+// Config describes one bench run.
+type Config struct {
+	// Target is what is driven. Zero value means TargetGateway.
+	Target Target
+	// BaseURL is the server's HTTP base URL, e.g. "http://127.0.0.1:4040".
+	// Required.
+	BaseURL string
+	// Dir holds the identities clients log in with and the publishing
+	// service's token. Required for TargetGateway.
+	Dir *Directory
+	// ServiceToken authenticates POST /api/events. Empty means Dir's admin
+	// service.
+	ServiceToken string
+	// Clients is how many clients of each type to open. With fewer
+	// entities of a type in Dir than clients, entities hold several sockets.
+	Clients Mix
+	// Format is the frame format clients ask for. Zero value means FormatJSON.
+	Format Format
+	// Event is the kind of event published. Zero value means EventStop.
+	Event EventKind
+	// Rate is the offered load in events per second.
+	Rate float64
+	// Deliveries, when positive, sets the offered load in deliveries per
+	// second instead: Rate = Deliveries / expected recipients per event.
+	Deliveries float64
+	// Duration is the measured publishing time. Zero value means 20s.
+	Duration time.Duration
+	// Warmup is the publishing time before measurement starts. Zero value
+	// means no warmup.
+	Warmup time.Duration
+	// Idle selects idle mode: connect, wait IdleWait, report RSS growth per
+	// connection; nothing is published.
+	Idle bool
+	// IdleWait is how long idle mode waits. Zero value means 25s (two 10 s
+	// ping rounds).
+	IdleWait time.Duration
+	// ConnectRate is how many clients start connecting per second. Zero
+	// value means 2000.
+	ConnectRate float64
+	// ConnectConcurrency bounds logins + websocket handshakes in flight.
+	// Zero value means 100.
+	ConnectConcurrency int
+	// Publishers is the number of concurrent publishing connections. Zero
+	// value means 4.
+	Publishers int
+	// Settle is the longest wait, after connecting, for the server's own
+	// traffic (presence events) to stop before publishing. Zero value means
+	// 30s.
+	Settle time.Duration
+	// DrainTimeout is the longest wait for outstanding deliveries after
+	// publishing stops. Zero value means 10s.
+	DrainTimeout time.Duration
+	// ServerPID is the server process for CPU and RSS figures. Zero means
+	// none are reported.
+	ServerPID int
+	// BareMode labels the report of a bare run.
+	BareMode BareMode
+	// Progress receives one line per second while running. Nil means none.
+	Progress io.Writer
+}
+
+func (c *Config) fill() error {
+	if c.Target == "" {
+		c.Target = TargetGateway
+	}
+	if c.Format == "" {
+		c.Format = FormatJSON
+	}
+	if c.Event == "" {
+		c.Event = EventStop
+	}
+	if c.Duration <= 0 {
+		c.Duration = 20 * time.Second
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	}
+	if c.IdleWait <= 0 {
+		c.IdleWait = 25 * time.Second
+	}
+	if c.ConnectRate <= 0 {
+		c.ConnectRate = 2000
+	}
+	if c.ConnectConcurrency <= 0 {
+		c.ConnectConcurrency = 100
+	}
+	if c.Publishers <= 0 {
+		c.Publishers = 4
+	}
+	if c.Settle <= 0 {
+		c.Settle = 30 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	switch {
+	case c.Target != TargetGateway && c.Target != TargetBare:
+		return fmt.Errorf("%w: target %q", ErrConfig, c.Target)
+	case c.Format != FormatJSON && c.Format != FormatProto:
+		return fmt.Errorf("%w: format %q", ErrConfig, c.Format)
+	case c.Event != EventStop && c.Event != EventParticipant:
+		return fmt.Errorf("%w: event %q", ErrConfig, c.Event)
+	case c.BaseURL == "":
+		return fmt.Errorf("%w: no base URL", ErrConfig)
+	case c.Clients.Total() <= 0:
+		return fmt.Errorf("%w: no clients", ErrConfig)
+	case !c.Idle && c.Rate <= 0 && c.Deliveries <= 0:
+		return fmt.Errorf("%w: no rate or deliveries", ErrConfig)
+	}
+	if c.Target == TargetBare && c.Event == EventParticipant && c.Dir == nil {
+		d, err := GenerateDirectory(GenerateOptions{Participants: 1, Projects: 1})
+		if err != nil {
+			return err
+		}
+		c.Dir = d
+	}
+	if c.Target == TargetGateway {
+		if c.Dir == nil {
+			return fmt.Errorf("%w: gateway target needs identities", ErrConfig)
+		}
+		if c.ServiceToken == "" {
+			c.ServiceToken = c.Dir.AdminServiceToken()
+		}
+		if !c.Idle && c.ServiceToken == "" {
+			return fmt.Errorf("%w: no service token", ErrConfig)
+		}
+		if c.Clients.Users > 0 && len(c.Dir.Users) == 0 ||
+			c.Clients.Participants > 0 && len(c.Dir.Participants) == 0 ||
+			c.Clients.Devices > 0 && len(c.Dir.Devices) == 0 {
+			return fmt.Errorf("%w: identities lack a requested client type", ErrConfig)
+		}
+		if c.Event == EventParticipant && len(c.Dir.Participants) == 0 {
+			return fmt.Errorf("%w: participant events need participants", ErrConfig)
+		}
+	}
+	return nil
+}
+
+// harness is the state of one run.
+type harness struct {
+	cfg     Config
+	base    *url.URL
+	clients []*client
+	shards  []counterShard
+	hist    *Histogram
+
+	// Measurement window as Unix seconds (float64 bits): events whose
+	// header.time falls in [winStart, winEnd) are measured.
+	winStart, winEnd atomic.Uint64
+
+	connected, connectErrs, disconnected atomic.Int64
+	published, publishErrs               atomic.Int64
+	errMu                                sync.Mutex
+	firstErrs                            []string
+
+	closing atomic.Bool
+	readers sync.WaitGroup
+}
+
+const numShards = 64
+
+// Run performs one bench run and returns its report. It returns an error
+// only when the run could not be done at all (bad config, no client could
+// connect, ctx cancelled); partial failures are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: base URL: %w", ErrConfig, err)
+	}
+	h := &harness{cfg: cfg, base: base, shards: make([]counterShard, numShards), hist: NewHistogram(numShards)}
+	h.setWindow(math.Inf(1), math.Inf(1))
+	h.plan()
+	defer h.closeAll()
+	return h.run(ctx)
+}
+
+// plan lays out the clients: users first, then participants, then devices.
+func (h *harness) plan() {
+	add := func(k Kind, n, entities int) {
+		for i := 0; i < n; i++ {
+			e := i
+			if entities > 0 {
+				e = i % entities
+			}
+			h.clients = append(h.clients, &client{idx: len(h.clients), kind: k, entity: e})
+		}
+	}
+	var nu, np, nd int
+	if h.cfg.Dir != nil {
+		nu, np, nd = len(h.cfg.Dir.Users), len(h.cfg.Dir.Participants), len(h.cfg.Dir.Devices)
+	}
+	add(KindUser, h.cfg.Clients.Users, nu)
+	add(KindParticipant, h.cfg.Clients.Participants, np)
+	add(KindDevice, h.cfg.Clients.Devices, nd)
+}
+
+func (h *harness) setWindow(start, end float64) {
+	h.winStart.Store(math.Float64bits(start))
+	h.winEnd.Store(math.Float64bits(end))
+}
+
+func (h *harness) window() (float64, float64) {
+	return math.Float64frombits(h.winStart.Load()), math.Float64frombits(h.winEnd.Load())
+}
+
+func (h *harness) noteErr(err error) {
+	h.errMu.Lock()
+	if len(h.firstErrs) < 5 {
+		h.firstErrs = append(h.firstErrs, err.Error())
+	}
+	h.errMu.Unlock()
+}
+
+// totals sums the client counters.
+func (h *harness) totals() (received, bytes, outside, other, bad int64) {
+	for i := range h.shards {
+		s := &h.shards[i]
+		received += s.received.Load()
+		bytes += s.bytes.Load()
+		outside += s.outside.Load()
+		other += s.other.Load()
+		bad += s.bad.Load()
+	}
+	return
+}
+
+func (h *harness) run(ctx context.Context) (*Report, error) {
+	rep := &Report{
+		Target: string(h.cfg.Target), Event: string(h.cfg.Event), Format: string(h.cfg.Format),
+		Clients: h.cfg.Clients.Total(), Users: h.cfg.Clients.Users,
+		Participants: h.cfg.Clients.Participants, Devices: h.cfg.Clients.Devices,
+		Idle: h.cfg.Idle,
+	}
+	if h.cfg.Target == TargetBare {
+		rep.BareMode = string(h.cfg.BareMode)
+	}
+	var baseSrv ProcSample
+	if h.cfg.ServerPID > 0 {
+		s, err := ReadProcStat(h.cfg.ServerPID)
+		if err != nil {
+			return nil, err
+		}
+		baseSrv = s
+		rep.ServerRSSBaseMiB = mib(s.RSS)
+	}
+
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go h.progress(progCtx, progDone)
+	defer func() { stopProgress(); <-progDone }()
+
+	// Connect.
+	t0 := time.Now()
+	if err := h.connect(ctx); err != nil {
+		return nil, err
+	}
+	rep.ConnectSeconds = time.Since(t0).Seconds()
+	rep.Connected = int(h.connected.Load())
+	rep.ConnectErrors = int(h.connectErrs.Load())
+	if rep.Connected == 0 {
+		return nil, fmt.Errorf("loadtest: no client connected: %v", h.errs())
+	}
+	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
+
+	if h.cfg.Idle {
+		if err := sleepCtx(ctx, h.cfg.IdleWait); err != nil {
+			return nil, err
+		}
+		rep.IdleWaitSeconds = h.cfg.IdleWait.Seconds()
+		h.finishServer(rep, baseSrv, ProcSample{}, 0)
+		rep.Disconnected = int(h.disconnected.Load())
+		_, _, _, other, _ := h.totals()
+		rep.OtherFrames = other
+		rep.Errors = h.errs()
+		return rep, nil
+	}
+
+	// Let the server's own traffic (CONNECTED events) calm down.
+	if err := h.settle(ctx); err != nil {
+		return nil, err
+	}
+	_, _, _, otherBefore, _ := h.totals()
+
+	recips := h.recipients()
+	var sum float64
+	for _, r := range recips {
+		sum += float64(r)
+	}
+	rep.RecipientsPerEvent = sum / float64(len(recips))
+	rate := h.cfg.Rate
+	if h.cfg.Deliveries > 0 {
+		if rep.RecipientsPerEvent == 0 {
+			return nil, fmt.Errorf("loadtest: no connected client would receive the events")
+		}
+		rate = h.cfg.Deliveries / rep.RecipientsPerEvent
+	}
+	rep.OfferedEventsPerSec = rate
+	rep.OfferedDeliveriesPerSec = rate * rep.RecipientsPerEvent
+	rep.WarmupSeconds = h.cfg.Warmup.Seconds()
+	rep.DurationSeconds = h.cfg.Duration.Seconds()
+
+	pub, err := h.newPublisher(recips)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	measureStart := start.Add(h.cfg.Warmup)
+	measureEnd := measureStart.Add(h.cfg.Duration)
+	h.setWindow(unixSeconds(measureStart), unixSeconds(measureEnd))
+
+	// Sample CPU when measurement starts.
+	var startSrv, startSelf ProcSample
+	var startBusy time.Duration
+	var sampleErr error
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if sleepCtx(ctx, time.Until(measureStart)) != nil {
+			return
+		}
+		startBusy, sampleErr = ReadSystemBusy()
+		if sampleErr == nil {
+			startSelf, sampleErr = ReadProcStat(0)
+		}
+		if sampleErr == nil && h.cfg.ServerPID > 0 {
+			startSrv, sampleErr = ReadProcStat(h.cfg.ServerPID)
+		}
+	}()
+
+	pub.run(ctx, start, measureEnd, rate, h.cfg.Publishers)
+	<-sampled
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if sampleErr != nil {
+		return nil, sampleErr
+	}
+	expected := pub.expected.Load()
+	h.drain(ctx, expected)
+
+	endBusy, err := ReadSystemBusy()
+	if err != nil {
+		return nil, err
+	}
+	endSelf, err := ReadProcStat(0)
+	if err != nil {
+		return nil, err
+	}
+	received, nbytes, _, other, bad := h.totals()
+	rep.PublishedEvents = pub.inWindow.Load()
+	rep.PublishErrors = h.publishErrs.Load()
+	rep.PublishedPerSec = float64(rep.PublishedEvents) / h.cfg.Duration.Seconds()
+	rep.ExpectedDeliveries = expected
+	rep.ReceivedDeliveries = received
+	rep.LostDeliveries = expected - received
+	rep.DeliveredPerSec = float64(received) / h.cfg.Duration.Seconds()
+	rep.OtherFrames = other - otherBefore
+	rep.UnreadableFrames = bad
+	if received > 0 {
+		rep.FrameBytes = float64(nbytes) / float64(received)
+	}
+	snap := h.hist.Snapshot()
+	rep.LatencyP50ms = float64(snap.Quantile(0.50)) / 1000
+	rep.LatencyP90ms = float64(snap.Quantile(0.90)) / 1000
+	rep.LatencyP99ms = float64(snap.Quantile(0.99)) / 1000
+	rep.LatencyMaxms = float64(snap.Max) / 1000
+	rep.LatencyMeanms = snap.Mean() / 1000
+
+	elapsed := endSelf.At.Sub(startSelf.At).Seconds()
+	clientCPU := (endSelf.CPU - startSelf.CPU).Seconds()
+	rep.ClientCPUSeconds = clientCPU
+	if elapsed > 0 {
+		rep.ClientCPUCores = clientCPU / elapsed
+	}
+	if received > 0 {
+		rep.ClientCPUMicrosPerDelivery = clientCPU * 1e6 / float64(received)
+	}
+	h.finishServer(rep, baseSrv, startSrv, received)
+	if elapsed > 0 {
+		other := (endBusy - startBusy).Seconds() - clientCPU - rep.ServerCPUSeconds
+		rep.OtherCPUCores = math.Max(0, other/elapsed)
+	}
+	rep.Disconnected = int(h.disconnected.Load())
+	rep.Errors = h.errs()
+	return rep, nil
+}
+
+// WaitQuiet waits until processes other than this one and pid (0: none)
+// use less than maxCores of CPU over a window of 2 s, or until timeout; it
+// reports whether the machine became quiet. Figures measured on a shared
+// machine are only comparable when nothing else runs.
+func WaitQuiet(ctx context.Context, pid int, maxCores float64, timeout time.Duration, progress io.Writer) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	sample := func() (busy, own time.Duration, err error) {
+		if busy, err = ReadSystemBusy(); err != nil {
+			return
+		}
+		s, err := ReadProcStat(0)
+		if err != nil {
+			return
+		}
+		own = s.CPU
+		if pid > 0 {
+			p, perr := ReadProcStat(pid)
+			if perr != nil {
+				return busy, own, perr
+			}
+			own += p.CPU
+		}
+		return
+	}
+	for {
+		b0, o0, err := sample()
+		if err != nil {
+			return false, err
+		}
+		t0 := time.Now()
+		if err := sleepCtx(ctx, 2*time.Second); err != nil {
+			return false, err
+		}
+		b1, o1, err := sample()
+		if err != nil {
+			return false, err
+		}
+		other := ((b1 - b0) - (o1 - o0)).Seconds() / time.Since(t0).Seconds()
+		if other < maxCores {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		if progress != nil {
+			_, _ = fmt.Fprintf(progress, "bench: waiting for a quiet machine: other processes use %.2f cores\n", other)
+		}
+	}
+}
+
+// finishServer fills the server figures from a final sample.
+func (h *harness) finishServer(rep *Report, base, start ProcSample, received int64) {
+	if h.cfg.ServerPID <= 0 {
+		return
+	}
+	end, err := ReadProcStat(h.cfg.ServerPID)
+	if err != nil {
+		h.noteErr(err)
+		return
+	}
+	rep.ServerRSSMiB = mib(end.RSS)
+	if rep.Connected > 0 {
+		rep.KiBPerConn = float64(end.RSS-base.RSS) / 1024 / float64(rep.Connected)
+	}
+	if !start.At.IsZero() {
+		cpu := (end.CPU - start.CPU).Seconds()
+		rep.ServerCPUSeconds = cpu
+		if el := end.At.Sub(start.At).Seconds(); el > 0 {
+			rep.ServerCPUCores = cpu / el
+		}
+		if received > 0 {
+			rep.ServerCPUMicrosPerDelivery = cpu * 1e6 / float64(received)
+		}
+	}
+}
+
+func (h *harness) errs() []string {
+	h.errMu.Lock()
+	defer h.errMu.Unlock()
+	return append([]string(nil), h.firstErrs...)
+}
+
+// connect opens every client at ConnectRate with at most
+// ConnectConcurrency in flight.
+func (h *harness) connect(ctx context.Context) error {
+	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency)
+	defer d.http.CloseIdleConnections()
+	sem := make(chan struct{}, h.cfg.ConnectConcurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	interval := float64(time.Second) / h.cfg.ConnectRate
+	for i, c := range h.clients {
+		if err := sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(i)*interval)))); err != nil {
+			wg.Wait()
+			return err
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := d.open(ctx, c); err != nil {
+				h.connectErrs.Add(1)
+				h.noteErr(err)
+				return
+			}
+			h.connected.Add(1)
+			h.readers.Add(1)
+			go h.read(c)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// read is a client's read loop: it counts frames and records latencies.
+func (h *harness) read(c *client) {
+	defer h.readers.Done()
+	sh := &h.shards[c.idx%numShards]
+	buf := make([]byte, 0, 512)
+	for {
+		typ, b, err := readFrame(c.ws, buf)
+		buf = b
+		if err != nil {
+			if !h.closing.Load() {
+				h.disconnected.Add(1)
+				h.noteErr(fmt.Errorf("loadtest: %s client %d: read: %w", c.kind, c.idx, err))
+			}
+			return
+		}
+		now := time.Now()
+		t, ours, ok := parseFrame(b, typ == websocket.BinaryMessage)
+		switch {
+		case !ours:
+			sh.other.Add(1)
+			continue
+		case !ok:
+			sh.bad.Add(1)
+			continue
+		}
+		ws, we := h.window()
+		if t < ws || t >= we {
+			sh.outside.Add(1)
+			continue
+		}
+		sh.received.Add(1)
+		sh.bytes.Add(int64(len(b)))
+		lat := now.UnixNano() - int64(t*1e9)
+		if lat < 0 {
+			lat = 0
+		}
+		h.hist.Record(c.idx, uint64(lat/1000))
+	}
+}
+
+// closeAll closes every client and waits for the readers.
+func (h *harness) closeAll() {
+	h.closing.Store(true)
+	for _, c := range h.clients {
+		if c.ws != nil {
+			_ = c.ws.Close()
+		}
+	}
+	h.readers.Wait()
+}
+
+// settle waits until no non-bench frame arrived for a second (half of
+// Settle when that is shorter), at most Settle.
+func (h *harness) settle(ctx context.Context) error {
+	deadline := time.Now().Add(h.cfg.Settle)
+	quiet := min(time.Second, h.cfg.Settle/2)
+	_, _, _, last, _ := h.totals()
+	quietSince := time.Now()
+	for time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+		_, _, _, other, _ := h.totals()
+		if other != last {
+			last, quietSince = other, time.Now()
+		} else if time.Since(quietSince) >= quiet {
+			return nil
+		}
+	}
+	return nil
+}
+
+// drain waits for expected in-window deliveries, until no progress for 2 s
+// or DrainTimeout.
+func (h *harness) drain(ctx context.Context, expected int64) {
+	deadline := time.Now().Add(h.cfg.DrainTimeout)
+	last, _, _, _, _ := h.totals()
+	progressAt := time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		got, _, _, _, _ := h.totals()
+		if got >= expected {
+			return
+		}
+		if got != last {
+			last, progressAt = got, time.Now()
+		} else if time.Since(progressAt) > 2*time.Second {
+			return
+		}
+		_ = sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// recipients returns, per event subject, how many connected clients should
+// receive it. Stop events and every bare event have one subject: everyone.
+func (h *harness) recipients() []int {
+	if h.cfg.Target == TargetBare || h.cfg.Event == EventStop {
+		return []int{int(h.connected.Load())}
+	}
+	d := h.cfg.Dir
+	a := newAudience(d)
+	perUser := make([]int, len(d.Users))
+	perPart := make([]int, len(d.Participants))
+	perDev := make([]int, len(d.Devices))
+	for _, c := range h.clients {
+		if c.ws == nil {
+			continue
+		}
+		switch c.kind {
+		case KindUser:
+			perUser[c.entity]++
+		case KindParticipant:
+			perPart[c.entity]++
+		case KindDevice:
+			perDev[c.entity]++
+		}
+	}
+	supers := 0
+	for _, u := range a.superUsers {
+		supers += perUser[u]
+	}
+	out := make([]int, len(d.Participants))
+	for p := range d.Participants {
+		n := supers + perPart[p]
+		if k := a.projectOfParticipant[p]; k >= 0 {
+			for _, u := range a.usersByProject[k] {
+				n += perUser[u]
+			}
+		}
+		for _, dv := range a.devicesByParticipant[p] {
+			n += perDev[dv]
+		}
+		out[p] = n
+	}
+	return out
+}
+
+// progress prints one line per second until ctx ends.
+func (h *harness) progress(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	if h.cfg.Progress == nil {
+		return
+	}
+	start := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastFrames int64
+	lastAt := start
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			rec, _, out, _, _ := h.totals()
+			frames := rec + out
+			rate := float64(frames-lastFrames) / now.Sub(lastAt).Seconds()
+			lastFrames, lastAt = frames, now
+			rss := "-"
+			if h.cfg.ServerPID > 0 {
+				if s, err := ReadProcStat(h.cfg.ServerPID); err == nil {
+					rss = fmt.Sprintf("%.1fMiB", mib(s.RSS))
+				}
+			}
+			p99 := float64(h.hist.Snapshot().Quantile(0.99)) / 1000
+			_, _ = fmt.Fprintf(h.cfg.Progress,
+				"bench: %5.1fs connected=%d/%d failed=%d disconnected=%d published=%d delivered=%.0f/s p99=%.1fms server_rss=%s\n",
+				now.Sub(start).Seconds(), h.connected.Load(), len(h.clients), h.connectErrs.Load(),
+				h.disconnected.Load(), h.published.Load(), rate, p99, rss)
+		}
+	}
+}
+
+// publisher posts the bench's events.
+type publisher struct {
+	h       *harness
+	http    *http.Client
+	url     string
+	builder *eventBuilder
+	recips  []int
+
+	seq      atomic.Uint64
+	expected atomic.Int64 // deliveries expected for in-window events
+	inWindow atomic.Int64 // events published in the window
+}
+
+func (h *harness) newPublisher(recips []int) (*publisher, error) {
+	u := *h.base
+	u.Path = "/api/events"
+	u.RawQuery = ""
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        h.cfg.Publishers,
+		MaxIdleConnsPerHost: h.cfg.Publishers,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	p := &publisher{
+		h: h, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: u.String(), recips: recips,
+		builder: newEventBuilder(h.cfg.Event, h.cfg.Dir),
+	}
+	return p, nil
+}
+
+// run publishes at rate events/s from start until end, with n concurrent
+// publishers following one shared schedule.
+func (p *publisher) run(ctx context.Context, start, end time.Time, rate float64, n int) {
+	defer p.http.CloseIdleConnections()
+	interval := float64(time.Second) / rate
+	total := uint64(float64(end.Sub(start)) / interval)
+	var next atomic.Uint64
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k := next.Add(1) - 1
+				if k >= total {
+					return
+				}
+				due := start.Add(time.Duration(float64(k) * interval))
+				if sleepCtx(ctx, time.Until(due)) != nil {
+					return
+				}
+				p.publish(ctx, k)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// publish posts event number k.
+func (p *publisher) publish(ctx context.Context, k uint64) {
+	h := p.h
+	subject := int(k % uint64(len(p.recips)))
+	now := time.Now()
+	t := unixSeconds(now)
+	ev, err := p.builder.build(k, subject, t)
+	if err != nil {
+		h.publishErrs.Add(1)
+		h.noteErr(err)
+		return
+	}
+	var body []byte
+	ctype := "application/x-protobuf"
+	if h.cfg.Target == TargetBare {
+		body, err = encodeFrame(ev, h.cfg.Format)
+		if h.cfg.Format == FormatJSON {
+			ctype = "application/json"
+		}
+	} else {
+		body, err = proto.Marshal(ev)
+	}
+	if err != nil {
+		h.publishErrs.Add(1)
+		h.noteErr(fmt.Errorf("loadtest: encode event: %w", err))
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		h.publishErrs.Add(1)
+		h.noteErr(err)
+		return
+	}
+	req.Header.Set("Content-Type", ctype)
+	if h.cfg.Target == TargetBare {
+		req.Header.Set(BareFrameHeader, "1")
+	} else {
+		req.Header.Set("Authorization", "OpenTera "+h.cfg.ServiceToken)
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.publishErrs.Add(1)
+			h.noteErr(fmt.Errorf("loadtest: publish: %w", err))
+		}
+		return
+	}
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		h.publishErrs.Add(1)
+		h.noteErr(fmt.Errorf("loadtest: POST /api/events: HTTP %d: %s", resp.StatusCode, truncate(rb, 200)))
+		return
+	}
+	h.published.Add(1)
+	if ws, we := h.window(); t >= ws && t < we {
+		p.inWindow.Add(1)
+		p.expected.Add(int64(p.recips[subject]))
+	}
+}
+
+func newEventBuilder(kind EventKind, dir *Directory) *eventBuilder {
+	// Without a directory (bare target), a uuid-shaped stand-in keeps the
+	// frame the same size as the gateway's.
+	b := &eventBuilder{kind: kind, dir: dir, serviceUUID: "00000000-7467-4265-8e63-680000000000"}
+	if dir != nil {
+		for _, s := range dir.Services {
+			if s.Admin {
+				b.serviceUUID = s.UUID
+				break
+			}
+		}
+		b.names("") // fill the name cache before concurrent use
+	}
+	return b
+}
+
+func unixSeconds(t time.Time) float64 {
+	return float64(t.UnixNano()) / 1e9
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// sleepCtx sleeps for d (nothing when d ≤ 0) unless ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
