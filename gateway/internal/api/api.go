@@ -78,6 +78,20 @@ func New(d Deps) *API {
 	return a
 }
 
+// Handle mounts another component's handler on pattern (net/http ServeMux syntax), counted in
+// metrics under the route name.
+func (a *API) Handle(pattern, name string, h http.HandlerFunc) { a.route(pattern, name, h) }
+
+// Authenticate resolves the bearer token of a request ("Authorization: OpenTera <token>",
+// "Bearer <token>" or ?token=) to a principal of any kind.
+func (a *API) Authenticate(r *http.Request) (auth.Principal, error) {
+	tok, ok := BearerToken(r)
+	if !ok {
+		return auth.Principal{}, auth.ErrBadCredentials
+	}
+	return a.d.Auth.Any(r.Context(), tok)
+}
+
 // Handler returns the API's HTTP handler.
 func (a *API) Handler() http.Handler { return a.mux }
 
@@ -129,6 +143,16 @@ func (a *API) route(pattern, name string, h http.HandlerFunc) {
 		a.d.Metrics.HTTPRequest(name, rec.code)
 	})
 }
+
+// WriteJSON answers v as JSON with the status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+// WriteError answers like OpenTera's Flask API: a JSON string with the message.
+func WriteError(w http.ResponseWriter, code int, msg string) { writeError(w, code, msg) }
+
+// BearerToken extracts a token from "Authorization: OpenTera <token>" or "Bearer <token>", or
+// from the token query parameter.
+func BearerToken(r *http.Request) (string, bool) { return bearer(r) }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
