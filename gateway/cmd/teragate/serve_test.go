@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+)
+
+// buildBinary builds the real teragate binary once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the real binary; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "teragate")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	return bin
+}
+
+// startServe runs `teragate serve args...` and returns the base URL it prints.
+func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	banner := &strings.Builder{}
+	urlRE := regexp.MustCompile(`API\s+(https?://127\.0\.0\.1:\d+)/api/`)
+	sc := bufio.NewScanner(stdout)
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	for base == "" && time.Now().Before(deadline) && sc.Scan() {
+		banner.WriteString(sc.Text() + "\n")
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			base = m[1]
+		}
+	}
+	require.NotEmpty(t, base, "no URL in the banner:\n%s", banner)
+	// Keep reading the rest of the banner (demo logins) in the background.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sc.Scan() {
+			banner.WriteString(sc.Text() + "\n")
+		}
+	}()
+	t.Cleanup(func() { <-done })
+	return cmd, base, banner
+}
+
+// TestServeBinary runs what a newcomer runs: `teragate serve` on its embedded defaults (TLS with
+// a generated self-signed certificate, demo identities), logs in as the banner says, opens the
+// websocket, publishes with `teragate publish`, and stops the server with SIGTERM.
+func TestServeBinary(t *testing.T) {
+	bin := buildBinary(t)
+	cmd, base, banner := startServe(t, bin)
+	require.True(t, strings.HasPrefix(base, "https://"), "TLS by default")
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test server
+	req, _ := http.NewRequest(http.MethodGet, base+"/api/user/login?with_websocket=true", nil)
+	req.SetBasicAuth("alice", "alice-demo")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	var login map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&login))
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", login)
+	wsURL := login["websocket_url"].(string)
+	require.True(t, strings.HasPrefix(wsURL, "wss://"), wsURL)
+
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 5 * time.Second} //nolint:gosec // self-signed test server
+	ws, wresp, err := d.Dial(wsURL, nil)
+	require.NoError(t, err)
+	wresp.Body.Close()
+	defer ws.Close()
+	readEvent := func() map[string]any {
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, data, err := ws.ReadMessage()
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(data, &m))
+		return m["message"].(map[string]any)["events"].([]any)[0].(map[string]any)
+	}
+	require.Equal(t, "USER_CONNECTED", readEvent()["type"])
+
+	// The service token printed in the banner publishes through `teragate publish`.
+	var svcToken string
+	for _, l := range directory.DemoLogins {
+		if l.Kind == directory.KindService {
+			svcToken = l.Token
+		}
+	}
+	require.Contains(t, banner.String(), svcToken, "the banner lists the demo logins")
+	pub := exec.Command(bin, "publish", "--url", base, "--token", svcToken, "-k",
+		"--topic", "websocket.user."+directory.DemoAliceUUID+".events",
+		`{"@type": "type.googleapis.com/opentera.protobuf.JoinSessionEvent", "sessionUuid": "s-42", "sessionUsers": ["`+directory.DemoAliceUUID+`"], "sessionUrl": "https://meet/s-42"}`)
+	out, err := pub.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	ev := readEvent()
+	require.Equal(t, "s-42", ev["sessionUuid"])
+	require.Equal(t, "https://meet/s-42", ev["sessionUrl"])
+
+	// A bad publish gets a clear error and a non-zero exit.
+	bad := exec.Command(bin, "publish", "--url", base, "--token", "nope", "-k", "--topic", "x", `{"@type": "type.googleapis.com/opentera.protobuf.StopSessionEvent"}`)
+	out, err = bad.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "401")
+
+	// SIGTERM: the socket is closed with 1001 and the process exits 0.
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err = ws.ReadMessage()
+		if err != nil {
+			break
+		}
+	}
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	require.Equal(t, websocket.CloseGoingAway, ce.Code)
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		require.NoError(t, err, "clean exit after SIGTERM")
+	case <-time.After(15 * time.Second):
+		t.Fatal("teragate did not exit within 15 s of SIGTERM")
+	}
+}
+
+func TestServeBadConfig(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		file string
+		want string
+	}{
+		{"unknown key", []string{"--config"}, "listn: x\n", "field listn not found"},
+		{"bad identities", []string{"--identities"}, "users: [{uuid: u1}]\n", "directory"},
+		{"bad log level", []string{"--log-level", "loud"}, "", "log_level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--data", dir}, tt.args...)
+			if tt.file != "" {
+				p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".yaml")
+				require.NoError(t, os.WriteFile(p, []byte(tt.file), 0o600))
+				args = append(args, p)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			require.Error(t, err)
+			require.Contains(t, string(out), tt.want)
+		})
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "hash-password")
+	cmd.Stdin = strings.NewReader("s3cret\n")
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	hash := strings.TrimSpace(string(out))
+	require.NoError(t, bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret")))
+	cmd = exec.Command(bin, "hash-password")
+	cmd.Stdin = strings.NewReader("")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "no password")
+}
