@@ -161,6 +161,9 @@ func (c Config) Validate() error {
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return bad("log_level %q: want trace, debug, info, warn or error", c.LogLevel)
 	}
+	if c.Plugins != "" {
+		return bad("plugins: loading Wasm plugins from a directory is not available in this build; leave it empty for the built-in filters")
+	}
 	if c.Redis != "" {
 		return bad("redis: the Redis bus is not available in this build; leave it empty for the in-memory bus")
 	}

@@ -3,6 +3,7 @@
 //	teragate serve          run the gateway (embedded defaults with no flags)
 //	teragate publish        publish a TeraEvent through POST /api/events
 //	teragate hash-password  print a bcrypt hash for the identity file
+//	teragate ws             open a websocket_url and print its frames
 //	teragate bench          load-test a gateway (or the bare baseline) and report figures
 //	teragate version        print the version
 package main
@@ -24,6 +25,7 @@ Commands:
   serve          run the gateway (no flags: embedded demo identities, TLS with a self-signed certificate)
   publish        publish a TeraEvent through POST /api/events
   hash-password  print a bcrypt hash for the identity file (reads the password from stdin)
+  ws             open a websocket_url from a login and print its frames (like websocat)
   bench          load-test a gateway or the bare gorilla baseline and report msgs/s, latency, CPU and RSS
   version        print the version
 
@@ -45,6 +47,8 @@ func main() {
 		code = runPublish(args)
 	case "hash-password":
 		code = runHashPassword(args)
+	case "ws":
+		code = runWS(args)
 	case "bench":
 		code = runBench(args)
 	case "bench-bare-server":

@@ -106,7 +106,7 @@ func printBanner(gw *gateway.Gateway, demo bool) {
 			} else if l.Token != "" {
 				cred += "  (token " + l.Token + ")"
 			}
-			fmt.Printf("  %-12s %-40s %s\n", l.Kind, cred, l.Note)
+			fmt.Printf("  %-12s %-58s %s\n", l.Kind, cred, l.Note)
 		}
 		fmt.Printf("\nTry:\n  curl -k -u alice:alice-demo '%s/api/user/login?with_websocket=true'\n", base)
 	}

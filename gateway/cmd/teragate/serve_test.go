@@ -127,6 +127,24 @@ func TestServeBinary(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "401")
 
+	// `teragate ws` (the README walkthrough's client) prints the frames of a websocket_url.
+	req, _ = http.NewRequest(http.MethodGet, base+"/api/user/login?with_websocket=true", nil)
+	req.SetBasicAuth("bob", "bob-demo")
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&login))
+	resp.Body.Close()
+	wsCmd := exec.Command(bin, "ws", "-k", login["websocket_url"].(string))
+	wsOut, err := wsCmd.StdoutPipe()
+	require.NoError(t, err)
+	wsErr := &strings.Builder{}
+	wsCmd.Stderr = wsErr
+	require.NoError(t, wsCmd.Start())
+	line, err := bufio.NewReader(wsOut).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, `"USER_CONNECTED"`)
+	require.Contains(t, line, directory.DemoBobUUID)
+
 	// SIGTERM: the socket is closed with 1001 and the process exits 0.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -147,6 +165,8 @@ func TestServeBinary(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("teragate did not exit within 15 s of SIGTERM")
 	}
+	require.NoError(t, wsCmd.Wait())
+	require.Contains(t, wsErr.String(), "closed by the server: 1001")
 }
 
 func TestServeBadConfig(t *testing.T) {
