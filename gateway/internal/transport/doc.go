@@ -8,7 +8,8 @@
 // Frames larger than the read limit close the connection with 1009.
 //
 // After the upgrade the HTTP handler returns, so net/http's per-request buffers and goroutine are
-// released; an idle connection costs one blocked reader goroutine, a 1 KiB read buffer and the
+// released; an idle connection costs one blocked reader goroutine, a 256-byte read buffer (inbound frames
+// are only pongs and control frames; larger ones are read through it in chunks) and the
 // hub's bookkeeping.
 //
 // All methods are safe for concurrent use.

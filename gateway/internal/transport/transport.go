@@ -66,7 +66,7 @@ func New(h *hub.Hub, cfg Config) *Transport {
 	t := &Transport{cfg: cfg, hub: h, log: cfg.Logger}
 	t.up = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   1024,
+		ReadBufferSize:   256,
 		WriteBufferSize:  1024,
 		// Frames are written by the hub, never through gorilla's writer; a pool keeps gorilla
 		// from pinning a write buffer per idle connection.
