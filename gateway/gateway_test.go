@@ -297,7 +297,10 @@ func TestSingleSocketMode(t *testing.T) {
 
 func TestPostEventsErrors(t *testing.T) {
 	e := startGateway(t, nil)
-	aliceTok := func() string { _, out := e.login(directory.KindUser, "alice:alice-demo", ""); return out["user_token"].(string) }()
+	aliceTok := func() string {
+		_, out := e.login(directory.KindUser, "alice:alice-demo", "")
+		return out["user_token"].(string)
+	}()
 	svc := map[string]string{"Authorization": "OpenTera " + serviceToken}
 	with := func(h map[string]string, kv ...string) map[string]string {
 		out := map[string]string{}

@@ -68,7 +68,9 @@ func New(d Deps) *API {
 	a.route("GET /api/device/logout", "device_logout", a.logout(directory.KindDevice))
 	a.route("POST /api/events", "events", a.postEvents)
 	a.route("GET /wss/{kind}", "websocket", a.websocket)
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", d.Metrics.Handler())
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
