@@ -1,0 +1,85 @@
+package abi
+
+// Version is the ABI version this package describes; tg_abi_version must return it.
+const Version = 1
+
+// ImportModule is the module name of the host functions.
+const ImportModule = "teragate"
+
+// Export names.
+const (
+	// ExportABIVersion is tg_abi_version() -> i32.
+	ExportABIVersion = "tg_abi_version"
+	// ExportBuffer is tg_buffer(size i32) -> i32.
+	ExportBuffer = "tg_buffer"
+	// ExportInit is tg_init(len i32) -> i64.
+	ExportInit = "tg_init"
+	// ExportFilter is tg_filter(len i32) -> i64.
+	ExportFilter = "tg_filter"
+	// ExportRPC is tg_rpc(len i32) -> i64.
+	ExportRPC = "tg_rpc"
+	// ExportInitialize is the WASI reactor's _initialize().
+	ExportInitialize = "_initialize"
+)
+
+// Import names, in module [ImportModule].
+const (
+	// ImportLog is log(level i32, ptr i32, len i32).
+	ImportLog = "log"
+	// ImportDirectory is directory(qptr, qlen, outptr, outcap i32) -> i32.
+	ImportDirectory = "directory"
+	// ImportPresence is presence(qptr, qlen, outptr, outcap i32) -> i32.
+	ImportPresence = "presence"
+	// ImportPublish is publish(ptr, len i32) -> i32.
+	ImportPublish = "publish"
+	// ImportRPCCall is rpc_call(qptr, qlen, outptr, outcap i32) -> i32.
+	ImportRPCCall = "rpc_call"
+)
+
+// Log levels of the log import.
+const (
+	LogTrace = 0
+	LogDebug = 1
+	LogInfo  = 2
+	LogWarn  = 3
+	LogError = 4
+)
+
+// Negative returns of host functions.
+const (
+	// HostErrBadRequest: the request did not decode or named an unknown query.
+	HostErrBadRequest = -1
+	// HostErrDenied: the plugin may not do this (e.g. publish outside its allowed topics).
+	HostErrDenied = -2
+	// HostErrFailed: the host could not do it (e.g. the bus is closed).
+	HostErrFailed = -3
+)
+
+// ErrorFlag marks a failed call in the low word of an export's i64 result.
+const ErrorFlag = 1 << 31
+
+// MaxResult bounds the size of one result, in bytes.
+const MaxResult = 16 << 20
+
+// DefaultMemoryPages is the default memory limit of a plugin instance in 64 KiB pages (64 MiB).
+// A Go guest needs at least 37 pages to start.
+const DefaultMemoryPages = 1024
+
+// Pack builds an export's i64 result from the result's address and length; failed marks an error
+// message.
+func Pack(ptr, length uint32, failed bool) uint64 {
+	low := uint64(length &^ ErrorFlag)
+	if failed {
+		low |= ErrorFlag
+	}
+	return uint64(ptr)<<32 | low
+}
+
+// Unpack splits an export's i64 result into the result's address, its length and the error flag.
+func Unpack(r uint64) (ptr, length uint32, failed bool) {
+	return uint32(r >> 32), uint32(r) &^ ErrorFlag, uint32(r)&ErrorFlag != 0
+}
+
+// Feature is a bit set of optional capabilities. v1 defines none beyond the base ABI; later
+// versions announce optional exports and imports here instead of changing [Version].
+type Feature uint64
