@@ -1,0 +1,45 @@
+package hub
+
+import (
+	"testing"
+
+	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/metrics"
+)
+
+// FuzzRouteBusPayload feeds arbitrary bus payloads to every topic family of the router: undecodable
+// bytes are counted and dropped, never a panic, and sockets keep working.
+func FuzzRouteBusPayload(f *testing.F) {
+	f.Add(TopicUserManagerEvents, stopEvent(f))
+	f.Add("websocket.user."+directory.DemoAliceUUID+".events", participantEvent(f, directory.DemoPatUUID))
+	f.Add(TopicCommandsPrefix+directory.DemoAliceUUID, []byte{0x12, 0x04, 0x0a, 0x02, 0x08, 0x02})
+	f.Add("service.x.events", []byte{0xff, 0xff})
+	snap := directory.Demo()
+	h := New(Config{Metrics: metrics.New(), MaxQueueFrames: 1 << 20, MaxQueueBytes: 1 << 30})
+	r := NewRouter(h, bus.NewMemory(bus.MemoryConfig{}), RouterConfig{})
+	native := &filter.Native{}
+	for _, k := range socketKinds {
+		r.SetFilter(k, native)
+	}
+	for _, who := range []struct {
+		k    directory.Kind
+		uuid string
+	}{{directory.KindUser, directory.DemoAliceUUID}, {directory.KindParticipant, directory.DemoPatUUID}, {directory.KindDevice, directory.DemoRobot1UUID}} {
+		a, _ := snap.Principal(who.k, who.uuid)
+		h.Register(&discardConn{}, who.k, who.uuid, FormatJSON, a)
+	}
+	w := &worker{}
+	f.Fuzz(func(t *testing.T, channel string, payload []byte) {
+		m := bus.Message{Channel: channel, Payload: payload}
+		switch {
+		case len(channel) > len(TopicCommandsPrefix) && channel[:len(TopicCommandsPrefix)] == TopicCommandsPrefix:
+			r.routeCommand(w, m)
+		case len(channel) > 10 && channel[:10] == "websocket.":
+			r.routeDirect(w, m)
+		default:
+			r.routeEvents(w, m, 0, "")
+		}
+	})
+}
