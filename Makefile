@@ -38,10 +38,14 @@ test-short:
 proto:
 	bash proto/generate.sh
 
+FUZZTIME ?= 10s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzTeraEventDecode -fuzztime 10s ./proto/opentera
-	$(GO) test -run '^$$' -fuzz FuzzMatch -fuzztime 10s ./gateway/internal/bus
-	$(GO) test -run '^$$' -fuzz FuzzDecodeTeraEvent -fuzztime 10s ./gateway/internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzTeraEventDecode$$' -fuzztime $(FUZZTIME) ./proto/opentera
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./gateway/internal/bus
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTeraEvent$$' -fuzztime $(FUZZTIME) ./gateway/internal/api
+	$(GO) test -run '^$$' -fuzz '^FuzzRouteBusPayload$$' -fuzztime $(FUZZTIME) ./gateway/internal/hub
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDirectory$$' -fuzztime $(FUZZTIME) ./gateway/internal/directory
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./sdk/abi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...
