@@ -37,6 +37,7 @@ type Gateway struct {
 	hub     *hub.Hub
 	router  *hub.Router
 	pres    *presence.Registry
+	rpc     *rpcParts
 	api     *api.API
 	srv     *http.Server
 	tlsCfg  *tls.Config
@@ -110,6 +111,10 @@ func New(cfg Config) (*Gateway, error) {
 		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
 	})
 
+	if err := g.initRPC(); err != nil {
+		return nil, err
+	}
+
 	if !cfg.Insecure {
 		var cert tls.Certificate
 		if cfg.TLSCert != "" {
@@ -144,6 +149,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return err
 	}
 	if err := g.router.Start(ctx); err != nil {
+		return err
+	}
+	if err := g.startRPC(ctx); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", g.cfg.Listen)
@@ -238,7 +246,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.cancel != nil {
 			g.cancel()
 		}
-		err = errors.Join(err, g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx))
+		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx))
 		g.wg.Wait()
 	})
 	return err

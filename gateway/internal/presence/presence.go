@@ -13,6 +13,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/rpc"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -41,16 +42,54 @@ type key struct {
 	uuid string
 }
 
+// onlineVal is the state of an online entity.
+type onlineVal struct {
+	conns     int32        // open connections
+	hasStatus bool         // devices: status is set
+	status    DeviceStatus // devices: the last status, only while online
+}
+
+// kindState is the registry of one kind of entity.
+type kindState struct {
+	online olist[onlineVal] // in connection order
+	busy   olist[string]    // uuid → session, in join order
+}
+
+// members is the set of entities a session invited, in invitation order.
+type members struct {
+	set   map[key]struct{}
+	order []key
+}
+
+// DeviceStatus is a device's last reported status (OpenTera's {"status", "timestamp"}).
+type DeviceStatus struct {
+	// Status is the JSON text the device sent (a string; OpenTera double-encodes it in events).
+	Status string
+	// Timestamp is the device's timestamp, an integer or a float as received.
+	Timestamp rpc.Number
+}
+
+// UpdateResult is the outcome of [Registry.UpdateDeviceStatus].
+type UpdateResult int
+
+// The outcomes of a device status update.
+const (
+	// StatusUpdated means the status was stored and DEVICE_STATUS_CHANGED published.
+	StatusUpdated UpdateResult = iota
+	// StatusStale means the timestamp was older than the stored one: nothing changed.
+	StatusStale
+	// StatusOffline means the device is not online: nothing was stored.
+	StatusOffline
+)
+
 // Registry is the presence registry.
 type Registry struct {
 	cfg Config
 	log hclog.Logger
 
 	mu       sync.RWMutex
-	online   map[key]int                 // connection count per entity
-	order    []key                       // online entities in connection order
-	busy     map[key]string              // entity → session uuid
-	sessions map[string]map[key]struct{} // session uuid → members
+	kinds    [directory.KindDevice + 1]kindState
+	sessions map[string]*members // session uuid → invited entities
 
 	sub bus.Subscription
 }
@@ -60,10 +99,11 @@ func New(cfg Config) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Registry{
-		cfg: cfg, log: cfg.Logger,
-		online: map[key]int{}, busy: map[key]string{}, sessions: map[string]map[key]struct{}{},
+	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}}
+	for k := range r.kinds {
+		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[string]()}
 	}
+	return r
 }
 
 // Start subscribes to the module's message topic.
@@ -84,28 +124,50 @@ func (r *Registry) Stop(ctx context.Context) error {
 	return r.sub.Unsubscribe(ctx)
 }
 
+// state returns the registry of kind, or nil for services and invalid kinds.
+func (r *Registry) state(kind directory.Kind) *kindState {
+	if kind < directory.KindUser || kind > directory.KindDevice {
+		return nil
+	}
+	return &r.kinds[kind]
+}
+
 // Online reports whether the entity has at least one open connection.
 func (r *Registry) Online(kind directory.Kind, uuid string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.online[key{kind, uuid}] > 0
+	return r.Connections(kind, uuid) > 0
 }
 
 // Connections returns the entity's open connection count.
 func (r *Registry) Connections(kind directory.Kind, uuid string) int {
+	st := r.state(kind)
+	if st == nil {
+		return 0
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.online[key{kind, uuid}]
+	if n := st.online.get(uuid); n != nil {
+		return int(n.val.conns)
+	}
+	return 0
 }
 
 // OnlineList returns the uuids of the online entities of kind, in connection order.
 func (r *Registry) OnlineList(kind directory.Kind) []string {
+	return r.onlineList(kind, nil)
+}
+
+// onlineList returns the online uuids of kind that visible accepts (all when visible is nil).
+func (r *Registry) onlineList(kind directory.Kind, visible func(directory.Kind, string) bool) []string {
+	st := r.state(kind)
+	if st == nil {
+		return []string{}
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := []string{}
-	for _, k := range r.order {
-		if k.kind == kind {
-			out = append(out, k.uuid)
+	out := make([]string, 0, st.online.len())
+	for n := st.online.head; n != nil; n = n.next {
+		if visible == nil || visible(kind, n.uuid) {
+			out = append(out, n.uuid)
 		}
 	}
 	return out
@@ -113,10 +175,26 @@ func (r *Registry) OnlineList(kind directory.Kind) []string {
 
 // Busy returns the session the entity is busy in, if any.
 func (r *Registry) Busy(kind directory.Kind, uuid string) (string, bool) {
+	st := r.state(kind)
+	if st == nil {
+		return "", false
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s, ok := r.busy[key{kind, uuid}]
-	return s, ok
+	if n := st.busy.get(uuid); n != nil {
+		return n.val, true
+	}
+	return "", false
+}
+
+// DeviceStatus returns the device's last status; false when it is offline or has none.
+func (r *Registry) DeviceStatus(uuid string) (DeviceStatus, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if n := r.kinds[directory.KindDevice].online.get(uuid); n != nil && n.val.hasStatus {
+		return n.val.status, true
+	}
+	return DeviceStatus{}, false
 }
 
 // InSession implements filter.Sessions: the entity was invited to the session and the session
@@ -124,8 +202,60 @@ func (r *Registry) Busy(kind directory.Kind, uuid string) (string, bool) {
 func (r *Registry) InSession(kind directory.Kind, uuid, session string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	_, ok := r.sessions[session][key{kind, uuid}]
+	m := r.sessions[session]
+	if m == nil {
+		return false
+	}
+	_, ok := m.set[key{kind, uuid}]
 	return ok
+}
+
+// UpdateDeviceStatus stores an online device's status and publishes DEVICE_STATUS_CHANGED, as
+// OpenTera's update_device_status, except that a timestamp older than the stored one is ignored
+// (equal timestamps are accepted). It returns the status now in force (the new one, or the kept
+// one when stale) and the outcome; an offline device gets [StatusOffline] and nothing is stored.
+func (r *Registry) UpdateDeviceStatus(ctx context.Context, uuid, status string, ts rpc.Number) (DeviceStatus, UpdateResult) {
+	r.mu.Lock()
+	n := r.kinds[directory.KindDevice].online.get(uuid)
+	if n == nil {
+		r.mu.Unlock()
+		return DeviceStatus{}, StatusOffline
+	}
+	if n.val.hasStatus && ts.Less(n.val.status.Timestamp) {
+		cur := n.val.status
+		r.mu.Unlock()
+		return cur, StatusStale
+	}
+	ds := DeviceStatus{Status: status, Timestamp: ts}
+	n.val.status, n.val.hasStatus = ds, true
+	r.mu.Unlock()
+
+	ev := &opentera.DeviceEvent{DeviceUuid: uuid, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED, DeviceStatus: EncodeDeviceStatus(ds)}
+	if d, ok := r.cfg.Directory.Current().Device(uuid); ok {
+		ev.DeviceName = d.Name
+	}
+	r.publish(ctx, ev)
+	return ds, StatusUpdated
+}
+
+// EncodeDeviceStatus returns the device_status text of a DEVICE_STATUS_CHANGED event as OpenTera
+// writes it: json.dumps({"status": <status string>, "timestamp": <ts>}), so the status, already
+// JSON text, is encoded twice:
+//
+//	{"status": "{\"battery\": 10.4}", "timestamp": 1732145425.5}
+func EncodeDeviceStatus(ds DeviceStatus) string {
+	b := make([]byte, 0, len(ds.Status)+48)
+	b = ds.appendJSON(b)
+	return string(b)
+}
+
+// appendJSON appends {"status": "<status>", "timestamp": <ts>}.
+func (ds DeviceStatus) appendJSON(b []byte) []byte {
+	b = append(b, `{"status": `...)
+	b = rpc.AppendString(b, ds.Status)
+	b = append(b, `, "timestamp": `...)
+	b, _ = ds.Timestamp.AppendJSON(b)
+	return append(b, '}')
 }
 
 func (r *Registry) onMessage(m bus.Message) {
@@ -150,37 +280,37 @@ func (r *Registry) handle(ctx context.Context, a *anypb.Any) {
 	case *opentera.UserEvent:
 		switch ev.GetType() {
 		case opentera.UserEvent_USER_CONNECTED:
-			r.connect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev)
+			r.connect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
 		case opentera.UserEvent_USER_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev)
+			r.disconnect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
 		}
 	case *opentera.ParticipantEvent:
 		switch ev.GetType() {
 		case opentera.ParticipantEvent_PARTICIPANT_CONNECTED:
-			r.connect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev)
+			r.connect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
 		case opentera.ParticipantEvent_PARTICIPANT_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev)
+			r.disconnect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
 		}
 	case *opentera.DeviceEvent:
 		switch ev.GetType() {
 		case opentera.DeviceEvent_DEVICE_CONNECTED:
-			r.connect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev)
+			r.connect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
 		case opentera.DeviceEvent_DEVICE_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev)
+			r.disconnect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
 		}
 	case *opentera.JoinSessionEvent:
 		r.join(ctx, ev)
 	case *opentera.StopSessionEvent:
 		r.stop(ctx, ev.GetSessionUuid())
 	case *opentera.LeaveSessionEvent:
-		for _, k := range members(ev.GetLeavingUsers(), ev.GetLeavingParticipants(), ev.GetLeavingDevices()) {
+		for _, k := range memberKeys(ev.GetLeavingUsers(), ev.GetLeavingParticipants(), ev.GetLeavingDevices()) {
 			r.leave(ctx, k, ev.GetSessionUuid())
 		}
 	case *opentera.JoinSessionReplyEvent:
 		if ev.GetJoinReply() == opentera.JoinSessionReplyEvent_REPLY_ACCEPTED {
 			return
 		}
-		for _, k := range members(nonEmpty(ev.GetUserUuid()), nonEmpty(ev.GetParticipantUuid()), nonEmpty(ev.GetDeviceUuid())) {
+		for _, k := range memberKeys(nonEmpty(ev.GetUserUuid()), nonEmpty(ev.GetParticipantUuid()), nonEmpty(ev.GetDeviceUuid())) {
 			r.leave(ctx, k, ev.GetSessionUuid())
 		}
 	}
@@ -193,8 +323,8 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-func members(users, participants, devices []string) []key {
-	var out []key
+func memberKeys(users, participants, devices []string) []key {
+	out := make([]key, 0, len(users)+len(participants)+len(devices))
 	for _, u := range users {
 		out = append(out, key{directory.KindUser, u})
 	}
@@ -207,41 +337,41 @@ func members(users, participants, devices []string) []key {
 	return out
 }
 
-func (r *Registry) connect(ctx context.Context, k key, ev proto.Message) {
+// connect counts one more connection of k and republishes its CONNECTED event (every socket
+// sees its own). a is the event as received, republished without re-encoding.
+func (r *Registry) connect(ctx context.Context, k key, ev proto.Message, a *anypb.Any) {
 	if k.uuid == "" {
 		return
 	}
+	st := &r.kinds[k.kind]
 	r.mu.Lock()
-	if r.online[k] == 0 {
-		r.order = append(r.order, k)
+	if n := st.online.get(k.uuid); n != nil {
+		n.val.conns++
+	} else {
+		st.online.add(k.uuid, onlineVal{conns: 1})
 	}
-	r.online[k]++
 	r.mu.Unlock()
-	r.publish(ctx, ev)
+	r.publishAny(ctx, ev, a)
 }
 
-func (r *Registry) disconnect(ctx context.Context, k key, ev proto.Message) {
+// disconnect counts one connection of k less; the last one takes k offline (clearing a device's
+// status) and republishes DISCONNECTED. Busy is kept, as in OpenTera.
+func (r *Registry) disconnect(ctx context.Context, k key, ev proto.Message, a *anypb.Any) {
+	st := &r.kinds[k.kind]
 	r.mu.Lock()
-	n := r.online[k]
-	if n == 0 {
+	n := st.online.get(k.uuid)
+	if n == nil {
 		r.mu.Unlock()
 		return
 	}
-	last := n == 1
+	n.val.conns--
+	last := n.val.conns <= 0
 	if last {
-		delete(r.online, k)
-		for i, x := range r.order {
-			if x == k {
-				r.order = append(r.order[:i], r.order[i+1:]...)
-				break
-			}
-		}
-	} else {
-		r.online[k] = n - 1
+		st.online.remove(n)
 	}
 	r.mu.Unlock()
 	if last {
-		r.publish(ctx, ev)
+		r.publishAny(ctx, ev, a)
 	}
 }
 
@@ -250,46 +380,65 @@ func (r *Registry) join(ctx context.Context, ev *opentera.JoinSessionEvent) {
 	if session == "" {
 		return
 	}
-	list := members(ev.GetSessionUsers(), ev.GetSessionParticipants(), ev.GetSessionDevices())
+	list := memberKeys(ev.GetSessionUsers(), ev.GetSessionParticipants(), ev.GetSessionDevices())
 	r.mu.Lock()
-	set := r.sessions[session]
-	if set == nil {
-		set = map[key]struct{}{}
-		r.sessions[session] = set
+	m := r.sessions[session]
+	if m == nil {
+		m = &members{set: map[key]struct{}{}}
+		r.sessions[session] = m
 	}
 	for _, k := range list {
-		set[k] = struct{}{}
-		if _, busy := r.busy[k]; !busy { // first session wins
-			r.busy[k] = session
+		if k.uuid == "" {
+			continue
+		}
+		if _, in := m.set[k]; !in {
+			m.set[k] = struct{}{}
+			m.order = append(m.order, k)
+		}
+		if b := &r.kinds[k.kind].busy; b.get(k.uuid) == nil { // first session wins
+			b.add(k.uuid, session)
 		}
 	}
 	r.mu.Unlock()
 	for _, k := range list {
-		r.publish(ctx, r.sessionEvent(k, true))
+		if k.uuid != "" {
+			r.publish(ctx, r.sessionEvent(k, true))
+		}
 	}
 }
 
+// leave clears k's busy state if it is busy in session, and publishes LEFT_SESSION either way
+// (as OpenTera does).
 func (r *Registry) leave(ctx context.Context, k key, session string) {
+	if k.uuid == "" {
+		return
+	}
 	r.mu.Lock()
-	if s, ok := r.busy[k]; ok && s == session {
-		delete(r.busy, k)
-	} else if ok {
-		r.log.Debug("leave for another session than the busy one", "kind", k.kind, "uuid", k.uuid, "busy", s, "leave", session)
+	b := &r.kinds[k.kind].busy
+	if n := b.get(k.uuid); n != nil && n.val == session {
+		b.remove(n)
+	} else if n != nil {
+		r.log.Debug("leave for another session than the busy one", "kind", k.kind, "uuid", k.uuid, "busy", n.val, "leave", session)
 	}
 	r.mu.Unlock()
 	r.publish(ctx, r.sessionEvent(k, false))
 }
 
+// stop clears the busy state of every entity busy in session, in invitation order, publishing
+// their LEFT_SESSION, and forgets the session's membership.
 func (r *Registry) stop(ctx context.Context, session string) {
 	r.mu.Lock()
 	var left []key
-	for k, s := range r.busy {
-		if s == session {
-			left = append(left, k)
-			delete(r.busy, k)
+	if m := r.sessions[session]; m != nil {
+		for _, k := range m.order {
+			b := &r.kinds[k.kind].busy
+			if n := b.get(k.uuid); n != nil && n.val == session {
+				b.remove(n)
+				left = append(left, k)
+			}
 		}
+		delete(r.sessions, session)
 	}
-	delete(r.sessions, session)
 	r.mu.Unlock()
 	for _, k := range left {
 		r.publish(ctx, r.sessionEvent(k, false))
@@ -347,7 +496,19 @@ func ParticipantNames(snap *directory.Snapshot, uuid string) (name, project, sit
 
 // publish sends one event in its own TeraEvent on the module's event topic.
 func (r *Registry) publish(ctx context.Context, m proto.Message) {
-	payload, err := EncodeEvent(TopicEvents, m)
+	r.publishAny(ctx, m, nil)
+}
+
+// publishAny publishes m, reusing a (m as received) when it is packed with the standard type URL.
+func (r *Registry) publishAny(ctx context.Context, m proto.Message, a *anypb.Any) {
+	if a == nil || a.GetTypeUrl() != opentera.TypeURL(m) {
+		var err error
+		if a, err = opentera.NewAny(m); err != nil {
+			r.log.Error("encoding presence event", "error", err)
+			return
+		}
+	}
+	payload, err := encodeAny(TopicEvents, a)
 	if err != nil {
 		r.log.Error("encoding presence event", "error", err)
 		return
@@ -371,11 +532,15 @@ func EncodeEvent(topic string, m proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	te := &opentera.TeraEvent{
+	return encodeAny(topic, a)
+}
+
+func encodeAny(topic string, a *anypb.Any) ([]byte, error) {
+	te := opentera.TeraEvent{
 		Header: &opentera.TeraEvent_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Topic: topic},
 		Events: []*anypb.Any{a},
 	}
-	return proto.Marshal(te)
+	return proto.Marshal(&te)
 }
 
 // EncodeModuleMessage returns the binary TeraModuleMessage from source to dest holding m.

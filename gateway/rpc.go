@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/rpc"
+)
+
+// UserManagerModule is the module name of the built-in presence methods (OpenTera's user
+// manager): online_users, busy_users, status_users, the same for participants and devices, and
+// update_device_status.
+const UserManagerModule = presence.Module
+
+// Errors of [Gateway.Call], matched with errors.Is.
+var (
+	// ErrUnknownModule is returned for a call to a module that is not registered.
+	ErrUnknownModule = rpc.ErrUnknownModule
+	// ErrUnknownMethod is returned for a call to a method the module does not have.
+	ErrUnknownMethod = rpc.ErrUnknownMethod
+	// ErrBadArgs is returned when the arguments have the wrong number or types.
+	ErrBadArgs = rpc.ErrBadArgs
+)
+
+// rpcParts are the RPC router and its transports.
+type rpcParts struct {
+	router  *rpc.Router
+	bus     *rpc.BusServer
+	metrics *metrics.RPC
+}
+
+// initRPC builds the router, registers the user manager's methods and mounts the HTTP endpoints
+// POST /api/rpc/{module} and POST /api/device/status.
+func (g *Gateway) initRPC() error {
+	m := metrics.NewRPC(g.metrics.Registry())
+	p := &rpcParts{metrics: m, router: rpc.NewRouter(rpc.RouterConfig{Observe: m.Observe})}
+	if err := p.router.Register(presence.Module, g.pres.Methods()); err != nil {
+		return err
+	}
+	p.bus = rpc.NewBusServer(rpc.BusConfig{
+		Bus: g.bus, Router: p.router, Logger: g.log.Named("rpc"),
+		OnMalformed: func() { m.Malformed("bus") },
+	})
+	g.api.Handle("POST /api/rpc/{module}", "rpc", rpc.HTTPHandler(rpc.HTTPConfig{
+		Router: p.router, Authenticate: g.rpcCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,
+	}))
+	g.api.Handle("POST /api/device/status", "device_status", presence.DeviceStatusHandler(presence.DeviceStatusConfig{
+		Router: p.router, Authenticate: g.rpcCaller,
+	}))
+	g.rpc = p
+	return nil
+}
+
+// rpcCaller authenticates an HTTP RPC caller from its token.
+func (g *Gateway) rpcCaller(r *http.Request) (rpc.Caller, error) {
+	p, err := g.api.Authenticate(r)
+	if err != nil {
+		return rpc.Caller{}, err
+	}
+	snap := g.dir.Current()
+	acc, ok := snap.Principal(p.Kind, p.UUID)
+	if !ok {
+		return rpc.Caller{}, errors.New("gateway: caller not in the directory")
+	}
+	return rpc.Caller{Kind: p.Kind, UUID: p.UUID, Admin: p.Admin || acc.Admin(), Access: acc}, nil
+}
+
+func (g *Gateway) startRPC(ctx context.Context) error { return g.rpc.bus.Start(ctx) }
+
+func (g *Gateway) stopRPC(ctx context.Context) error { return g.rpc.bus.Stop(ctx) }
+
+// Call runs an RPC method in process, as a trusted caller that sees everything (like the bus),
+// and returns its return value as JSON text in OpenTera's style (for example
+// ["uuid-1", "uuid-2"] for online_users). Arguments are Go values: bool, integers, floats,
+// string or []byte. Errors match [ErrUnknownModule], [ErrUnknownMethod] or [ErrBadArgs] when
+// they apply.
+//
+//	raw, err := gw.Call(ctx, gateway.UserManagerModule, "status_devices")
+func (g *Gateway) Call(ctx context.Context, module, method string, args ...any) (json.RawMessage, error) {
+	a, err := rpc.ArgsOf(args...)
+	if err != nil {
+		return nil, err
+	}
+	v, err := g.rpc.router.Call(ctx, module, method, a)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.AppendJSON(nil, v)
+}
+
+// Online reports whether the user, participant or device ("user", "participant", "device") with
+// the given uuid has at least one open websocket.
+func (g *Gateway) Online(kind, uuid string) bool {
+	k, ok := directory.ParseKind(kind)
+	return ok && g.pres.Online(k, uuid)
+}
