@@ -1,0 +1,61 @@
+// Package rooms is teragate's implementation of Mozilla Loop's rooms API
+// (reference/loop-rooms.md §1–§7, SPEC §6) and of the room session state that Loop clients report.
+//
+// # What it serves
+//
+//	POST   /rooms                 create (Hawk or teragate token)
+//	GET    /rooms[?version=N]     list the caller's rooms, with tombstones since N
+//	PATCH  /rooms                 bulk delete {deleteRoomTokens: [...]}
+//	GET    /rooms/{token}         public view (anonymous) or full view (participant/owner)
+//	PATCH  /rooms/{token}         update (owner)
+//	DELETE /rooms/{token}         delete (owner)
+//	POST   /rooms/{token}         actions join, refresh, status, leave, logDomain
+//	POST   /registration          Hawk session creation (Hawk-Session-Token header)
+//	GET    /api/admin/rooms       every room with its session state (admin principals)
+//
+// Every route is also mounted under /v1. Status codes, errno values and messages are Loop's
+// (see errors.go); 200 and 401 answers carry a Timestamp header, 429 and 503 a Retry-After.
+//
+// # Authentication
+//
+//   - Basic with the sessionToken returned by join as user id and an empty password
+//     (link-clickers). Only a keyed hash of the token is stored, on the participant record, so it
+//     shares the participant's TTL: refresh extends it, leave and expiry delete it.
+//   - Hawk (RFC-style header MAC, HMAC-SHA256) for registered clients. Credentials come from
+//     POST /registration: the Hawk-Session-Token header is 32 random bytes in hex, from which the
+//     client derives the Hawk id and key with HKDF-SHA256 (info
+//     "identity.mozilla.com/picl/v1/sessionToken", 64 bytes: id = hex of the first half, key =
+//     hex of the second half, used as the HMAC key string). Timestamps outside the skew window and
+//     replayed nonces are rejected.
+//   - teragate tokens ("Authorization: OpenTera <token>" or "Bearer <token>") of directory users,
+//     participants, devices and services. Such a principal can own rooms and join them; a user,
+//     participant or device that joins becomes busy in presence.
+//
+// # Presence
+//
+// Each room has a session uuid (returned as sessionId by join). When a directory principal joins,
+// a JoinSessionEvent for that uuid is sent to the user manager
+// (module.TeraServer.UserManagerModule.messages) and directly to the joiner's websocket topic;
+// leave and participant expiry send a LeaveSessionEvent; deleting (or expiry of) a room that had
+// directory participants sends a StopSessionEvent.
+//
+// # Differences from the final Loop server (deliberate)
+//
+//   - No TokBox: apiKey is configured, sessionId is the room's session uuid, sessionToken is a
+//     random bearer secret.
+//   - Known quirks fixed: malformed JSON gets errno 106 (Loop referenced an undefined errno); a
+//     non-numeric maxSize is rejected; PATCH without expiresIn keeps the room's lifetime; the 401
+//     for a missing credential advertises "Basic,Hawk" (Loop said "Token,Hawk").
+//   - Status updates are kept: each participant's last state, event and counters are stored,
+//     aggregated per room, shown to the owner (sessionState in the room info) and to admins, and
+//     counted in metrics. Strict mode (off by default) enforces the wiki state machine (§7).
+//   - Oversized fields (displayName, event, state, domains) are rejected with errno 107 and a
+//     body above the size limit with 413 errno 113.
+//
+// # Concurrency
+//
+// [Service] is safe for concurrent use. [MemoryStore] serialises operations on one mutex;
+// compound operations (join's capacity check and insert) are atomic in the store. Expired
+// records are invisible to reads as soon as their deadline passes; [Service.Sweep] (run
+// periodically by [Service.Run]) deletes them and publishes the resulting presence events.
+package rooms

@@ -1,0 +1,80 @@
+package rooms
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric label values besides the wiki's states and events.
+const (
+	// LabelNone is the state of a participant that has not reported a status yet.
+	LabelNone = "none"
+	// LabelOther stands for any state or event outside the wiki's lists (bounded cardinality).
+	LabelOther = "other"
+)
+
+// metricsSet holds the rooms metrics (namespace teragate, subsystem rooms).
+type metricsSet struct {
+	rooms        prometheus.Gauge
+	participants *prometheus.GaugeVec
+	updates      *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	changes      *prometheus.CounterVec
+	domains      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metricsSet {
+	m := &metricsSet{
+		rooms: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "teragate", Subsystem: "rooms", Name: "rooms",
+			Help: "Live rooms."}),
+		participants: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "teragate", Subsystem: "rooms", Name: "participants",
+			Help: "Room participants by their last reported session state (none: no status yet; other: a state outside the wiki's)."}, []string{"state"}),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "status_updates_total",
+			Help: "Accepted status updates by event (other: an event outside the wiki's)."}, []string{"event"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "status_rejected_total",
+			Help: "Rejected status updates by reason (invalid, strict, not_participant)."}, []string{"reason"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "participant_changes_total",
+			Help: "Participants joined, left and expired."}, []string{"change"}),
+		domains: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "shared_domains_total",
+			Help: "Sum of the counts reported by logDomain (Loop's loop.room.shared_domains)."}),
+	}
+	for _, s := range append([]string{LabelNone, LabelOther}, States...) {
+		m.participants.WithLabelValues(s)
+	}
+	for _, e := range append([]string{LabelOther}, Events...) {
+		m.updates.WithLabelValues(e)
+	}
+	for _, r := range []string{"invalid", "strict", "not_participant"} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, c := range []string{"join", "leave", "expire"} {
+		m.changes.WithLabelValues(c)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.updates, m.rejected, m.changes, m.domains} {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
+
+// stateLabel maps a participant's status to its gauge label.
+func stateLabel(st Status) string {
+	if st.Updates == 0 {
+		return LabelNone
+	}
+	if known(States, st.State) {
+		return st.State
+	}
+	return LabelOther
+}
+
+func eventLabel(e string) string {
+	if known(Events, e) {
+		return e
+	}
+	return LabelOther
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
