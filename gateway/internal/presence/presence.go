@@ -45,6 +45,7 @@ type key struct {
 // onlineVal is the state of an online entity.
 type onlineVal struct {
 	conns     int32        // open connections
+	busy      bool         // also in the busy list (kept in step, so status_* needs no lookup)
 	hasStatus bool         // devices: status is set
 	status    DeviceStatus // devices: the last status, only while online
 }
@@ -52,7 +53,13 @@ type onlineVal struct {
 // kindState is the registry of one kind of entity.
 type kindState struct {
 	online olist[onlineVal] // in connection order
-	busy   olist[string]    // uuid → session, in join order
+	busy   olist[busyVal]   // uuid → session, in join order
+}
+
+// busyVal is the state of a busy entity.
+type busyVal struct {
+	session string
+	online  bool // also in the online list
 }
 
 // members is the set of entities a session invited, in invitation order.
@@ -101,7 +108,7 @@ func New(cfg Config) *Registry {
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}}
 	for k := range r.kinds {
-		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[string]()}
+		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[busyVal]()}
 	}
 	return r
 }
@@ -182,7 +189,7 @@ func (r *Registry) Busy(kind directory.Kind, uuid string) (string, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if n := st.busy.get(uuid); n != nil {
-		return n.val, true
+		return n.val.session, true
 	}
 	return "", false
 }
@@ -348,7 +355,11 @@ func (r *Registry) connect(ctx context.Context, k key, ev proto.Message, a *anyp
 	if n := st.online.get(k.uuid); n != nil {
 		n.val.conns++
 	} else {
-		st.online.add(k.uuid, onlineVal{conns: 1})
+		v := onlineVal{conns: 1}
+		if b := st.busy.get(k.uuid); b != nil {
+			b.val.online, v.busy = true, true
+		}
+		st.online.add(k.uuid, v)
 	}
 	r.mu.Unlock()
 	r.publishAny(ctx, ev, a)
@@ -367,6 +378,11 @@ func (r *Registry) disconnect(ctx context.Context, k key, ev proto.Message, a *a
 	n.val.conns--
 	last := n.val.conns <= 0
 	if last {
+		if n.val.busy {
+			if b := st.busy.get(k.uuid); b != nil {
+				b.val.online = false
+			}
+		}
 		st.online.remove(n)
 	}
 	r.mu.Unlock()
@@ -395,8 +411,12 @@ func (r *Registry) join(ctx context.Context, ev *opentera.JoinSessionEvent) {
 			m.set[k] = struct{}{}
 			m.order = append(m.order, k)
 		}
-		if b := &r.kinds[k.kind].busy; b.get(k.uuid) == nil { // first session wins
-			b.add(k.uuid, session)
+		if st := &r.kinds[k.kind]; st.busy.get(k.uuid) == nil { // first session wins
+			bv := busyVal{session: session}
+			if o := st.online.get(k.uuid); o != nil {
+				o.val.busy, bv.online = true, true
+			}
+			st.busy.add(k.uuid, bv)
 		}
 	}
 	r.mu.Unlock()
@@ -414,11 +434,11 @@ func (r *Registry) leave(ctx context.Context, k key, session string) {
 		return
 	}
 	r.mu.Lock()
-	b := &r.kinds[k.kind].busy
-	if n := b.get(k.uuid); n != nil && n.val == session {
-		b.remove(n)
+	st := &r.kinds[k.kind]
+	if n := st.busy.get(k.uuid); n != nil && n.val.session == session {
+		st.unbusy(n)
 	} else if n != nil {
-		r.log.Debug("leave for another session than the busy one", "kind", k.kind, "uuid", k.uuid, "busy", n.val, "leave", session)
+		r.log.Debug("leave for another session than the busy one", "kind", k.kind, "uuid", k.uuid, "busy", n.val.session, "leave", session)
 	}
 	r.mu.Unlock()
 	r.publish(ctx, r.sessionEvent(k, false))
@@ -431,9 +451,9 @@ func (r *Registry) stop(ctx context.Context, session string) {
 	var left []key
 	if m := r.sessions[session]; m != nil {
 		for _, k := range m.order {
-			b := &r.kinds[k.kind].busy
-			if n := b.get(k.uuid); n != nil && n.val == session {
-				b.remove(n)
+			st := &r.kinds[k.kind]
+			if n := st.busy.get(k.uuid); n != nil && n.val.session == session {
+				st.unbusy(n)
 				left = append(left, k)
 			}
 		}
@@ -443,6 +463,16 @@ func (r *Registry) stop(ctx context.Context, session string) {
 	for _, k := range left {
 		r.publish(ctx, r.sessionEvent(k, false))
 	}
+}
+
+// unbusy removes a busy entity, keeping its online entry's flag in step.
+func (st *kindState) unbusy(n *onode[busyVal]) {
+	if n.val.online {
+		if o := st.online.get(n.uuid); o != nil {
+			o.val.busy = false
+		}
+	}
+	st.busy.remove(n)
 }
 
 // sessionEvent builds the JOINED_SESSION / LEFT_SESSION event of an entity, with the names

@@ -68,8 +68,68 @@ func (r *Registry) busyMethod(kind directory.Kind) rpc.Handler {
 
 func (r *Registry) statusMethod(kind directory.Kind) rpc.Handler {
 	return rpc.HandlerFunc(func(ctx context.Context, _ rpc.Args) (any, error) {
-		return r.StatusList(kind, rpc.Visibility(ctx)), nil
+		return r.AppendStatusJSON(nil, kind, rpc.Visibility(ctx)), nil
 	})
+}
+
+// AppendStatusJSON appends the status_* object of kind (see [Registry.StatusList]) as JSON. It
+// encodes straight from the registry under its read lock: over 100k entities that is about twice
+// as fast as building a [StatusList] first, and keeps the garbage to one byte slice.
+func (r *Registry) AppendStatusJSON(b []byte, kind directory.Kind, visible func(directory.Kind, string) bool) rpc.RawJSON {
+	st := r.state(kind)
+	if st == nil {
+		return append(b, "{}"...)
+	}
+	devices := kind == directory.KindDevice
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if need := (st.online.len() + st.busy.len()) * (36 + 48); cap(b)-len(b) < need {
+		nb := make([]byte, len(b), len(b)+need+2)
+		copy(nb, b)
+		b = nb
+	}
+	b = append(b, '{')
+	first := true
+	for n := st.online.head; n != nil; n = n.next {
+		if visible != nil && !visible(kind, n.uuid) {
+			continue
+		}
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = rpc.AppendString(b, n.uuid)
+		if n.val.busy {
+			b = append(b, `: {"online": true, "busy": true`...)
+		} else {
+			b = append(b, `: {"online": true, "busy": false`...)
+		}
+		if devices {
+			if n.val.hasStatus {
+				b = append(b, `, "status": `...)
+				b = n.val.status.appendJSON(b)
+			} else {
+				b = append(b, `, "status": null`...)
+			}
+		}
+		b = append(b, '}')
+	}
+	for n := st.busy.head; n != nil; n = n.next {
+		if n.val.online || (visible != nil && !visible(kind, n.uuid)) {
+			continue
+		}
+		if !first {
+			b = append(b, ", "...)
+		}
+		first = false
+		b = rpc.AppendString(b, n.uuid)
+		if devices {
+			b = append(b, `: {"online": false, "busy": true, "status": null}`...)
+		} else {
+			b = append(b, `: {"online": false, "busy": true}`...)
+		}
+	}
+	return append(b, '}')
 }
 
 func (r *Registry) updateDeviceStatus(ctx context.Context, args rpc.Args) (any, error) {
@@ -129,7 +189,7 @@ func (r *Registry) BusyList(kind directory.Kind, visible func(directory.Kind, st
 	out := make(BusyList, 0, st.busy.len())
 	for n := st.busy.head; n != nil; n = n.next {
 		if visible == nil || visible(kind, n.uuid) {
-			out = append(out, BusyEntry{n.uuid, n.val})
+			out = append(out, BusyEntry{n.uuid, n.val.session})
 		}
 	}
 	return out
@@ -200,18 +260,17 @@ func (r *Registry) StatusList(kind directory.Kind, visible func(directory.Kind, 
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out.Entries = make([]StatusEntry, 0, st.online.len()+st.busy.len())
-	anyBusy := st.busy.len() > 0
 	for n := st.online.head; n != nil; n = n.next {
 		if visible != nil && !visible(kind, n.uuid) {
 			continue
 		}
 		out.Entries = append(out.Entries, StatusEntry{
-			UUID: n.uuid, Online: true, Busy: anyBusy && st.busy.get(n.uuid) != nil,
+			UUID: n.uuid, Online: true, Busy: n.val.busy,
 			HasStatus: n.val.hasStatus, Status: n.val.status,
 		})
 	}
 	for n := st.busy.head; n != nil; n = n.next {
-		if st.online.get(n.uuid) != nil || (visible != nil && !visible(kind, n.uuid)) {
+		if n.val.online || (visible != nil && !visible(kind, n.uuid)) {
 			continue
 		}
 		out.Entries = append(out.Entries, StatusEntry{UUID: n.uuid, Busy: true})
