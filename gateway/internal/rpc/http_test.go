@@ -116,4 +116,3 @@ func TestCallerVisibility(t *testing.T) {
 	require.NotNil(t, v)
 	require.False(t, v(directory.KindUser, "y"), "the zero Access sees nothing")
 }
-
