@@ -59,6 +59,7 @@ type Metrics struct {
 	directoryReload *prometheus.CounterVec
 	directoryOK     prometheus.Gauge
 	directoryTime   prometheus.Gauge
+	plugin          pluginMetrics
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.

@@ -1,0 +1,594 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
+	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
+	"github.com/teragate/teragate/sdk/abi"
+)
+
+// Plugin states shown by the admin API.
+const (
+	StateActive      = "active"
+	StateQuarantined = "quarantined"
+	StateRejected    = "rejected" // no version serves: the only file seen was invalid
+)
+
+// Registry holds the loaded plugins. Create it with [New]; Close it when done.
+type Registry struct {
+	cfg         Config
+	log         hclog.Logger
+	obs         Observer
+	cache       wazero.CompilationCache
+	initTimeout time.Duration
+
+	mu      sync.Mutex
+	plugins map[string]*plugin
+	// kinds maps a filter kind to the plugin serving it, rebuilt on every change.
+	kinds atomic.Pointer[map[directory.Kind]*plugin]
+}
+
+// plugin is one plugin id: its serving version and its statistics across versions.
+type plugin struct {
+	r      *Registry
+	id     string
+	log    hclog.Logger
+	cur    atomic.Pointer[version]
+	loadMu sync.Mutex // serialises loads of this id
+
+	calls, failures atomic.Uint64
+	lat             latency
+
+	smu           sync.Mutex
+	state         string
+	lastError     string
+	lastRejection string
+	file          string
+}
+
+// New creates a registry. It loads nothing: call [Registry.LoadDir] or [Registry.Load].
+func New(cfg Config) (*Registry, error) {
+	r := &Registry{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, plugins: map[string]*plugin{}, initTimeout: cfg.InitTimeout}
+	if r.log == nil {
+		r.log = hclog.NewNullLogger()
+	}
+	if r.obs == nil {
+		r.obs = nopObserver{}
+	}
+	if r.initTimeout <= 0 {
+		r.initTimeout = DefaultInitTimeout
+	}
+	for id, s := range cfg.Settings {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("pluginhost: settings of %s: %w", id, err)
+		}
+	}
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("pluginhost: compilation cache: %w", err)
+		}
+		r.cache = c
+	} else {
+		r.cache = wazero.NewCompilationCache()
+	}
+	empty := map[directory.Kind]*plugin{}
+	r.kinds.Store(&empty)
+	return r, nil
+}
+
+// ValidID reports whether id can name a plugin: lower-case letters, digits, '_', '-' and '.',
+// starting with a letter, at most 100 bytes ("filter.user", "rpc.sessions").
+func ValidID(id string) bool {
+	if id == "" || len(id) > 100 || id[0] < 'a' || id[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Registry) plugin(id string) *plugin {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.plugins[id]
+	if p == nil {
+		p = &plugin{r: r, id: id, log: r.log.Named("plugin." + id)}
+		r.plugins[id] = p
+	}
+	return p
+}
+
+// LoadFile loads (or reloads) plugin id from a file. It returns nil without doing anything when
+// the file has the serving version's bytes (unless that version is quarantined).
+func (r *Registry) LoadFile(id, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		p := r.plugin(id)
+		p.reject(path, err)
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
+	}
+	return r.load(id, path, data)
+}
+
+// Load loads (or reloads) plugin id from its bytes; file is only reported.
+func (r *Registry) Load(id string, wasm []byte) error { return r.load(id, "", wasm) }
+
+func (r *Registry) load(id, file string, data []byte) error {
+	if !ValidID(id) {
+		return fmt.Errorf("%w: bad plugin id %q", ErrInvalid, id)
+	}
+	p := r.plugin(id)
+	p.loadMu.Lock()
+	defer p.loadMu.Unlock()
+	sum := sha256.Sum256(data)
+	hash := hex.EncodeToString(sum[:])
+	if cur := p.cur.Load(); cur != nil && cur.hash == hash && !cur.quarantined.Load() {
+		r.obs.PluginLoad(id, metrics.PluginUnchanged)
+		return nil
+	}
+	start := time.Now()
+	v, err := r.build(p, file, hash, data)
+	if err != nil {
+		p.reject(file, err)
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
+	}
+	old := p.cur.Swap(v)
+	p.smu.Lock()
+	p.state, p.lastError, p.file = StateActive, "", file
+	p.smu.Unlock()
+	r.rebuildKinds()
+	r.obs.PluginLoad(id, metrics.PluginLoaded)
+	r.obs.PluginVersion(id, v.hash[:16], StateActive)
+	what := "loaded"
+	if old != nil {
+		what = "reloaded"
+		old.release()
+	}
+	p.log.Info("plugin "+what, "hash", v.hash[:16], "name", v.info.GetName(), "version", v.info.GetVersion(),
+		"filter_kinds", v.filterKinds(), "rpc_module", v.info.GetRpcModule(), "pool", v.settings.PoolSize, "took", time.Since(start))
+	if r.cfg.OnChange != nil {
+		info := p.info()
+		r.cfg.OnChange(id, &info)
+	}
+	return nil
+}
+
+func (p *plugin) reject(file string, err error) {
+	p.smu.Lock()
+	p.lastRejection = err.Error()
+	if p.cur.Load() == nil {
+		p.state, p.file = StateRejected, file
+	}
+	p.smu.Unlock()
+	p.r.obs.PluginLoad(p.id, metrics.PluginRejected)
+	p.log.Error("plugin file rejected; the serving version (if any) stays", "file", file, "error", err)
+}
+
+func (p *plugin) setState(state, lastErr string) {
+	p.smu.Lock()
+	p.state, p.lastError = state, lastErr
+	p.smu.Unlock()
+}
+
+// build compiles, validates, initialises and pre-warms a version. On error nothing is left open.
+func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version, err error) {
+	ctx := context.Background()
+	s := r.cfg.Settings[p.id]
+	rcfg := wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(r.cache).
+		WithMemoryLimitPages(memPages(s)).
+		WithCloseOnContextDone(true)
+	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
+	defer func() {
+		if err != nil {
+			_ = rt.Close(ctx)
+		}
+	}()
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, fmt.Errorf("wasi: %w", err)
+	}
+	v := &version{p: p, hash: hash, file: file, loadedAt: time.Now(), rt: rt}
+	if err := r.hostModule(ctx, rt, v); err != nil {
+		return nil, fmt.Errorf("host module: %w", err)
+	}
+	cm, err := rt.CompileModule(ctx, data)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	v.cm = cm
+	exports := cm.ExportedFunctions()
+	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit} {
+		if _, ok := exports[name]; !ok {
+			return nil, fmt.Errorf("missing export %s", name)
+		}
+	}
+	_, v.hasFilter = exports[abi.ExportFilter]
+	_, v.hasRPC = exports[abi.ExportRPC]
+	if !v.hasFilter && !v.hasRPC {
+		return nil, fmt.Errorf("exports neither %s nor %s", abi.ExportFilter, abi.ExportRPC)
+	}
+	if err := checkSignatures(exports); err != nil {
+		return nil, err
+	}
+	for name, imp := range importsOf(cm) {
+		if name != abi.ImportModule && name != wasi_snapshot_preview1.ModuleName {
+			return nil, fmt.Errorf("imports module %q (%s)", name, imp)
+		}
+	}
+	v.settings = s.withDefaults(v.hasFilter)
+	v.pool = make(chan *instance, v.settings.PoolSize)
+	v.initReq, _ = proto.Marshal(&pluginv1.InitRequest{PluginId: p.id, Config: v.settings.Config, AbiVersion: abi.Version})
+
+	// The first instance validates: ABI version, then tg_init.
+	ictx, cancel := context.WithTimeout(ctx, r.initTimeout)
+	defer cancel()
+	in, err := v.instantiate(ictx)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	ver, err := in.mod.ExportedFunction(abi.ExportABIVersion).Call(ictx)
+	if err != nil {
+		in.close()
+		return nil, fmt.Errorf("%s: %w", abi.ExportABIVersion, classify(ictx, err))
+	}
+	if uint32(ver[0]) != abi.Version {
+		in.close()
+		return nil, fmt.Errorf("ABI version %d, this host speaks %d", uint32(ver[0]), abi.Version)
+	}
+	out, err := in.call(ictx, in.init, v.initReq)
+	if err != nil {
+		in.close()
+		return nil, fmt.Errorf("tg_init: %w", err)
+	}
+	info := &pluginv1.InitResult{}
+	if err := protoUnmarshal(out, info); err != nil {
+		in.close()
+		return nil, fmt.Errorf("%w: tg_init result: %v", ErrProtocol, err)
+	}
+	v.info = info
+	for _, k := range info.GetFilterKinds() {
+		if kk, ok := directory.ParseKind(k); !ok || kk == directory.KindService {
+			in.close()
+			return nil, fmt.Errorf("InitResult.filter_kinds: unknown kind %q", k)
+		}
+	}
+	if (info.GetRpcModule() != "" || len(info.GetRpcMethods()) > 0) && !v.hasRPC {
+		in.close()
+		return nil, fmt.Errorf("declares RPC methods but does not export %s", abi.ExportRPC)
+	}
+	if err := v.prewarm(in); err != nil {
+		v.close()
+		return nil, fmt.Errorf("pre-warm: %w", err)
+	}
+	v.refs.Store(1)
+	return v, nil
+}
+
+func memPages(s Settings) uint32 {
+	if s.MemoryPages == 0 {
+		return abi.DefaultMemoryPages
+	}
+	return s.MemoryPages
+}
+
+// checkSignatures verifies the exports' types, so a call never fails on a signature mismatch.
+func checkSignatures(exports map[string]api.FunctionDefinition) error {
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	want := map[string][2][]api.ValueType{
+		abi.ExportABIVersion: {nil, {i32}},
+		abi.ExportBuffer:     {{i32}, {i32}},
+		abi.ExportInit:       {{i32}, {i64}},
+		abi.ExportFilter:     {{i32}, {i64}},
+		abi.ExportRPC:        {{i32}, {i64}},
+		abi.ExportInitialize: {nil, nil},
+	}
+	for name, sig := range want {
+		d, ok := exports[name]
+		if !ok {
+			continue
+		}
+		if !slices.Equal(d.ParamTypes(), sig[0]) || !slices.Equal(d.ResultTypes(), sig[1]) {
+			return fmt.Errorf("export %s has the wrong signature", name)
+		}
+	}
+	return nil
+}
+
+func importsOf(cm wazero.CompiledModule) map[string]string {
+	out := map[string]string{}
+	for _, d := range cm.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		out[mod] = name
+	}
+	return out
+}
+
+// Unload stops serving plugin id (its file was removed). In-flight calls finish first.
+func (r *Registry) Unload(id string) {
+	r.mu.Lock()
+	p := r.plugins[id]
+	r.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.loadMu.Lock()
+	old := p.cur.Swap(nil)
+	p.smu.Lock()
+	p.state = ""
+	p.smu.Unlock()
+	p.loadMu.Unlock()
+	if old == nil {
+		return
+	}
+	r.rebuildKinds()
+	r.obs.PluginLoad(id, metrics.PluginUnloaded)
+	r.obs.PluginVersion(id, "", "")
+	p.log.Info("plugin unloaded", "hash", old.hash[:16])
+	old.release()
+	if r.cfg.OnChange != nil {
+		r.cfg.OnChange(id, nil)
+	}
+}
+
+// Close unloads every plugin. In-flight calls finish on their versions, which close after them.
+func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	ids := make([]string, 0, len(r.plugins))
+	for id := range r.plugins {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		r.Unload(id)
+	}
+	return r.cache.Close(ctx)
+}
+
+// acquire pins the serving version of p, or returns nil when none is loaded.
+func (p *plugin) acquire() *version {
+	for {
+		v := p.cur.Load()
+		if v == nil || v.tryAcquire() {
+			return v
+		}
+	}
+}
+
+func (p *plugin) observe(result string, d time.Duration, err error) {
+	p.calls.Add(1)
+	if err != nil {
+		p.failures.Add(1)
+		p.smu.Lock()
+		p.lastError = err.Error()
+		p.smu.Unlock()
+		p.log.Warn("plugin call failed", "result", result, "error", err)
+	}
+	if result != metrics.PluginQuarantined {
+		p.lat.add(d)
+	}
+	p.r.obs.PluginCall(p.id, result, d.Seconds())
+}
+
+func (v *version) filterKinds() []directory.Kind {
+	var ks []directory.Kind
+	if !v.hasFilter {
+		return nil
+	}
+	if k, ok := strings.CutPrefix(v.p.id, "filter."); ok {
+		if kk, ok := directory.ParseKind(k); ok && kk != directory.KindService {
+			ks = append(ks, kk)
+		}
+	}
+	for _, k := range v.info.GetFilterKinds() {
+		if kk, ok := directory.ParseKind(k); ok && !slices.Contains(ks, kk) {
+			ks = append(ks, kk)
+		}
+	}
+	return ks
+}
+
+// rebuildKinds recomputes which plugin serves which filter kind: filter.<kind> first, then a
+// plugin listing the kind in filter_kinds (the lowest id wins, for determinism).
+func (r *Registry) rebuildKinds() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[directory.Kind]*plugin{}
+	ids := make([]string, 0, len(r.plugins))
+	for id := range r.plugins {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := r.plugins[id]
+		v := p.cur.Load()
+		if v == nil {
+			continue
+		}
+		for _, k := range v.filterKinds() {
+			exact := id == "filter."+k.String()
+			if cur, ok := m[k]; !ok || exact && cur.id != id {
+				m[k] = p
+			}
+		}
+	}
+	r.kinds.Store(&m)
+}
+
+// LoadDir loads every <id>.wasm file of dir. Rejected files are logged and reported by
+// [Registry.Infos]; the error joins them.
+func (r *Registry) LoadDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("pluginhost: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		id, ok := idOfFile(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		errs = append(errs, r.LoadFile(id, filepath.Join(dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
+func idOfFile(name string) (string, bool) {
+	id, ok := strings.CutSuffix(name, ".wasm")
+	return id, ok && ValidID(id)
+}
+
+// Info describes one plugin for the admin API.
+type Info struct {
+	ID            string   `json:"id"`
+	Kind          string   `json:"kind"` // "filter", "rpc" or "filter+rpc"
+	File          string   `json:"file,omitempty"`
+	Hash          string   `json:"version_hash,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Version       string   `json:"version,omitempty"`
+	FilterKinds   []string `json:"filter_kinds,omitempty"`
+	RPCModule     string   `json:"rpc_module,omitempty"`
+	RPCMethods    []string `json:"rpc_methods,omitempty"`
+	LoadedAt      string   `json:"loaded_at,omitempty"`
+	State         string   `json:"state"`
+	Calls         uint64   `json:"calls"`
+	Failures      uint64   `json:"failures"`
+	P50Micros     float64  `json:"p50_us"`
+	P99Micros     float64  `json:"p99_us"`
+	LastError     string   `json:"last_error,omitempty"`
+	LastRejection string   `json:"last_rejection,omitempty"`
+	PoolSize      int      `json:"pool_size,omitempty"`
+	MemoryPages   uint32   `json:"memory_pages,omitempty"`
+	TimeoutMillis float64  `json:"timeout_ms,omitempty"`
+}
+
+func (p *plugin) info() Info {
+	p.smu.Lock()
+	in := Info{ID: p.id, State: p.state, LastError: p.lastError, LastRejection: p.lastRejection, File: p.file}
+	p.smu.Unlock()
+	in.Calls, in.Failures = p.calls.Load(), p.failures.Load()
+	in.P50Micros, in.P99Micros = p.lat.quantile(0.5), p.lat.quantile(0.99)
+	if v := p.cur.Load(); v != nil {
+		in.Hash, in.LoadedAt = v.hash, v.loadedAt.UTC().Format(time.RFC3339Nano)
+		in.Name, in.Version = v.info.GetName(), v.info.GetVersion()
+		for _, k := range v.filterKinds() {
+			in.FilterKinds = append(in.FilterKinds, k.String())
+		}
+		in.RPCModule, in.RPCMethods = v.info.GetRpcModule(), v.info.GetRpcMethods()
+		switch {
+		case v.hasFilter && v.hasRPC:
+			in.Kind = "filter+rpc"
+		case v.hasFilter:
+			in.Kind = "filter"
+		default:
+			in.Kind = "rpc"
+		}
+		in.PoolSize, in.MemoryPages = v.settings.PoolSize, v.settings.MemoryPages
+		in.TimeoutMillis = float64(v.settings.Timeout) / 1e6
+		if v.quarantined.Load() {
+			in.State = StateQuarantined
+		}
+	}
+	return in
+}
+
+// Infos lists every plugin seen (loaded, quarantined or rejected), sorted by id.
+func (r *Registry) Infos() []Info {
+	r.mu.Lock()
+	ps := make([]*plugin, 0, len(r.plugins))
+	for _, p := range r.plugins {
+		ps = append(ps, p)
+	}
+	r.mu.Unlock()
+	out := make([]Info, 0, len(ps))
+	for _, p := range ps {
+		if in := p.info(); in.State != "" {
+			out = append(out, in)
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Info returns plugin id's description.
+func (r *Registry) Info(id string) (Info, bool) {
+	r.mu.Lock()
+	p := r.plugins[id]
+	r.mu.Unlock()
+	if p == nil {
+		return Info{}, false
+	}
+	in := p.info()
+	return in, in.State != ""
+}
+
+// latency is a lock-free log-scale histogram of call durations (about 19% wide buckets).
+type latency struct{ b [256]atomic.Uint64 }
+
+func latBucket(ns uint64) int {
+	if ns < 8 {
+		return int(ns)
+	}
+	n := bits.Len64(ns) // ≥ 4
+	frac := (ns >> (n - 3)) & 3
+	return min(4*(n-2)+int(frac), 255)
+}
+
+func (l *latency) add(d time.Duration) { l.b[latBucket(uint64(max(d, 0)))].Add(1) }
+
+// quantile returns the upper bound of the bucket holding quantile q, in microseconds.
+func (l *latency) quantile(q float64) float64 {
+	var counts [256]uint64
+	var total uint64
+	for i := range l.b {
+		counts[i] = l.b[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, c := range counts {
+		seen += c
+		if seen >= want {
+			return float64(bucketUpper(i)) / 1e3
+		}
+	}
+	return 0
+}
+
+func bucketUpper(i int) uint64 {
+	if i < 8 {
+		return uint64(i)
+	}
+	n := i/4 + 2
+	frac := uint64(i % 4)
+	return (4 + frac + 1) << (n - 3)
+}
+
+func protoUnmarshal(b []byte, m proto.Message) error { return proto.Unmarshal(b, m) }

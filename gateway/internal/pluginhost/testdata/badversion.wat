@@ -1,0 +1,8 @@
+;; badversion: tg_abi_version returns 2.
+(module
+  (memory (export "memory") 2)
+  (func (export "tg_buffer") (param i32) (result i32) (i32.const 1024))
+  (func (export "tg_abi_version") (result i32) (i32.const 2))
+  (func (export "tg_init") (param i32) (result i64) (i64.const 0))
+  (func (export "tg_filter") (param i32) (result i64) (i64.const 0))
+)

@@ -1,0 +1,248 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/teragate/teragate/gateway/internal/metrics"
+	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
+)
+
+// version is one loaded plugin file: its runtime, compiled module, init result and warm pool.
+type version struct {
+	p         *plugin
+	hash      string
+	file      string
+	loadedAt  time.Time
+	settings  Settings
+	rt        wazero.Runtime
+	cm        wazero.CompiledModule
+	info      *pluginv1.InitResult
+	initReq   []byte
+	hasFilter bool
+	hasRPC    bool
+	cache     ruleCache
+
+	// refs counts the registry's reference (1 while serving) plus calls and refills in flight;
+	// the version closes when it drops to zero.
+	refs        atomic.Int64
+	consecutive atomic.Int32
+	quarantined atomic.Bool
+
+	pool   chan *instance
+	mu     sync.Mutex // guards live and closed
+	live   int        // instances in the pool or in use, plus ones being created
+	closed bool
+}
+
+// tryAcquire pins v for a call; it fails once v has been released for good.
+func (v *version) tryAcquire() bool {
+	for {
+		n := v.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if v.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release unpins v and closes it after the last reference.
+func (v *version) release() {
+	if v.refs.Add(-1) == 0 {
+		v.close()
+	}
+}
+
+// close closes every pooled instance and the runtime (which owns the compiled module).
+func (v *version) close() {
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+	for {
+		select {
+		case in := <-v.pool:
+			in.close()
+			continue
+		default:
+		}
+		break
+	}
+	_ = v.rt.Close(context.Background())
+}
+
+// newInstance instantiates and initialises one instance (tg_init with the plugin's config).
+func (v *version) newInstance() (*instance, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), v.p.r.initTimeout)
+	defer cancel()
+	in, err := v.instantiate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := in.call(ctx, in.init, v.initReq)
+	if err != nil {
+		in.close()
+		return nil, fmt.Errorf("tg_init: %w", err)
+	}
+	if v.info == nil { // the first instance of a version: keep what the plugin declares
+		info := &pluginv1.InitResult{}
+		if err := protoUnmarshal(out, info); err != nil {
+			in.close()
+			return nil, fmt.Errorf("%w: tg_init result: %v", ErrProtocol, err)
+		}
+		v.info = info
+	}
+	return in, nil
+}
+
+// get takes an idle instance, creates one if the pool is below its size, or waits.
+func (v *version) get(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-v.pool:
+		return in, nil
+	default:
+	}
+	v.mu.Lock()
+	if v.live < v.settings.PoolSize {
+		v.live++
+		v.mu.Unlock()
+		in, err := v.newInstance()
+		if err != nil {
+			v.mu.Lock()
+			v.live--
+			v.mu.Unlock()
+			return nil, err
+		}
+		return in, nil
+	}
+	v.mu.Unlock()
+	select {
+	case in := <-v.pool:
+		return in, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+	}
+}
+
+// put returns a healthy instance to the pool (never blocks: the pool holds at most live).
+func (v *version) put(in *instance) { v.pool <- in }
+
+// discard closes a failed instance and refills the pool in the background.
+func (v *version) discard(in *instance) {
+	in.close()
+	v.mu.Lock()
+	v.live--
+	v.mu.Unlock()
+	if !v.tryAcquire() {
+		return
+	}
+	go func() {
+		defer v.release()
+		v.mu.Lock()
+		if v.closed || v.live >= v.settings.PoolSize || v.quarantined.Load() {
+			v.mu.Unlock()
+			return
+		}
+		v.live++
+		v.mu.Unlock()
+		in, err := v.newInstance()
+		if err != nil {
+			v.mu.Lock()
+			v.live--
+			v.mu.Unlock()
+			v.p.log.Warn("could not replace a discarded instance", "hash", v.hash, "error", err)
+			return
+		}
+		v.put(in)
+	}()
+}
+
+// prewarm fills the pool to its size; the first instance was made by validation.
+func (v *version) prewarm(first *instance) error {
+	v.live = 1
+	v.put(first)
+	for v.live < v.settings.PoolSize {
+		in, err := v.newInstance()
+		if err != nil {
+			return err
+		}
+		v.live++
+		v.put(in)
+	}
+	return nil
+}
+
+// do runs fn on an instance under the per-call deadline, with the failure policy: an error
+// discards the instance and counts toward quarantine; a success resets the count. fn must not
+// keep the result view after it returns.
+func (v *version) do(ctx context.Context, export func(*instance) api.Function, fn func(in *instance, call func(req []byte) ([]byte, error)) error) error {
+	p := v.p
+	if v.quarantined.Load() {
+		p.observe(metrics.PluginQuarantined, 0, ErrQuarantined)
+		return fmt.Errorf("%s: %w", p.id, ErrQuarantined)
+	}
+	start := time.Now()
+	// Waiting for an instance is bounded by the caller's context; the per-call deadline bounds
+	// the guest's own work and starts when it gets an instance.
+	in, err := v.get(ctx)
+	if err != nil {
+		v.fail(start, err)
+		return fmt.Errorf("%s: %w", p.id, err)
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > v.settings.Timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, v.settings.Timeout)
+		defer cancel()
+	}
+	f := export(in)
+	err = fn(in, func(req []byte) ([]byte, error) { return in.call(ctx, f, req) })
+	if err != nil {
+		v.discard(in)
+		v.fail(start, err)
+		return fmt.Errorf("%s: %w", p.id, err)
+	}
+	v.put(in)
+	v.consecutive.Store(0)
+	p.observe(metrics.PluginOK, time.Since(start), nil)
+	return nil
+}
+
+func (v *version) fail(start time.Time, err error) {
+	p := v.p
+	p.observe(resultOf(err), time.Since(start), err)
+	if errors.Is(err, ErrBusy) {
+		return // overload is not the guest's fault (a looping guest is counted by its own call)
+	}
+	n := v.consecutive.Add(1)
+	if int(n) >= v.settings.MaxFailures && v.quarantined.CompareAndSwap(false, true) {
+		p.log.Error("plugin quarantined after repeated failures; drop in a new file (or touch this one) to reload it",
+			"hash", v.hash, "failures", n, "last_error", err)
+		p.r.obs.PluginLoad(p.id, metrics.PluginQuarantine)
+		p.r.obs.PluginVersion(p.id, v.hash, "quarantined")
+		p.setState(StateQuarantined, err.Error())
+	}
+}
+
+func resultOf(err error) string {
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return metrics.PluginTimeout
+	case errors.Is(err, ErrTrap):
+		return metrics.PluginTrap
+	case errors.Is(err, ErrGuest):
+		return metrics.PluginGuestError
+	case errors.Is(err, ErrBusy):
+		return metrics.PluginBusy
+	case errors.Is(err, ErrQuarantined):
+		return metrics.PluginQuarantined
+	}
+	return metrics.PluginProtocol
+}
