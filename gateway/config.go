@@ -84,6 +84,9 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
+	// Rooms configures the Mozilla Loop rooms API; zero fields mean Loop's defaults.
+	Rooms RoomsConfig `yaml:"rooms"`
+
 	// Logger is the root logger (not from the file). Nil means a logger on stderr at LogLevel.
 	Logger hclog.Logger `yaml:"-"`
 }
@@ -144,6 +147,7 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
 	}
+	c.Rooms = c.Rooms.withDefaults()
 	return c
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/rooms"
 	"github.com/teragate/teragate/gateway/internal/tlsgen"
 	"github.com/teragate/teragate/gateway/internal/transport"
 )
@@ -38,6 +39,7 @@ type Gateway struct {
 	router  *hub.Router
 	pres    *presence.Registry
 	rpc     *rpcParts
+	rooms   *rooms.Service
 	api     *api.API
 	srv     *http.Server
 	tlsCfg  *tls.Config
@@ -114,6 +116,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err := g.initRPC(); err != nil {
 		return nil, err
 	}
+	if err := g.initRooms(); err != nil {
+		return nil, err
+	}
 
 	if !cfg.Insecure {
 		var cert tls.Certificate
@@ -154,6 +159,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.startRPC(ctx); err != nil {
 		return err
 	}
+	g.startRooms(ctx)
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)

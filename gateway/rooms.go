@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/teragate/teragate/gateway/internal/auth"
+	"github.com/teragate/teragate/gateway/internal/rooms"
+)
+
+// RoomsConfig configures the Mozilla Loop rooms API (SPEC §6, reference/loop-rooms.md). The zero
+// value of every field means Loop's default.
+type RoomsConfig struct {
+	// DefaultTTL is a room's lifetime when the client gives no expiresIn. Default 1344h (8 weeks).
+	DefaultTTL Duration `yaml:"default_ttl"`
+	// MaxTTL is the largest expiresIn accepted. Default 1344h.
+	MaxTTL Duration `yaml:"max_ttl"`
+	// ExtendTTL is the lifetime a room gets again on every join, leave and participant expiry.
+	// Default 1344h.
+	ExtendTTL Duration `yaml:"extend_ttl"`
+	// ParticipantTTL is how long a participant (and a link-clicker's session token) lives without
+	// a refresh. Default 5m.
+	ParticipantTTL Duration `yaml:"participant_ttl"`
+	// DeletedTTL is how long deletion tombstones are kept for GET /rooms?version=. Default 27m.
+	DeletedTTL Duration `yaml:"deleted_ttl"`
+	// MaxSize caps a room's maxSize. Default 5.
+	MaxSize int `yaml:"max_size"`
+	// MaxRoomNameSize and MaxRoomOwnerSize bound roomName and roomOwner (characters).
+	// Defaults 100 and 255.
+	MaxRoomNameSize  int `yaml:"max_room_name_size"`
+	MaxRoomOwnerSize int `yaml:"max_room_owner_size"`
+	// MaxBodyBytes bounds a rooms request body (413 errno 113 above it). Default 64 KiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// WebAppURL is the roomUrl template, "{token}" replaced by the room token.
+	// Default "http://localhost:3000/{token}".
+	WebAppURL string `yaml:"web_app_url"`
+	// APIKey is the apiKey join returns (Loop's TokBox key). Default "teragate".
+	APIKey string `yaml:"api_key"`
+	// HawkSkew is the accepted clock difference of Hawk timestamps. Default 60s.
+	HawkSkew Duration `yaml:"hawk_skew"`
+	// HawkSessionTTL is the sliding lifetime of a Hawk session. Default 720h (30 days).
+	HawkSessionTTL Duration `yaml:"hawk_session_ttl"`
+	// StrictStates enforces the wiki's room session state machine on status updates.
+	// Default false (as the final Loop server: any state and event accepted).
+	StrictStates bool `yaml:"strict_states"`
+}
+
+// withDefaults fills the zero fields of c.
+func (c RoomsConfig) withDefaults() RoomsConfig {
+	def := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	def(&c.DefaultTTL, 1344*time.Hour)
+	def(&c.MaxTTL, 1344*time.Hour)
+	def(&c.ExtendTTL, 1344*time.Hour)
+	def(&c.ParticipantTTL, 5*time.Minute)
+	def(&c.DeletedTTL, 27*time.Minute)
+	def(&c.HawkSkew, 60*time.Second)
+	def(&c.HawkSessionTTL, 720*time.Hour)
+	if c.MaxSize == 0 {
+		c.MaxSize = 5
+	}
+	if c.MaxRoomNameSize == 0 {
+		c.MaxRoomNameSize = 100
+	}
+	if c.MaxRoomOwnerSize == 0 {
+		c.MaxRoomOwnerSize = 255
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.WebAppURL == "" {
+		c.WebAppURL = "http://localhost:3000/{token}"
+	}
+	if c.APIKey == "" {
+		c.APIKey = "teragate"
+	}
+	return c
+}
+
+// validate reports the first invalid rooms field.
+func (c RoomsConfig) validate() error {
+	for name, d := range map[string]Duration{"default_ttl": c.DefaultTTL, "max_ttl": c.MaxTTL, "extend_ttl": c.ExtendTTL,
+		"participant_ttl": c.ParticipantTTL, "deleted_ttl": c.DeletedTTL, "hawk_skew": c.HawkSkew, "hawk_session_ttl": c.HawkSessionTTL} {
+		if d <= 0 {
+			return fmt.Errorf("%w: rooms.%s must be positive", ErrInvalidConfig, name)
+		}
+	}
+	if c.MaxSize < 1 || c.MaxRoomNameSize < 1 || c.MaxRoomOwnerSize < 1 || c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("%w: rooms: max_size, max_room_name_size and max_room_owner_size must be ≥ 1, max_body_bytes ≥ 1024", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// initRooms builds the rooms service and mounts its routes on the API.
+func (g *Gateway) initRooms() error {
+	c := g.cfg.Rooms
+	if err := c.validate(); err != nil {
+		return err
+	}
+	g.rooms = rooms.New(rooms.Config{
+		DefaultTTL: time.Duration(c.DefaultTTL), MaxTTL: time.Duration(c.MaxTTL), ExtendTTL: time.Duration(c.ExtendTTL),
+		ParticipantTTL: time.Duration(c.ParticipantTTL), DeletedTTL: time.Duration(c.DeletedTTL),
+		MaxSize: c.MaxSize, MaxRoomNameSize: c.MaxRoomNameSize, MaxRoomOwnerSize: c.MaxRoomOwnerSize,
+		MaxBodyBytes: c.MaxBodyBytes, WebAppURL: c.WebAppURL, APIKey: c.APIKey,
+		HawkSkew: time.Duration(c.HawkSkew), HawkSessionTTL: time.Duration(c.HawkSessionTTL), Strict: c.StrictStates,
+		Authenticate: func(r *http.Request) (auth.Principal, error) { return g.api.Authenticate(r) },
+		Publish: func(ctx context.Context, channel string, payload []byte) error {
+			if err := g.bus.Publish(ctx, channel, payload); err != nil {
+				return err
+			}
+			g.metrics.Published("rooms")
+			return nil
+		},
+		Registerer: g.metrics.Registry(),
+		Logger:     g.log.Named("rooms"),
+	})
+	g.rooms.Mount(g.api.Handle)
+	return nil
+}
+
+// startRooms runs the rooms expiry sweep until the gateway stops.
+func (g *Gateway) startRooms(ctx context.Context) {
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); g.rooms.Run(ctx) }()
+}
