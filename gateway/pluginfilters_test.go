@@ -1,0 +1,117 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/plugins/openterafilter"
+	"github.com/teragate/teragate/proto/opentera"
+	"github.com/teragate/teragate/sdk/pdk"
+	"github.com/teragate/teragate/sdk/pdk/pdktest"
+)
+
+// fakeSessions is a session membership table shared by the native filter and the plugin harness.
+type fakeSessions map[string][]directory.Kind
+
+func (f fakeSessions) key(kind directory.Kind, uuid, session string) string {
+	return kind.String() + "/" + uuid + "/" + session
+}
+
+func (f fakeSessions) InSession(kind directory.Kind, uuid, session string) bool {
+	_, ok := f[f.key(kind, uuid, session)]
+	return ok
+}
+
+// TestPluginFiltersMatchNative runs the first-party filter plugins' rules (through the pdk's byte
+// boundary and pdktest's rule evaluator, with the real directory's access rule) and the native
+// OpenTera table on the same events and the demo directory's recipients, and requires the same
+// recipients for every (event, kind).
+func TestPluginFiltersMatchNative(t *testing.T) {
+	snap := directory.Demo()
+	const (
+		admin, alice, bob = directory.DemoAdminUUID, directory.DemoAliceUUID, directory.DemoBobUUID
+		pat, paula        = directory.DemoPatUUID, directory.DemoPaulaUUID
+		robot1, robot2    = directory.DemoRobot1UUID, directory.DemoRobot2UUID
+		service           = directory.DemoServiceUUID
+	)
+	sessions := fakeSessions{}
+	for _, m := range []struct {
+		k    directory.Kind
+		uuid string
+	}{{directory.KindUser, alice}, {directory.KindUser, admin}, {directory.KindParticipant, pat}, {directory.KindDevice, robot1}} {
+		sessions[sessions.key(m.k, m.uuid, "s-1")] = nil
+	}
+	sessions[sessions.key(directory.KindParticipant, paula, "s-2")] = nil
+
+	recipients := map[directory.Kind][]string{
+		directory.KindUser:        {admin, alice, bob, "unknown-user"},
+		directory.KindParticipant: {pat, paula, "unknown-participant"},
+		directory.KindDevice:      {robot1, robot2, "unknown-device"},
+	}
+	events := []proto.Message{
+		&opentera.UserEvent{UserUuid: admin}, &opentera.UserEvent{UserUuid: alice}, &opentera.UserEvent{UserUuid: bob},
+		&opentera.UserEvent{UserUuid: "nobody"}, &opentera.UserEvent{},
+		&opentera.ParticipantEvent{ParticipantUuid: pat}, &opentera.ParticipantEvent{ParticipantUuid: paula},
+		&opentera.ParticipantEvent{ParticipantUuid: "nobody"}, &opentera.ParticipantEvent{},
+		&opentera.DeviceEvent{DeviceUuid: robot1, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED},
+		&opentera.DeviceEvent{DeviceUuid: robot2}, &opentera.DeviceEvent{DeviceUuid: service}, &opentera.DeviceEvent{},
+		&opentera.JoinSessionEvent{SessionUuid: "s-1", SessionUsers: []string{alice, bob}, SessionParticipants: []string{pat}, SessionDevices: []string{robot2}},
+		&opentera.JoinSessionEvent{SessionUuid: "s-3"},
+		&opentera.JoinSessionEvent{SessionUsers: []string{""}},
+		&opentera.LeaveSessionEvent{SessionUuid: "s-1"}, &opentera.LeaveSessionEvent{SessionUuid: "s-2"}, &opentera.LeaveSessionEvent{},
+		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", UserUuid: alice}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-1", ParticipantUuid: pat},
+		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", DeviceUuid: robot1}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-2"},
+		&opentera.JoinSessionReplyEvent{},
+		&opentera.StopSessionEvent{SessionUuid: "s-1"}, &opentera.StopSessionEvent{},
+		&opentera.ArchiveEvent{OwnerUuid: alice}, &opentera.ArchiveEvent{OwnerUuid: pat}, &opentera.ArchiveEvent{OwnerUuid: robot2}, &opentera.ArchiveEvent{},
+		&opentera.DatabaseEvent{Type: opentera.DatabaseEvent_DB_UPDATE, ObjectType: "user"},
+		&opentera.LogEvent{Message: "not an event clients get"},
+	}
+	native := &filter.Native{Sessions: sessions}
+	delivered := 0
+	const topic = "module.TeraServer.UserManagerModule.events"
+
+	for _, kind := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
+		t.Run(kind.String(), func(t *testing.T) {
+			h := pdktest.New(t, pdktest.WithFilter(openterafilter.Rule, pdk.Kind(kind.String())))
+			h.CanSee = func(viewer, subject pdk.Subject) bool {
+				vk, _ := directory.ParseKind(string(viewer.Kind))
+				sk, _ := directory.ParseKind(string(subject.Kind))
+				return snap.CanSee(vk, viewer.UUID, sk, subject.UUID)
+			}
+			h.InSession = func(k pdk.Kind, uuid, session string) bool {
+				dk, _ := directory.ParseKind(string(k))
+				return sessions.InSession(dk, uuid, session)
+			}
+			var nativeRs []filter.Recipient
+			var pluginRs []pdktest.Recipient
+			for _, uuid := range recipients[kind] {
+				a, _ := snap.Principal(kind, uuid)
+				nativeRs = append(nativeRs, filter.Recipient{Kind: kind, UUID: uuid, Access: a})
+				pluginRs = append(pluginRs, pdktest.Recipient{UUID: uuid, Admin: a.Admin()})
+			}
+			for _, m := range events {
+				a, err := opentera.NewAny(m)
+				require.NoError(t, err)
+				ev := filter.DecodeEvent(topic, a)
+				out := make([]filter.Decision, len(nativeRs))
+				require.NoError(t, native.Decide(context.Background(), ev, kind, nativeRs, out))
+				want := []string{}
+				for i, d := range out {
+					if d.Verdict == filter.Deliver {
+						want = append(want, nativeRs[i].UUID)
+					}
+				}
+				got := h.Who(t, pdk.Kind(kind.String()), topic, m, pluginRs...)
+				require.Equal(t, want, got, "%s %v", ev.Name(), m)
+				delivered += len(got)
+			}
+		})
+	}
+	require.Greater(t, delivered, 30, "the corpus must exercise deliveries, not only drops")
+}

@@ -1,0 +1,14 @@
+// Command filter.user is the default event filter of user connections: OpenTera's table
+// (plugins/openterafilter) as delivery rules. Build it with `make plugins`
+// (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared); see README.md.
+package main
+
+import (
+	"github.com/teragate/teragate/plugins/openterafilter"
+	"github.com/teragate/teragate/sdk/pdk"
+)
+
+func init() { openterafilter.Register("filter.user", pdk.KindUser) }
+
+// main is empty: a reactor module has no main; the host calls the exports.
+func main() {}
