@@ -11,16 +11,22 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./gateway/cmd/teragate
 
-# Plugins are built from plugins/ with the standard Go toolchain (wasip1); none ship yet.
+# Plugins: every Go plugin under plugins/ (a directory with a main.go; plugins/filter/user is
+# filter.user) becomes build/plugins/<id>.wasm, a wasip1 reactor; every WebAssembly-text guest
+# plugins/wat/*/<id>.wat is assembled with wat2wasm (Debian package wabt) into build/plugins/<id>.wasm.
 plugins:
 	@mkdir -p $(PLUGINS)
-	@if ls plugins/*/*/main.go >/dev/null 2>&1; then \
-	  for d in plugins/*/*/; do \
-	    id=$$(echo $$d | sed 's#plugins/##; s#/$$##; s#/#.#'); \
-	    echo "plugin $$id"; \
-	    GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $(PLUGINS)/$$id.wasm ./$$d || exit 1; \
-	  done; \
-	fi
+	@for f in $$(find plugins -name main.go | sort); do \
+	  d=$$(dirname $$f); id=$$(echo $${d#plugins/} | tr / .); \
+	  echo "plugin $$id"; \
+	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(PLUGINS)/$$id.wasm ./$$d || exit 1; \
+	done
+	@for f in $$(find plugins -name '*.wat' | sort); do \
+	  id=$$(basename $$f .wat); \
+	  if command -v wat2wasm >/dev/null 2>&1; then \
+	    echo "plugin $$id (wat)"; wat2wasm $$f -o $(PLUGINS)/$$id.wasm || exit 1; \
+	  else echo "plugin $$id skipped: wat2wasm not found (apt-get install wabt)"; fi; \
+	done
 
 # make run: build and start the gateway on its embedded defaults (demo identities, in-memory bus,
 # TLS with a self-signed certificate in ./data). Ctrl-C stops it gracefully.

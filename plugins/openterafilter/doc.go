@@ -4,19 +4,20 @@
 // recipient, so the plugins run once per (event, recipient kind) and never per recipient.
 //
 //	event                  user                     participant              device
-//	UserEvent              Visible(user)            none (cacheable)         none (cacheable)
+//	UserEvent              Visible(user)            none                     none
 //	ParticipantEvent       Visible(participant)     Visible = itself         Visible = linked
 //	DeviceEvent            Visible(device)          Visible = linked         Visible = itself
 //	JoinSessionEvent       UUIDs(session_users)     UUIDs(participants)      UUIDs(devices)
 //	LeaveSessionEvent      InSession(session)       InSession(session)       InSession(session)
 //	JoinSessionReplyEvent  InSession.Except(self)   InSession.Except(self)   InSession.Except(self)
-//	StopSessionEvent       all (cacheable)          all (cacheable)          all (cacheable)
+//	StopSessionEvent       all                      all                      all
 //	ArchiveEvent           UUIDs(owner)             UUIDs(owner)             UUIDs(owner)
-//	DatabaseEvent, others  none (cacheable)         none (cacheable)         none (cacheable)
+//	DatabaseEvent, others  none                     none                     none
 //
-// "Visible" is the directory's access rule; for participant recipients it reduces to the
-// participant itself and its linked devices, for device recipients to the device itself and its
-// linked participants, which is what OpenTera's table says. The result equals the gateway's native
+// Every rule is marked cacheable (see [Rule]), so most events never enter the guest. "Visible" is
+// the directory's access rule; for participant recipients it reduces to the participant itself
+// and its linked devices, for device recipients to the device itself and its linked
+// participants, which is what OpenTera's table says. The result equals the gateway's native
 // filter (gateway/internal/filter.Native) for every event and recipient; a test under gateway/
 // checks it on the demo directory.
 //

@@ -2,12 +2,17 @@ package openterafilter
 
 import "github.com/teragate/teragate/sdk/pdk"
 
-// Rule returns OpenTera's delivery rule for the event, for recipients of kind ev.Kind.
-func Rule(ev *pdk.Event) pdk.Result {
+// Rule returns OpenTera's delivery rule for the event, for recipients of kind ev.Kind. Every rule
+// is cacheable: it depends only on the kind, the event type and, for User/Participant/Device
+// events, the uuid of the entity they are about (session membership and access are evaluated by
+// the host at delivery time, not frozen into the rule).
+func Rule(ev *pdk.Event) pdk.Result { return rule(ev).Cacheable() }
+
+func rule(ev *pdk.Event) pdk.Result {
 	switch ev.Type {
 	case pdk.TypeUserEvent:
 		if ev.Kind != pdk.KindUser {
-			return pdk.None().Cacheable()
+			return pdk.None()
 		}
 		return pdk.Deliver(pdk.Visible(pdk.KindUser, ev.String(1)))
 	case pdk.TypeParticipantEvent:
@@ -45,12 +50,12 @@ func Rule(ev *pdk.Event) pdk.Result {
 		}
 		return pdk.Deliver(c)
 	case pdk.TypeStopSessionEvent:
-		return pdk.All().Cacheable()
+		return pdk.All()
 	case pdk.TypeArchiveEvent:
 		return pdk.Deliver(pdk.UUIDs(ev.String(2)))
 	}
 	// DatabaseEvent (disabled in OpenTera) and unknown types reach nobody.
-	return pdk.None().Cacheable()
+	return pdk.None()
 }
 
 // Register registers [Rule] as the plugin's filter for one recipient kind, with the plugin's name.

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strconv"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 
 	"github.com/teragate/teragate/sdk/pdk/internal/hook"
 )

@@ -4,7 +4,7 @@ import (
 	"math"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 )
 
 // Kind is a kind of directory entity and of connection: [KindUser], [KindParticipant],

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strconv"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 
 	"github.com/teragate/teragate/sdk/abi"
 )

@@ -1,6 +1,6 @@
 package pdk
 
-import "google.golang.org/protobuf/encoding/protowire"
+import protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 
 // Full protobuf names of the OpenTera events ([Event.Type]).
 const (

@@ -31,9 +31,13 @@ func None() Result { return Result{} }
 // in the guest: prefer a rule when one fits.
 func NeedRecipients() Result { return Result{need: true} }
 
-// Cacheable marks the rule as depending only on the recipient kind, the event type and the topic
-// (not on the event's content), so the host may reuse it for later events of the same type on the
-// same topic without calling the plugin. Only mark rules that truly are.
+// Cacheable lets the host reuse the rule, without calling the plugin, for later events of the same
+// recipient kind, topic, type and subject: for UserEvent, ParticipantEvent and DeviceEvent the
+// subject is the uuid of the entity the event is about (field 1), for other events the event's
+// exact bytes. Mark a rule cacheable only when it is a pure function of those: not when it
+// depends on another field of a User/Participant/DeviceEvent (its type, for example), on a host
+// query made during the call, or on plugin state. Cached rules are dropped when the plugin or the
+// directory reloads; clauses (Visible, InSession) are still evaluated at each delivery.
 func (r Result) Cacheable() Result {
 	r.cacheable = true
 	return r

@@ -1,6 +1,6 @@
 package pdk
 
-import "google.golang.org/protobuf/encoding/protowire"
+import protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 
 // field is one decoded protobuf field: its number, wire type and either a varint or a
 // length-delimited slice (fixed-width values are kept in v as well).
@@ -32,8 +32,8 @@ func nextField(b []byte) (f field, n int) {
 		f.v = uint64(x)
 	case protowire.Fixed64Type:
 		f.v, m = protowire.ConsumeFixed64(rest)
-	default:
-		m = protowire.ConsumeFieldValue(num, typ, rest)
+	default: // groups are not used by any teragate or OpenTera message
+		m = -1
 	}
 	if m < 0 {
 		return f, -1
