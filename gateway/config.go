@@ -49,8 +49,12 @@ type Config struct {
 	// Identities is the YAML identity directory, hot-reloaded on change. Empty means the embedded
 	// demo directory.
 	Identities string `yaml:"identities"`
-	// Plugins is the plugin directory. Empty means the built-in plugins.
+	// Plugins is the Wasm plugin directory, hot-reloaded: <id>.wasm files such as filter.user.wasm
+	// or rpc.sessions.wasm. Empty means no plugins (the native OpenTera filter table).
 	Plugins string `yaml:"plugins"`
+	// PluginConfig maps plugin ids to their configuration and limits. Ids not listed get the
+	// defaults.
+	PluginConfig map[string]PluginConfig `yaml:"plugin_config"`
 	// DataDir holds generated state (the self-signed certificate). Default "./data".
 	DataDir string `yaml:"data"`
 	// Redis is the Redis URL of a multi-node deployment. Empty means the in-memory bus.
@@ -166,7 +170,14 @@ func (c Config) Validate() error {
 		return bad("log_level %q: want trace, debug, info, warn or error", c.LogLevel)
 	}
 	if c.Plugins != "" {
-		return bad("plugins: loading Wasm plugins from a directory is not available in this build; leave it empty for the built-in filters")
+		if st, err := os.Stat(c.Plugins); err != nil || !st.IsDir() {
+			return bad("plugins %q: not a directory", c.Plugins)
+		}
+	}
+	for id, pc := range c.PluginConfig {
+		if _, err := pc.settings(); err != nil {
+			return bad("plugin_config.%s: %v", id, err)
+		}
 	}
 	if c.Redis != "" {
 		return bad("redis: the Redis bus is not available in this build; leave it empty for the in-memory bus")

@@ -39,6 +39,7 @@ type Gateway struct {
 	router  *hub.Router
 	pres    *presence.Registry
 	rpc     *rpcParts
+	plugins *pluginParts
 	rooms   *rooms.Service
 	api     *api.API
 	srv     *http.Server
@@ -116,6 +117,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err := g.initRPC(); err != nil {
 		return nil, err
 	}
+	if err := g.initPlugins(); err != nil {
+		return nil, err
+	}
 	if err := g.initRooms(); err != nil {
 		return nil, err
 	}
@@ -189,6 +193,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	g.startPlugins(ctx)
 	g.api.SetReady(true)
 	g.log.Info("gateway listening", "url", g.URL(), "tls", g.tlsCfg != nil)
 	return nil
@@ -254,6 +259,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx))
 		g.wg.Wait()
+		err = errors.Join(err, g.stopPlugins(ctx))
 	})
 	return err
 }
