@@ -2,6 +2,7 @@
 //
 //	teragate serve          run the gateway (embedded defaults with no flags)
 //	teragate publish        publish a TeraEvent through POST /api/events
+//	teragate rpc            call an RPC method and print the reply JSON
 //	teragate hash-password  print a bcrypt hash for the identity file
 //	teragate ws             open a websocket_url and print its frames
 //	teragate bench          load-test a gateway (or the bare baseline) and report figures
@@ -24,6 +25,7 @@ Usage: teragate <command> [flags]
 Commands:
   serve          run the gateway (no flags: embedded demo identities, TLS with a self-signed certificate)
   publish        publish a TeraEvent through POST /api/events
+  rpc            call an RPC method (POST /api/rpc/<module>) and print the reply JSON
   hash-password  print a bcrypt hash for the identity file (reads the password from stdin)
   ws             open a websocket_url from a login and print its frames (like websocat)
   bench          load-test a gateway or the bare gorilla baseline and report msgs/s, latency, CPU and RSS
@@ -45,6 +47,8 @@ func main() {
 		code = runServe(args)
 	case "publish":
 		code = runPublish(args)
+	case "rpc":
+		code = runRPC(args)
 	case "hash-password":
 		code = runHashPassword(args)
 	case "ws":
