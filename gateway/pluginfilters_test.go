@@ -33,48 +33,12 @@ func (f fakeSessions) InSession(kind directory.Kind, uuid, session string) bool 
 // recipients for every (event, kind).
 func TestPluginFiltersMatchNative(t *testing.T) {
 	snap := directory.Demo()
-	const (
-		admin, alice, bob = directory.DemoAdminUUID, directory.DemoAliceUUID, directory.DemoBobUUID
-		pat, paula        = directory.DemoPatUUID, directory.DemoPaulaUUID
-		robot1, robot2    = directory.DemoRobot1UUID, directory.DemoRobot2UUID
-		service           = directory.DemoServiceUUID
-	)
-	sessions := fakeSessions{}
-	for _, m := range []struct {
-		k    directory.Kind
-		uuid string
-	}{{directory.KindUser, alice}, {directory.KindUser, admin}, {directory.KindParticipant, pat}, {directory.KindDevice, robot1}} {
-		sessions[sessions.key(m.k, m.uuid, "s-1")] = nil
-	}
-	sessions[sessions.key(directory.KindParticipant, paula, "s-2")] = nil
-
-	recipients := map[directory.Kind][]string{
-		directory.KindUser:        {admin, alice, bob, "unknown-user"},
-		directory.KindParticipant: {pat, paula, "unknown-participant"},
-		directory.KindDevice:      {robot1, robot2, "unknown-device"},
-	}
-	events := []proto.Message{
-		&opentera.UserEvent{UserUuid: admin}, &opentera.UserEvent{UserUuid: alice}, &opentera.UserEvent{UserUuid: bob},
-		&opentera.UserEvent{UserUuid: "nobody"}, &opentera.UserEvent{},
-		&opentera.ParticipantEvent{ParticipantUuid: pat}, &opentera.ParticipantEvent{ParticipantUuid: paula},
-		&opentera.ParticipantEvent{ParticipantUuid: "nobody"}, &opentera.ParticipantEvent{},
-		&opentera.DeviceEvent{DeviceUuid: robot1, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED},
-		&opentera.DeviceEvent{DeviceUuid: robot2}, &opentera.DeviceEvent{DeviceUuid: service}, &opentera.DeviceEvent{},
-		&opentera.JoinSessionEvent{SessionUuid: "s-1", SessionUsers: []string{alice, bob}, SessionParticipants: []string{pat}, SessionDevices: []string{robot2}},
-		&opentera.JoinSessionEvent{SessionUuid: "s-3"},
-		&opentera.JoinSessionEvent{SessionUsers: []string{""}},
-		&opentera.LeaveSessionEvent{SessionUuid: "s-1"}, &opentera.LeaveSessionEvent{SessionUuid: "s-2"}, &opentera.LeaveSessionEvent{},
-		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", UserUuid: alice}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-1", ParticipantUuid: pat},
-		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", DeviceUuid: robot1}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-2"},
-		&opentera.JoinSessionReplyEvent{},
-		&opentera.StopSessionEvent{SessionUuid: "s-1"}, &opentera.StopSessionEvent{},
-		&opentera.ArchiveEvent{OwnerUuid: alice}, &opentera.ArchiveEvent{OwnerUuid: pat}, &opentera.ArchiveEvent{OwnerUuid: robot2}, &opentera.ArchiveEvent{},
-		&opentera.DatabaseEvent{Type: opentera.DatabaseEvent_DB_UPDATE, ObjectType: "user"},
-		&opentera.LogEvent{Message: "not an event clients get"},
-	}
+	sessions := demoSessions()
+	recipients := demoRecipients
+	events := demoEvents()
 	native := &filter.Native{Sessions: sessions}
 	delivered := 0
-	const topic = "module.TeraServer.UserManagerModule.events"
+	const topic = demoTopic
 
 	for _, kind := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
 		t.Run(kind.String(), func(t *testing.T) {
@@ -114,4 +78,56 @@ func TestPluginFiltersMatchNative(t *testing.T) {
 		})
 	}
 	require.Greater(t, delivered, 30, "the corpus must exercise deliveries, not only drops")
+}
+
+const (
+	demoTopic = "module.TeraServer.UserManagerModule.events"
+
+	pfAdmin, pfAlice, pfBob = directory.DemoAdminUUID, directory.DemoAliceUUID, directory.DemoBobUUID
+	pfPat, pfPaula          = directory.DemoPatUUID, directory.DemoPaulaUUID
+	pfRobot1, pfRobot2      = directory.DemoRobot1UUID, directory.DemoRobot2UUID
+	pfService               = directory.DemoServiceUUID
+)
+
+// demoSessions: admin, alice, pat and robot1 are in session s-1, paula in s-2.
+func demoSessions() fakeSessions {
+	sessions := fakeSessions{}
+	for _, m := range []struct {
+		k    directory.Kind
+		uuid string
+	}{{directory.KindUser, pfAlice}, {directory.KindUser, pfAdmin}, {directory.KindParticipant, pfPat}, {directory.KindDevice, pfRobot1}} {
+		sessions[sessions.key(m.k, m.uuid, "s-1")] = nil
+	}
+	sessions[sessions.key(directory.KindParticipant, pfPaula, "s-2")] = nil
+	return sessions
+}
+
+// demoRecipients are the candidate connections per kind (including unknown entities).
+var demoRecipients = map[directory.Kind][]string{
+	directory.KindUser:        {pfAdmin, pfAlice, pfBob, "unknown-user"},
+	directory.KindParticipant: {pfPat, pfPaula, "unknown-participant"},
+	directory.KindDevice:      {pfRobot1, pfRobot2, "unknown-device"},
+}
+
+// demoEvents is the corpus: every row of the table, with edge cases (empty and unknown uuids).
+func demoEvents() []proto.Message {
+	return []proto.Message{
+		&opentera.UserEvent{UserUuid: pfAdmin}, &opentera.UserEvent{UserUuid: pfAlice}, &opentera.UserEvent{UserUuid: pfBob},
+		&opentera.UserEvent{UserUuid: "nobody"}, &opentera.UserEvent{},
+		&opentera.ParticipantEvent{ParticipantUuid: pfPat}, &opentera.ParticipantEvent{ParticipantUuid: pfPaula},
+		&opentera.ParticipantEvent{ParticipantUuid: "nobody"}, &opentera.ParticipantEvent{},
+		&opentera.DeviceEvent{DeviceUuid: pfRobot1, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED},
+		&opentera.DeviceEvent{DeviceUuid: pfRobot2}, &opentera.DeviceEvent{DeviceUuid: pfService}, &opentera.DeviceEvent{},
+		&opentera.JoinSessionEvent{SessionUuid: "s-1", SessionUsers: []string{pfAlice, pfBob}, SessionParticipants: []string{pfPat}, SessionDevices: []string{pfRobot2}},
+		&opentera.JoinSessionEvent{SessionUuid: "s-3"},
+		&opentera.JoinSessionEvent{SessionUsers: []string{""}},
+		&opentera.LeaveSessionEvent{SessionUuid: "s-1"}, &opentera.LeaveSessionEvent{SessionUuid: "s-2"}, &opentera.LeaveSessionEvent{},
+		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", UserUuid: pfAlice}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-1", ParticipantUuid: pfPat},
+		&opentera.JoinSessionReplyEvent{SessionUuid: "s-1", DeviceUuid: pfRobot1}, &opentera.JoinSessionReplyEvent{SessionUuid: "s-2"},
+		&opentera.JoinSessionReplyEvent{},
+		&opentera.StopSessionEvent{SessionUuid: "s-1"}, &opentera.StopSessionEvent{},
+		&opentera.ArchiveEvent{OwnerUuid: pfAlice}, &opentera.ArchiveEvent{OwnerUuid: pfPat}, &opentera.ArchiveEvent{OwnerUuid: pfRobot2}, &opentera.ArchiveEvent{},
+		&opentera.DatabaseEvent{Type: opentera.DatabaseEvent_DB_UPDATE, ObjectType: "user"},
+		&opentera.LogEvent{Message: "not an event clients get"},
+	}
 }
