@@ -164,7 +164,7 @@ type Config struct {
 	Logger hclog.Logger
 	// InitTimeout bounds instantiation plus tg_init. Zero means [DefaultInitTimeout].
 	InitTimeout time.Duration
-	// Debounce is the quiet time after the last file event before a reload. Zero means 50 ms.
+	// Debounce is the quiet time after the last file event before a reload. Zero means 25 ms.
 	Debounce time.Duration
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
 	// plugin's serving version changes; info is nil when the plugin was unloaded. The gateway

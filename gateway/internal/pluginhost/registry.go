@@ -83,18 +83,30 @@ func New(cfg Config) (*Registry, error) {
 			return nil, fmt.Errorf("pluginhost: settings of %s: %w", id, err)
 		}
 	}
-	if cfg.CacheDir != "" {
-		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("pluginhost: compilation cache: %w", err)
-		}
-		r.cache = c
-	} else {
-		r.cache = wazero.NewCompilationCache()
+	c, err := newCache(cfg.CacheDir)
+	if err != nil {
+		return nil, err
 	}
+	r.cache = c
 	empty := map[directory.Kind]*plugin{}
 	r.kinds.Store(&empty)
 	return r, nil
+}
+
+func newCache(dir string) (wazero.CompilationCache, error) {
+	if dir == "" {
+		return wazero.NewCompilationCache(), nil
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pluginhost: compilation cache: %w", err)
+	}
+	return c, nil
+}
+
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // ValidID reports whether id can name a plugin: lower-case letters, digits, '_', '-' and '.',
@@ -145,8 +157,7 @@ func (r *Registry) load(id, file string, data []byte) error {
 	p := r.plugin(id)
 	p.loadMu.Lock()
 	defer p.loadMu.Unlock()
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:])
+	hash := hashOf(data)
 	if cur := p.cur.Load(); cur != nil && cur.hash == hash && !cur.quarantined.Load() {
 		r.obs.PluginLoad(id, metrics.PluginUnchanged)
 		return nil

@@ -32,7 +32,7 @@ func (r *Registry) Watch(ctx context.Context, dir string, onReady func()) error 
 	}
 	debounce := r.cfg.Debounce
 	if debounce <= 0 {
-		debounce = 50 * time.Millisecond
+		debounce = 25 * time.Millisecond
 	}
 	var mu sync.Mutex
 	timers := map[string]*time.Timer{}
