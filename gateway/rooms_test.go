@@ -117,7 +117,7 @@ func TestRoomsLinkClickerFlow(t *testing.T) {
 // websocket sees the JoinSessionEvent and USER_JOINED_SESSION; leaving frees her
 // (USER_LEFT_SESSION); expiry frees her; deleting the room stops the session.
 func TestRoomsPresenceBusy(t *testing.T) {
-	e := startGateway(t, func(c *gateway.Config) { c.Rooms.ParticipantTTL = gateway.Duration(300 * time.Millisecond) })
+	e := startGateway(t, func(c *gateway.Config) { c.Rooms.ParticipantTTL = gateway.Duration(2 * time.Second) })
 	aliceTok := "OpenTera " + e.userToken("alice:alice-demo")
 	bobTok := "OpenTera " + e.userToken("bob:bob-demo")
 	ws := e.connect(directory.KindUser, "alice:alice-demo")
@@ -180,17 +180,17 @@ func TestRoomsPresenceBusy(t *testing.T) {
 	busy("")
 	waitAll("USER_LEFT_SESSION", isType("USER_LEFT_SESSION"))
 
-	// No refresh: the participation expires (300 ms) and she is freed.
+	// No refresh: the participation expires (2 s here) and she is freed.
 	join()
-	busy(session)
-	busy("")
 	waitAll("USER_JOINED_SESSION, USER_LEFT_SESSION (expiry)", isType("USER_JOINED_SESSION"), isType("USER_LEFT_SESSION"))
+	busy("")
 	code, body = e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"refresh"}`)
 	require.Equal(t, 410, code)
 	require.Equal(t, `{"code":410,"errno":111,"error":"Participation has expired."}`, body)
 
 	// Deleting the room stops the session: StopSessionEvent and LEFT_SESSION.
 	join()
+	waitAll("USER_JOINED_SESSION", isType("USER_JOINED_SESSION"))
 	busy(session)
 	code, _ = e.curl("DELETE", "/rooms/"+room, bobTok, "")
 	require.Equal(t, 204, code)
