@@ -37,6 +37,7 @@
 // # Concurrency
 //
 // Everything is safe for concurrent use. Instances are never shared: a pool hands each to one
-// call at a time. Lock order: Registry.mu → plugin.loadMu is never taken inside a call; a call
-// takes no lock except the pool's short counter mutex and the rule cache's RWMutex.
+// call at a time. Lock order: plugin.loadMu (serialises loads of one id) before Registry.mu
+// (the id → plugin map) before plugin.smu (admin state). A call takes none of them: only the
+// version's pool counter mutex and the rule cache's RWMutex, each held for a few instructions.
 package pluginhost
