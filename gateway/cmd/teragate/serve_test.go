@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,8 +37,26 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// syncBuilder is a strings.Builder safe for one writer and concurrent readers.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // startServe runs `teragate serve args...` and returns the base URL it prints.
-func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *strings.Builder) {
+func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuilder) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -45,7 +64,7 @@ func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *s
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	banner := &strings.Builder{}
+	banner := &syncBuilder{}
 	urlRE := regexp.MustCompile(`API\s+(https?://127\.0\.0\.1:\d+)/api/`)
 	sc := bufio.NewScanner(stdout)
 	var base string
@@ -111,7 +130,8 @@ func TestServeBinary(t *testing.T) {
 			svcToken = l.Token
 		}
 	}
-	require.Contains(t, banner.String(), svcToken, "the banner lists the demo logins")
+	require.Eventually(t, func() bool { return strings.Contains(banner.String(), svcToken) }, 10*time.Second, 10*time.Millisecond,
+		"the banner lists the demo logins:\n%s", banner)
 	pub := exec.Command(bin, "publish", "--url", base, "--token", svcToken, "-k",
 		"--topic", "websocket.user."+directory.DemoAliceUUID+".events",
 		`{"@type": "type.googleapis.com/opentera.protobuf.JoinSessionEvent", "sessionUuid": "s-42", "sessionUsers": ["`+directory.DemoAliceUUID+`"], "sessionUrl": "https://meet/s-42"}`)
