@@ -35,8 +35,9 @@ type BusServer struct {
 	cfg BusConfig
 	log hclog.Logger
 
-	mu      sync.Mutex
-	ctx     context.Context
+	ctx context.Context // the calls' parent, set by Start
+
+	mu      sync.Mutex                  // guards subs, unwatch and stopped; never held by request handlers
 	subs    map[string]bus.Subscription // module → subscription
 	unwatch func()
 	stopped bool
@@ -50,15 +51,13 @@ func NewBusServer(cfg BusConfig) *BusServer {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &BusServer{cfg: cfg, log: cfg.Logger, subs: map[string]bus.Subscription{}}
+	return &BusServer{cfg: cfg, log: cfg.Logger, ctx: context.Background(), subs: map[string]bus.Subscription{}}
 }
 
 // Start subscribes the RPC channel of every registered module and follows later registrations.
 // ctx bounds the calls' lifetime (cancel it or call Stop to end them).
 func (s *BusServer) Start(ctx context.Context) error {
-	s.mu.Lock()
-	s.ctx = ctx
-	s.mu.Unlock()
+	s.ctx = ctx // set before any subscription exists: handlers read it without the lock
 	s.unwatch = s.cfg.Router.Watch(func() {
 		if err := s.sync(); err != nil {
 			s.log.Error("following RPC module registrations", "error", err)
@@ -144,13 +143,7 @@ func (s *BusServer) serve(module string, msg bus.Message) {
 		}
 		return
 	}
-	s.mu.Lock()
-	base := s.ctx
-	s.mu.Unlock()
-	if base == nil {
-		base = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(base, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	v, callErr := s.cfg.Router.Call(ctx, module, req.GetMethod(), Args(req.GetArgs()))
 	cancel()
 	if callErr != nil {
