@@ -443,3 +443,24 @@ func TestMetricsAndHealth(t *testing.T) {
 		require.Contains(t, string(body), want)
 	}
 }
+
+// TestCrossTopicOrder: a client sees events in publish order even when they come on different
+// topic families (a direct invitation, then the session's stop on the user manager topic).
+func TestCrossTopicOrder(t *testing.T) {
+	e := startGateway(t, nil)
+	a := e.connect(directory.KindUser, "alice:alice-demo")
+	for i := 0; i < 30; i++ {
+		s := "s-" + string(rune('a'+i%26)) + strings.Repeat("x", i)
+		e.publish("websocket.user."+alice+".events", &opentera.JoinSessionEvent{SessionUuid: s, SessionUsers: []string{alice}})
+		e.publish(umEvents, &opentera.StopSessionEvent{SessionUuid: s})
+	}
+	for i := 0; i < 30; i++ {
+		s := "s-" + string(rune('a'+i%26)) + strings.Repeat("x", i)
+		join := a.event()
+		require.Equal(t, "type.googleapis.com/opentera.protobuf.JoinSessionEvent", join["@type"])
+		require.Equal(t, s, join["sessionUuid"])
+		stop := a.event()
+		require.Equal(t, "type.googleapis.com/opentera.protobuf.StopSessionEvent", stop["@type"])
+		require.Equal(t, s, stop["sessionUuid"])
+	}
+}

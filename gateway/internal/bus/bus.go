@@ -39,6 +39,11 @@ type Bus interface {
 	// Subscribe registers h for every channel matching pattern (PSUBSCRIBE semantics). When
 	// Subscribe returns, the subscription is active: a message published afterwards reaches h.
 	Subscribe(ctx context.Context, pattern string, h Handler) (Subscription, error)
+	// SubscribeAll registers h for every channel matching any of patterns, as one subscription:
+	// its messages reach h in publish order across all the patterns, the way one Redis
+	// connection's PSUBSCRIBE does. Use it when the order between topics matters (a client must
+	// see a direct JoinSessionEvent before the StopSessionEvent published after it).
+	SubscribeAll(ctx context.Context, patterns []string, h Handler) (Subscription, error)
 	// Close stops all subscriptions and releases resources.
 	Close(ctx context.Context) error
 }

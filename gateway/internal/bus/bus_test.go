@@ -205,3 +205,39 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestSubscribeAllKeepsOrderAcrossPatterns: one subscription over several patterns sees messages
+// in publish order, whichever pattern matched.
+func TestSubscribeAllKeepsOrderAcrossPatterns(t *testing.T) {
+	ctx := context.Background()
+	b := NewMemory(MemoryConfig{})
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	var mu sync.Mutex
+	var got []Message
+	s, err := b.SubscribeAll(ctx, []string{"family.events", "direct.*"}, func(m Message) {
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	for i := 0; i < 1000; i++ {
+		ch := "family.events"
+		if i%3 == 0 {
+			ch = fmt.Sprintf("direct.%d", i)
+		}
+		require.NoError(t, b.Publish(ctx, ch, []byte(fmt.Sprint(i))))
+	}
+	eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1000 })
+	for i, m := range got {
+		require.Equal(t, fmt.Sprint(i), string(m.Payload))
+		if i%3 == 0 {
+			require.Equal(t, "direct.*", m.Pattern)
+		} else {
+			require.Equal(t, "family.events", m.Pattern)
+		}
+	}
+	require.NoError(t, s.Unsubscribe(ctx))
+	require.NoError(t, b.Publish(ctx, "family.events", nil))
+	_, err = b.SubscribeAll(ctx, nil, func(Message) {})
+	require.ErrorIs(t, err, ErrBadPattern)
+}

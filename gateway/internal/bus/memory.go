@@ -28,8 +28,14 @@ type Memory struct {
 }
 
 type subTable struct {
-	exact    map[string][]*memSub
-	patterns []*memSub
+	exact    map[string][]entry
+	patterns []entry
+}
+
+// entry is one pattern of a subscription (a subscription may have several).
+type entry struct {
+	pattern string
+	s       *memSub
 }
 
 // NewMemory returns an empty in-memory bus.
@@ -38,7 +44,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		cfg.MaxPending = 1 << 20
 	}
 	m := &Memory{cfg: cfg}
-	m.subs.Store(&subTable{exact: map[string][]*memSub{}})
+	m.subs.Store(&subTable{exact: map[string][]entry{}})
 	return m
 }
 
@@ -48,21 +54,31 @@ func (m *Memory) Publish(_ context.Context, channel string, payload []byte) erro
 		return ErrClosed
 	}
 	t := m.subs.Load()
-	for _, s := range t.exact[channel] {
-		s.push(channel, payload)
+	for _, e := range t.exact[channel] {
+		e.s.push(e.pattern, channel, payload)
 	}
-	for _, s := range t.patterns {
-		if Match(s.pattern, channel) {
-			s.push(channel, payload)
+	for _, e := range t.patterns {
+		if Match(e.pattern, channel) {
+			e.s.push(e.pattern, channel, payload)
 		}
 	}
 	return nil
 }
 
 // Subscribe implements [Bus].
-func (m *Memory) Subscribe(_ context.Context, pattern string, h Handler) (Subscription, error) {
-	if !ValidPattern(pattern) {
-		return nil, fmt.Errorf("%w: %q", ErrBadPattern, pattern)
+func (m *Memory) Subscribe(ctx context.Context, pattern string, h Handler) (Subscription, error) {
+	return m.SubscribeAll(ctx, []string{pattern}, h)
+}
+
+// SubscribeAll implements [Bus]: one delivery goroutine and queue for all the patterns.
+func (m *Memory) SubscribeAll(_ context.Context, patterns []string, h Handler) (Subscription, error) {
+	if len(patterns) == 0 {
+		return nil, fmt.Errorf("%w: no pattern", ErrBadPattern)
+	}
+	for _, p := range patterns {
+		if !ValidPattern(p) {
+			return nil, fmt.Errorf("%w: %q", ErrBadPattern, p)
+		}
 	}
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrBadPattern)
@@ -72,16 +88,18 @@ func (m *Memory) Subscribe(_ context.Context, pattern string, h Handler) (Subscr
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	s := &memSub{bus: m, pattern: pattern, h: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &memSub{bus: m, h: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	old := m.subs.Load()
-	nt := &subTable{exact: make(map[string][]*memSub, len(old.exact)+1), patterns: old.patterns}
+	nt := &subTable{exact: make(map[string][]entry, len(old.exact)+len(patterns)), patterns: append([]entry(nil), old.patterns...)}
 	for k, v := range old.exact {
 		nt.exact[k] = v
 	}
-	if HasMeta(pattern) {
-		nt.patterns = append(append([]*memSub(nil), old.patterns...), s)
-	} else {
-		nt.exact[pattern] = append(append([]*memSub(nil), old.exact[pattern]...), s)
+	for _, p := range patterns {
+		if HasMeta(p) {
+			nt.patterns = append(nt.patterns, entry{p, s})
+		} else {
+			nt.exact[p] = append(append([]entry(nil), nt.exact[p]...), entry{p, s})
+		}
 	}
 	m.subs.Store(nt)
 	m.wg.Add(1)
@@ -93,24 +111,20 @@ func (m *Memory) remove(s *memSub) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.subs.Load()
-	nt := &subTable{exact: make(map[string][]*memSub, len(old.exact)), patterns: without(old.patterns, s)}
+	nt := &subTable{exact: make(map[string][]entry, len(old.exact)), patterns: without(old.patterns, s)}
 	for k, v := range old.exact {
-		if k == s.pattern {
-			v = without(v, s)
-			if len(v) == 0 {
-				continue
-			}
+		if v = without(v, s); len(v) > 0 {
+			nt.exact[k] = v
 		}
-		nt.exact[k] = v
 	}
 	m.subs.Store(nt)
 }
 
-func without(list []*memSub, s *memSub) []*memSub {
-	out := make([]*memSub, 0, len(list))
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
+func without(list []entry, s *memSub) []entry {
+	out := make([]entry, 0, len(list))
+	for _, e := range list {
+		if e.s != s {
+			out = append(out, e)
 		}
 	}
 	return out
@@ -123,15 +137,15 @@ func (m *Memory) Close(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	t := m.subs.Load()
-	m.subs.Store(&subTable{exact: map[string][]*memSub{}})
+	m.subs.Store(&subTable{exact: map[string][]entry{}})
 	m.mu.Unlock()
 	for _, list := range t.exact {
-		for _, s := range list {
-			s.stop()
+		for _, e := range list {
+			e.s.stop()
 		}
 	}
-	for _, s := range t.patterns {
-		s.stop()
+	for _, e := range t.patterns {
+		e.s.stop()
 	}
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
@@ -144,9 +158,8 @@ func (m *Memory) Close(ctx context.Context) error {
 }
 
 type memSub struct {
-	bus     *Memory
-	pattern string
-	h       Handler
+	bus *Memory
+	h   Handler
 
 	mu      sync.Mutex
 	queue   []Message
@@ -156,7 +169,7 @@ type memSub struct {
 	once    sync.Once
 }
 
-func (s *memSub) push(channel string, payload []byte) {
+func (s *memSub) push(pattern, channel string, payload []byte) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -165,11 +178,11 @@ func (s *memSub) push(channel string, payload []byte) {
 	if len(s.queue) >= s.bus.cfg.MaxPending {
 		s.mu.Unlock()
 		if s.bus.cfg.OnDrop != nil {
-			s.bus.cfg.OnDrop(s.pattern, channel)
+			s.bus.cfg.OnDrop(pattern, channel)
 		}
 		return
 	}
-	s.queue = append(s.queue, Message{Pattern: s.pattern, Channel: channel, Payload: payload})
+	s.queue = append(s.queue, Message{Pattern: pattern, Channel: channel, Payload: payload})
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

@@ -88,35 +88,40 @@ func (r *Router) Filter(k directory.Kind) filter.Filter {
 	return nil
 }
 
-// Start subscribes to the topic families. When it returns, events published on them reach the
-// connections registered in the hub.
+// Start subscribes to the topic families, as one bus subscription so that a client receives its
+// events in publish order whichever family carried them (one Redis connection's semantics). When
+// it returns, events published on them reach the connections registered in the hub.
 func (r *Router) Start(ctx context.Context) error {
 	type family struct {
-		pattern string
-		name    string
-		handle  func(w *worker, m bus.Message)
+		name   string
+		handle func(w *worker, m bus.Message)
 	}
-	fams := []family{
-		{TopicUserManagerEvents, "user_manager", func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }},
-		{PatternServiceEvents, "service", func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }},
-		{PatternDirect, "direct", r.routeDirect},
-		{TopicCommandsPrefix + "*", "command", r.routeCommand},
+	all := func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }
+	fams := map[string]family{
+		TopicUserManagerEvents:    {"user_manager", all},
+		PatternServiceEvents:      {"service", all},
+		PatternDirect:             {"direct", r.routeDirect},
+		TopicCommandsPrefix + "*": {"command", r.routeCommand},
 	}
-	for _, f := range fams {
-		w := &worker{}
-		name, handle := f.name, f.handle
-		sub, err := r.bus.Subscribe(ctx, f.pattern, func(m bus.Message) {
-			r.metrics.EventReceived(name)
-			handle(w, m)
-		})
-		if err != nil {
-			_ = r.Stop(ctx)
-			return fmt.Errorf("hub: subscribe %q: %w", f.pattern, err)
+	patterns := make([]string, 0, len(fams))
+	for p := range fams {
+		patterns = append(patterns, p)
+	}
+	w := &worker{}
+	sub, err := r.bus.SubscribeAll(ctx, patterns, func(m bus.Message) {
+		f, ok := fams[m.Pattern]
+		if !ok {
+			return
 		}
-		r.mu.Lock()
-		r.subs = append(r.subs, sub)
-		r.mu.Unlock()
+		r.metrics.EventReceived(f.name)
+		f.handle(w, m)
+	})
+	if err != nil {
+		return fmt.Errorf("hub: subscribe %q: %w", patterns, err)
 	}
+	r.mu.Lock()
+	r.subs = append(r.subs, sub)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -133,8 +138,8 @@ func (r *Router) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// worker holds the scratch buffers of one subscription's handler (handlers of one subscription
-// never run concurrently).
+// worker holds the router's scratch buffers (the handler of one subscription never runs
+// concurrently with itself).
 type worker struct {
 	conns []*Conn
 	rs    []filter.Recipient

@@ -355,6 +355,9 @@ func (nopBus) Publish(context.Context, string, []byte) error { return nil }
 func (nopBus) Subscribe(context.Context, string, bus.Handler) (bus.Subscription, error) {
 	return nil, nil
 }
+func (nopBus) SubscribeAll(context.Context, []string, bus.Handler) (bus.Subscription, error) {
+	return nil, nil
+}
 func (nopBus) Close(context.Context) error { return nil }
 
 var _ bus.Bus = nopBus{}
