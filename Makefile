@@ -13,7 +13,8 @@ build:
 
 # Plugins: every Go plugin under plugins/ (a directory with a main.go; plugins/filter/user is
 # filter.user) becomes build/plugins/<id>.wasm, a wasip1 reactor; every WebAssembly-text guest
-# plugins/wat/*/<id>.wat is assembled with wat2wasm (Debian package wabt) into build/plugins/<id>.wasm.
+# plugins/wat/*/<id>.wat is assembled with wat2wasm (Debian package wabt) into build/plugins-extra/
+# (samples proving the ABI is language-neutral; not loaded by `make run`).
 plugins:
 	@mkdir -p $(PLUGINS)
 	@for f in $$(find plugins -name main.go | sort); do \
@@ -24,14 +25,16 @@ plugins:
 	@for f in $$(find plugins -name '*.wat' | sort); do \
 	  id=$$(basename $$f .wat); \
 	  if command -v wat2wasm >/dev/null 2>&1; then \
-	    echo "plugin $$id (wat)"; wat2wasm $$f -o $(PLUGINS)/$$id.wasm || exit 1; \
+	    mkdir -p $(PLUGINS)-extra; echo "plugin $$id (wat) -> $(PLUGINS)-extra"; wat2wasm $$f -o $(PLUGINS)-extra/$$id.wasm || exit 1; \
 	  else echo "plugin $$id skipped: wat2wasm not found (apt-get install wabt)"; fi; \
 	done
 
-# make run: build and start the gateway on its embedded defaults (demo identities, in-memory bus,
-# TLS with a self-signed certificate in ./data). Ctrl-C stops it gracefully.
+# make run: build the binary and the plugins, and start the gateway on its embedded defaults (demo
+# identities, in-memory bus, TLS with a self-signed certificate in ./data) with the first-party
+# plugins of build/plugins (the OpenTera filter table as Wasm, rpc.sessions), hot-reloaded.
+# Ctrl-C stops it gracefully.
 run: build plugins
-	./$(BIN) serve $(ARGS)
+	./$(BIN) serve --plugins $(PLUGINS) $(ARGS)
 
 # make test: the whole suite, race detector on.
 test: build
@@ -52,6 +55,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRouteBusPayload$$' -fuzztime $(FUZZTIME) ./gateway/internal/hub
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDirectory$$' -fuzztime $(FUZZTIME) ./gateway/internal/directory
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./sdk/abi
+	$(GO) test -run '^$$' -fuzz '^FuzzApplyResult$$' -fuzztime $(FUZZTIME) ./gateway/internal/pluginhost
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./gateway/internal/rpc
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHTTPRequest$$' -fuzztime $(FUZZTIME) ./gateway/internal/rpc
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./gateway/internal/rooms
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHawkHeader$$' -fuzztime $(FUZZTIME) ./gateway/internal/rooms
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) ./sdk/pdk
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...
