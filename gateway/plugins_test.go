@@ -94,7 +94,7 @@ func TestPluginReloadUnderTraffic(t *testing.T) {
 	writeRename(t, dir, "filter.user.wasm", variant(wasm, 0))
 	e := startGateway(t, func(c *gateway.Config) {
 		c.Plugins = dir
-		c.PluginConfig = map[string]gateway.PluginConfig{"filter.user": {Config: cfg}}
+		c.PluginConfig = map[string]gateway.PluginConfig{"filter.user": {Config: cfg, Timeout: gateway.Duration(5 * time.Second)}} // the deadline is tested elsewhere; a loaded CI box must not turn a slow call into a lost event here
 	})
 	<-e.gw.PluginsReady()
 	admin := e.userToken("admin:admin-demo")

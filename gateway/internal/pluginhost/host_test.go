@@ -333,7 +333,9 @@ func TestHammerSwap(t *testing.T) {
 // TestPoolBounded: more concurrent callers than instances wait, never create more.
 func TestPoolBounded(t *testing.T) {
 	wasm, cfg := goodEcho(t)
-	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, PoolSize: 2}})
+	// A generous deadline: this test is about the pool bound, and 16 callers on 2 cores under the
+	// race detector can keep a call off the CPU for longer than the 50 ms default.
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, PoolSize: 2, Timeout: 10 * time.Second}})
 	require.NoError(t, e.r.Load("filter.user", wasm))
 	f := e.r.Filter(directory.KindUser, nil, nil)
 	var wg sync.WaitGroup
