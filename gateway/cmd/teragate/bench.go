@@ -57,6 +57,7 @@ func runBench(args []string) int {
 	var (
 		target       = fs.String("target", "gateway", "what to measure: gateway or bare (the bare gorilla broadcast baseline)")
 		baseURL      = fs.String("url", "", "base URL of a running server (e.g. http://127.0.0.1:4040); empty: start one")
+		skipVerify   = fs.Bool("tls-skip-verify", false, "with an https --url, accept any certificate (the gateway's self-signed default)")
 		pid          = fs.Int("pid", 0, "pid of the server at --url, for its CPU and RSS figures")
 		clients      = fs.Int("clients", 1000, "number of websocket clients")
 		types        = fs.String("types", "user,participant,device", "client type mix: comma-separated user, participant, device, each with an optional :weight")
@@ -67,17 +68,18 @@ func runBench(args []string) int {
 		warmup       = fs.Duration("warmup", 3*time.Second, "publishing time before measurement starts")
 		event        = fs.String("event", "stop", "event published: stop (StopSessionEvent, reaches every socket) or participant (ParticipantEvent, filtered by project and links)")
 		bareMode     = fs.String("bare-mode", "prepared", "bare server writer: prepared (one write per frame) or batched (several frames per write)")
+		bareLazy     = fs.Bool("bare-lazy-writer", false, "bare server starts a connection's writer goroutine only while its queue is non-empty (no parked writer per idle connection)")
 		idle         = fs.Bool("idle", false, "idle mode: connect, wait --idle-wait, report server RSS per connection")
 		idleWait     = fs.Duration("idle-wait", 25*time.Second, "how long idle mode waits (two 10 s ping rounds by default)")
 		jsonOut      = fs.Bool("json", false, "print the report as JSON")
 		connectRate  = fs.Float64("connect-rate", 2000, "clients started per second")
 		connectConc  = fs.Int("connect-concurrency", 100, "logins and websocket handshakes in flight")
 		publishers   = fs.Int("publishers", 4, "concurrent publishing connections")
-		projects     = fs.Int("projects", 10, "projects in the generated identities (users, participants and devices are spread over them)")
+		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")
 		serviceToken = fs.String("service-token", "", "service token for POST /api/events (with --url; default: the admin service of --identities)")
 		identities   = fs.String("identities", "", "identity file the gateway at --url runs with (tokens and users are read from it)")
 		userPassword = fs.String("user-password", "", "clear password of the users in --identities (default: the bench's generated password)")
-		settle       = fs.Duration("settle", 30*time.Second, "longest wait after connecting for the server's presence events to stop")
+		settle       = fs.Duration("settle", 120*time.Second, "longest wait after connecting for the server's presence events to stop")
 		quietWait    = fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was")
 		cpuProfile   = fs.String("cpuprofile", "", "write the bench process's own CPU profile (the load clients) to this file")
 		keep         = fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)")
@@ -97,6 +99,9 @@ func runBench(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: --types: %v\n", err)
 		return 2
 	}
+	if *projects <= 0 {
+		*projects = max(10, *clients/100)
+	}
 	if *rate <= 0 && *deliveries <= 0 {
 		*deliveries = 50000
 	}
@@ -106,6 +111,7 @@ func runBench(args []string) int {
 		Rate: *rate, Deliveries: *deliveries, Duration: *duration, Warmup: *warmup,
 		Idle: *idle, IdleWait: *idleWait, ConnectRate: *connectRate, ConnectConcurrency: *connectConc,
 		Publishers: *publishers, Settle: *settle, ServerPID: *pid, Progress: os.Stderr,
+		InsecureSkipVerify: *skipVerify,
 	}
 	if *rate > 0 {
 		cfg.Deliveries = 0
@@ -113,10 +119,13 @@ func runBench(args []string) int {
 	switch cfg.Target {
 	case loadtest.TargetGateway:
 	case loadtest.TargetBare:
-		cfg.BareMode = loadtest.BareMode(*bareMode)
-		if cfg.BareMode != loadtest.BarePrepared && cfg.BareMode != loadtest.BareBatched {
+		if m := loadtest.BareMode(*bareMode); m != loadtest.BarePrepared && m != loadtest.BareBatched {
 			fmt.Fprintf(os.Stderr, "bench: --bare-mode must be prepared or batched, not %q\n", *bareMode)
 			return 2
+		}
+		cfg.BareMode = loadtest.BareMode(*bareMode)
+		if *bareLazy {
+			cfg.BareMode += "+lazy-writer"
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "bench: --target must be gateway or bare, not %q\n", *target)
@@ -140,7 +149,7 @@ func runBench(args []string) int {
 			cfg.Dir = d
 		}
 	} else {
-		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *keep)
+		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
@@ -205,7 +214,7 @@ type spawned struct {
 
 // spawnServer starts this binary's gateway (with generated identities) or
 // bare server on a free loopback port and waits until it answers /healthz.
-func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, keep bool) (*spawned, error) {
+func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool) (*spawned, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -224,6 +233,9 @@ func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, pro
 	var args []string
 	if cfg.Target == loadtest.TargetBare {
 		args = []string{"bench-bare-server", "--listen", listen, "--mode", bareMode}
+		if bareLazy {
+			args = append(args, "--lazy-writer")
+		}
 	} else {
 		d, err := loadtest.GenerateDirectory(loadtest.GenerateOptions{
 			Users: mix.Users, Participants: mix.Participants, Devices: mix.Devices, Projects: projects,
@@ -370,13 +382,14 @@ func runBareServer(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:4041", "address to listen on")
 	mode := fs.String("mode", "prepared", "writer: prepared (one PreparedMessage write per frame) or batched (several frames per write)")
 	ping := fs.Duration("ping-interval", 10*time.Second, "ping interval for every connection")
+	lazy := fs.Bool("lazy-writer", false, "start a connection's writer goroutine only while its queue is non-empty")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	bs, err := loadtest.NewBareServer(loadtest.BareConfig{Mode: loadtest.BareMode(*mode), PingInterval: *ping})
+	bs, err := loadtest.NewBareServer(loadtest.BareConfig{Mode: loadtest.BareMode(*mode), PingInterval: *ping, LazyWriter: *lazy})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench-bare-server: %v\n", err)
 		return 2
@@ -392,7 +405,7 @@ func runBareServer(args []string) int {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	fmt.Fprintf(os.Stderr, "bench-bare-server: %s mode, listening on http://%s\n", *mode, l.Addr())
+	fmt.Fprintf(os.Stderr, "bench-bare-server: %s mode (lazy writer %v), listening on http://%s\n", *mode, *lazy, l.Addr())
 	select {
 	case err := <-errc:
 		fmt.Fprintf(os.Stderr, "bench-bare-server: %v\n", err)

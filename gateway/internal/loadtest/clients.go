@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,9 +156,10 @@ type dialer struct {
 	ws     *websocket.Dialer
 }
 
-func newDialer(base *url.URL, target Target, format Format, dir *Directory, concurrency int) *dialer {
+func newDialer(base *url.URL, target Target, format Format, dir *Directory, concurrency int, tlsConf *tls.Config) *dialer {
 	tr := &http.Transport{
 		Proxy:               nil,
+		TLSClientConfig:     tlsConf,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        concurrency,
 		MaxIdleConnsPerHost: concurrency,
@@ -168,6 +170,7 @@ func newDialer(base *url.URL, target Target, format Format, dir *Directory, conc
 		http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		ws: &websocket.Dialer{
 			Proxy:            nil,
+			TLSClientConfig:  tlsConf,
 			HandshakeTimeout: 30 * time.Second,
 			ReadBufferSize:   4096,
 			WriteBufferPool:  &sync.Pool{},

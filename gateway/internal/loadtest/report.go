@@ -17,15 +17,23 @@ type Report struct {
 	Format   string `json:"format"`
 	Idle     bool   `json:"idle"`
 
-	Clients        int     `json:"clients"`
-	Users          int     `json:"users"`
-	Participants   int     `json:"participants"`
-	Devices        int     `json:"devices"`
+	Clients      int `json:"clients"`
+	Users        int `json:"users"`
+	Participants int `json:"participants"`
+	Devices      int `json:"devices"`
+	// Projects is the number of projects in the identities (gateway only).
+	Projects       int     `json:"projects,omitempty"`
 	Connected      int     `json:"connected"`
 	ConnectErrors  int     `json:"connect_errors"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectPerSec  float64 `json:"connect_per_sec"`
 	Disconnected   int     `json:"disconnected"`
+	// SettleSeconds is how long the bench waited after connecting for the
+	// server's own frames (presence events) to stop; SettleFrames is how
+	// many arrived meanwhile. SettleTimedOut means they had not stopped.
+	SettleSeconds  float64 `json:"settle_seconds"`
+	SettleFrames   int64   `json:"settle_frames"`
+	SettleTimedOut bool    `json:"settle_timed_out,omitempty"`
 
 	WarmupSeconds   float64 `json:"warmup_seconds,omitempty"`
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
@@ -92,11 +100,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		target += " (" + r.BareMode + ")"
 	}
 	line("target", "%s", target)
-	line("clients", "%d (users %d, participants %d, devices %d)", r.Clients, r.Users, r.Participants, r.Devices)
+	clients := fmt.Sprintf("%d (users %d, participants %d, devices %d)", r.Clients, r.Users, r.Participants, r.Devices)
+	if r.Projects > 0 {
+		clients += fmt.Sprintf(" in %d projects", r.Projects)
+	}
+	line("clients", "%s", clients)
 	line("connected", "%d in %.1fs (%.0f/s), %d failed, %d disconnected later", r.Connected, r.ConnectSeconds, r.ConnectPerSec, r.ConnectErrors, r.Disconnected)
+	settled := ""
+	if r.SettleTimedOut {
+		settled = " (NOT settled: figures include them)"
+	}
+	line("settle", "%.1fs, %d server frames (presence)%s", r.SettleSeconds, r.SettleFrames, settled)
 	line("frame format", "%s", r.Format)
 	if r.Idle {
-		line("mode", "idle for %.0fs", r.IdleWaitSeconds)
+		line("mode", "idle for %.0fs after the server's own traffic settled", r.IdleWaitSeconds)
 	} else {
 		line("event", "%s, %.1f recipients/event", r.Event, r.RecipientsPerEvent)
 		line("frame bytes", "%.0f", r.FrameBytes)

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -79,8 +80,8 @@ type Config struct {
 	// value means 4.
 	Publishers int
 	// Settle is the longest wait, after connecting, for the server's own
-	// traffic (presence events) to stop before publishing. Zero value means
-	// 30s.
+	// traffic (presence events) to stop before publishing or idling. Zero
+	// value means 120s.
 	Settle time.Duration
 	// DrainTimeout is the longest wait for outstanding deliveries after
 	// publishing stops. Zero value means 10s.
@@ -92,6 +93,9 @@ type Config struct {
 	BareMode BareMode
 	// Progress receives one line per second while running. Nil means none.
 	Progress io.Writer
+	// InsecureSkipVerify accepts any TLS certificate (a gateway running on
+	// its self-signed default certificate). Default false.
+	InsecureSkipVerify bool
 }
 
 func (c *Config) fill() error {
@@ -123,7 +127,7 @@ func (c *Config) fill() error {
 		c.Publishers = 4
 	}
 	if c.Settle <= 0 {
-		c.Settle = 30 * time.Second
+		c.Settle = 120 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
@@ -271,6 +275,8 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	}
 	if h.cfg.Target == TargetBare {
 		rep.BareMode = string(h.cfg.BareMode)
+	} else {
+		rep.Projects = len(h.cfg.Dir.Projects)
 	}
 	var baseSrv ProcSample
 	if h.cfg.ServerPID > 0 {
@@ -301,6 +307,11 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
 
 	if h.cfg.Idle {
+		// Let the server's own traffic (CONNECTED events) finish first, so
+		// the RSS is that of idle connections, not of queued frames.
+		if err := h.settle(ctx, rep); err != nil {
+			return nil, err
+		}
 		if err := sleepCtx(ctx, h.cfg.IdleWait); err != nil {
 			return nil, err
 		}
@@ -314,7 +325,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	}
 
 	// Let the server's own traffic (CONNECTED events) calm down.
-	if err := h.settle(ctx); err != nil {
+	if err := h.settle(ctx, rep); err != nil {
 		return nil, err
 	}
 	_, _, _, otherBefore, _ := h.totals()
@@ -392,6 +403,10 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rep.ReceivedDeliveries = received
 	rep.LostDeliveries = expected - received
 	rep.DeliveredPerSec = float64(received) / h.cfg.Duration.Seconds()
+	if rep.PublishedPerSec < 0.95*rep.OfferedEventsPerSec {
+		h.noteErr(fmt.Errorf("loadtest: publishing fell behind (%.0f of %.0f events/s): the server answers POST /api/events too slowly for %d publishers (raise --publishers)",
+			rep.PublishedPerSec, rep.OfferedEventsPerSec, h.cfg.Publishers))
+	}
 	rep.OtherFrames = other - otherBefore
 	rep.UnreadableFrames = bad
 	if received > 0 {
@@ -508,7 +523,7 @@ func (h *harness) errs() []string {
 // connect opens every client at ConnectRate with at most
 // ConnectConcurrency in flight.
 func (h *harness) connect(ctx context.Context) error {
-	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency)
+	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency, h.tlsConfig())
 	defer d.http.CloseIdleConnections()
 	sem := make(chan struct{}, h.cfg.ConnectConcurrency)
 	var wg sync.WaitGroup
@@ -596,11 +611,18 @@ func (h *harness) closeAll() {
 
 // settle waits until no non-bench frame arrived for a second (half of
 // Settle when that is shorter), at most Settle.
-func (h *harness) settle(ctx context.Context) error {
-	deadline := time.Now().Add(h.cfg.Settle)
+func (h *harness) settle(ctx context.Context, rep *Report) error {
+	start := time.Now()
+	deadline := start.Add(h.cfg.Settle)
 	quiet := min(time.Second, h.cfg.Settle/2)
 	_, _, _, last, _ := h.totals()
+	first := last
 	quietSince := time.Now()
+	defer func() {
+		_, _, _, other, _ := h.totals()
+		rep.SettleSeconds = time.Since(start).Seconds()
+		rep.SettleFrames = other - first
+	}()
 	for time.Now().Before(deadline) {
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
 			return err
@@ -612,6 +634,8 @@ func (h *harness) settle(ctx context.Context) error {
 			return nil
 		}
 	}
+	rep.SettleTimedOut = true
+	h.noteErr(fmt.Errorf("loadtest: the server was still sending its own frames after --settle %s; figures include them", h.cfg.Settle))
 	return nil
 }
 
@@ -688,17 +712,19 @@ func (h *harness) progress(ctx context.Context, done chan<- struct{}) {
 	start := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var lastFrames int64
+	var lastFrames, lastOther int64
 	lastAt := start
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			rec, _, out, _, _ := h.totals()
+			rec, _, out, other, _ := h.totals()
 			frames := rec + out
-			rate := float64(frames-lastFrames) / now.Sub(lastAt).Seconds()
-			lastFrames, lastAt = frames, now
+			dt := now.Sub(lastAt).Seconds()
+			rate := float64(frames-lastFrames) / dt
+			otherRate := float64(other-lastOther) / dt
+			lastFrames, lastOther, lastAt = frames, other, now
 			rss := "-"
 			if h.cfg.ServerPID > 0 {
 				if s, err := ReadProcStat(h.cfg.ServerPID); err == nil {
@@ -707,9 +733,9 @@ func (h *harness) progress(ctx context.Context, done chan<- struct{}) {
 			}
 			p99 := float64(h.hist.Snapshot().Quantile(0.99)) / 1000
 			_, _ = fmt.Fprintf(h.cfg.Progress,
-				"bench: %5.1fs connected=%d/%d failed=%d disconnected=%d published=%d delivered=%.0f/s p99=%.1fms server_rss=%s\n",
+				"bench: %5.1fs connected=%d/%d failed=%d disconnected=%d published=%d delivered=%.0f/s p99=%.1fms other=%.0f/s server_rss=%s\n",
 				now.Sub(start).Seconds(), h.connected.Load(), len(h.clients), h.connectErrs.Load(),
-				h.disconnected.Load(), h.published.Load(), rate, p99, rss)
+				h.disconnected.Load(), h.published.Load(), rate, p99, otherRate, rss)
 		}
 	}
 }
@@ -733,6 +759,7 @@ func (h *harness) newPublisher(recips []int) (*publisher, error) {
 	u.RawQuery = ""
 	tr := &http.Transport{
 		Proxy:               nil,
+		TLSClientConfig:     h.tlsConfig(),
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        h.cfg.Publishers,
 		MaxIdleConnsPerHost: h.cfg.Publishers,
@@ -832,6 +859,14 @@ func (p *publisher) publish(ctx context.Context, k uint64) {
 		p.inWindow.Add(1)
 		p.expected.Add(int64(p.recips[subject]))
 	}
+}
+
+// tlsConfig returns the client TLS settings (nil: Go's defaults).
+func (h *harness) tlsConfig() *tls.Config {
+	if !h.cfg.InsecureSkipVerify {
+		return nil
+	}
+	return &tls.Config{InsecureSkipVerify: true} //nolint:gosec // opt-in, for self-signed test servers
 }
 
 func newEventBuilder(kind EventKind, dir *Directory) *eventBuilder {
