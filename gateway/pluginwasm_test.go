@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"strconv"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -270,4 +271,28 @@ func BenchmarkPluginFilterHost(b *testing.B) {
 		}
 	})
 	_ = runtime.GOMAXPROCS(0)
+}
+
+// BenchmarkPluginFilterStop: a StopSessionEvent with a new session uuid each time (no cache hit),
+// 1,000 recipients: the bench's broadcast event.
+func BenchmarkPluginFilterStop(b *testing.B) {
+	dir := builtPlugins(b)
+	r := newHost(b, hostSessions{fakeSessions: fakeSessions{}}, &recordBus{})
+	require.NoError(b, r.LoadFile("filter.user", filepath.Join(dir, "filter.user.wasm")))
+	snap := directory.Demo()
+	rs := make([]filter.Recipient, 1000)
+	for i := range rs {
+		a, _ := snap.Principal(directory.KindUser, directory.DemoAliceUUID)
+		rs[i] = filter.Recipient{Kind: directory.KindUser, UUID: directory.DemoAliceUUID, Access: a}
+	}
+	out := make([]filter.Decision, len(rs))
+	f := r.Filter(directory.KindUser, nil, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		a, _ := opentera.NewAny(&opentera.StopSessionEvent{SessionUuid: "s-" + strconv.Itoa(i)})
+		require.NoError(b, f.Decide(ctx, filter.DecodeEvent(demoTopic, a), directory.KindUser, rs, out))
+	}
 }

@@ -78,6 +78,7 @@ func runBench(args []string) int {
 		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")
 		serviceToken = fs.String("service-token", "", "service token for POST /api/events (with --url; default: the admin service of --identities)")
 		identities   = fs.String("identities", "", "identity file the gateway at --url runs with (tokens and users are read from it)")
+		pluginsDir   = fs.String("plugins", "", "plugin directory for the spawned gateway (e.g. build/plugins: the Wasm filters instead of the native ones)")
 		userPassword = fs.String("user-password", "", "clear password of the users in --identities (default: the bench's generated password)")
 		settle       = fs.Duration("settle", 120*time.Second, "longest wait after connecting for the server's presence events to stop")
 		quietWait    = fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was")
@@ -149,7 +150,7 @@ func runBench(args []string) int {
 			cfg.Dir = d
 		}
 	} else {
-		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep)
+		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep, *pluginsDir)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
@@ -214,7 +215,7 @@ type spawned struct {
 
 // spawnServer starts this binary's gateway (with generated identities) or
 // bare server on a free loopback port and waits until it answers /healthz.
-func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool) (*spawned, error) {
+func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool, plugins string) (*spawned, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -256,6 +257,14 @@ func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, pro
 			return nil, err
 		}
 		args = []string{"serve", "--insecure", "--listen", listen, "--identities", idPath, "--data", dataDir, "--log-level", "warn"}
+		if plugins != "" {
+			abs, err := filepath.Abs(plugins)
+			if err != nil {
+				s.cleanup()
+				return nil, err
+			}
+			args = append(args, "--plugins", abs)
+		}
 	}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
