@@ -6,8 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
