@@ -23,7 +23,7 @@ type PluginConfig struct {
 	// Config is passed to the plugin's tg_init: a string as its bytes, any other value re-encoded
 	// as JSON. Empty means no config.
 	Config any `yaml:"config"`
-	// Timeout is the per-call deadline. Default 50ms for filter plugins, 1s for RPC plugins.
+	// Timeout is the per-call deadline. Default 500ms for filter plugins, 1s for RPC plugins.
 	Timeout Duration `yaml:"timeout"`
 	// MemoryPages caps each instance's memory in 64 KiB pages. Default 1024 (64 MiB).
 	MemoryPages uint32 `yaml:"memory_pages"`
