@@ -1,6 +1,8 @@
 package loadtest
 
 import (
+	"github.com/teragate/teragate/gateway/internal/directory"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -20,57 +22,22 @@ const DefaultPassword = "tgbench-password"
 // ErrDirectory reports an identity directory the bench cannot use.
 var ErrDirectory = errors.New("loadtest: bad identity directory")
 
-// Site is a site of the identity file.
-type Site struct {
-	ID   string `yaml:"id"`
-	Name string `yaml:"name"`
-}
-
-// Project is a project of the identity file.
-type Project struct {
-	ID   string `yaml:"id"`
-	Name string `yaml:"name"`
-	Site string `yaml:"site"`
-}
-
-// User is a user of the identity file.
-type User struct {
-	UUID         string   `yaml:"uuid"`
-	Username     string   `yaml:"username"`
-	PasswordHash string   `yaml:"password_hash"`
-	Fullname     string   `yaml:"fullname"`
-	Superadmin   bool     `yaml:"superadmin"`
-	Projects     []string `yaml:"projects"`
-}
-
-// Participant is a participant of the identity file.
-type Participant struct {
-	UUID         string `yaml:"uuid"`
-	Username     string `yaml:"username,omitempty"`
-	PasswordHash string `yaml:"password_hash,omitempty"`
-	Token        string `yaml:"token"`
-	Name         string `yaml:"name"`
-	Project      string `yaml:"project"`
-}
-
-// Device is a device of the identity file.
-type Device struct {
-	UUID         string   `yaml:"uuid"`
-	Token        string   `yaml:"token"`
-	Name         string   `yaml:"name"`
-	Sites        []string `yaml:"sites"`
-	Participants []string `yaml:"participants"`
-	Onlineable   bool     `yaml:"onlineable"`
-	Station      bool     `yaml:"station"`
-}
-
-// Service is a service of the identity file.
-type Service struct {
-	UUID  string `yaml:"uuid"`
-	Name  string `yaml:"name"`
-	Token string `yaml:"token"`
-	Admin bool   `yaml:"admin"`
-}
+// The entities of a generated identity file are the directory's own types, so the file the bench
+// writes is exactly what the gateway reads.
+type (
+	// Site is a site of the identity file.
+	Site = directory.Site
+	// Project is a project of the identity file.
+	Project = directory.Project
+	// User is a user of the identity file.
+	User = directory.User
+	// Participant is a participant of the identity file.
+	Participant = directory.Participant
+	// Device is a device of the identity file.
+	Device = directory.Device
+	// Service is a service of the identity file.
+	Service = directory.Service
+)
 
 // Directory is an identity file as the gateway's `--identities` reads it
 // (SPEC §3), plus the clear password the bench logs users in with (never
@@ -131,14 +98,14 @@ func GenerateDirectory(o GenerateOptions) (*Directory, error) {
 	for i := range d.Users {
 		d.Users[i] = User{
 			UUID: newUUID(), Username: fmt.Sprintf("benchuser%d", i), PasswordHash: string(hash),
-			Fullname: fmt.Sprintf("Bench User %d", i), Projects: []string{d.Projects[i%o.Projects].ID},
+			Fullname: fmt.Sprintf("Bench User %d", i), Projects: []string{d.Projects[i%o.Projects].ID}, Enabled: true,
 		}
 	}
 	d.Participants = make([]Participant, o.Participants)
 	for i := range d.Participants {
 		d.Participants[i] = Participant{
 			UUID: newUUID(), Username: fmt.Sprintf("benchparticipant%d", i), PasswordHash: string(hash),
-			Token: newToken(), Name: fmt.Sprintf("Participant %d", i), Project: d.Projects[i%o.Projects].ID,
+			Token: newToken(), Name: fmt.Sprintf("Participant %d", i), Project: d.Projects[i%o.Projects].ID, Enabled: true,
 		}
 	}
 	d.Devices = make([]Device, o.Devices)
@@ -147,7 +114,7 @@ func GenerateDirectory(o GenerateOptions) (*Directory, error) {
 		d.Devices[i] = Device{
 			UUID: newUUID(), Token: newToken(), Name: fmt.Sprintf("Device %d", i),
 			Sites:        []string{d.Sites[p%o.Projects].ID},
-			Participants: []string{d.Participants[p].UUID}, Onlineable: true,
+			Participants: []string{d.Participants[p].UUID}, Onlineable: true, Enabled: true,
 		}
 	}
 	d.Services = []Service{{UUID: newUUID(), Name: "BenchService", Token: newToken(), Admin: true}}

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
 )
 
 func TestGenerateDirectory(t *testing.T) {
@@ -158,5 +160,25 @@ func TestParseMix(t *testing.T) {
 			require.Equal(t, tt.want, got)
 			require.Equal(t, tt.n, got.Total())
 		})
+	}
+}
+
+// TestGeneratedDirectoryParses: the file the bench writes is accepted by the gateway's own parser,
+// with every account enabled.
+func TestGeneratedDirectoryParses(t *testing.T) {
+	d, err := GenerateDirectory(GenerateOptions{Users: 5, Participants: 5, Devices: 5, Projects: 2})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, d.WriteYAML(&buf))
+	snap, err := directory.Parse(buf.Bytes())
+	require.NoError(t, err)
+	for _, u := range d.Users {
+		require.True(t, snap.Enabled(directory.KindUser, u.UUID))
+	}
+	for _, p := range d.Participants {
+		require.True(t, snap.Enabled(directory.KindParticipant, p.UUID))
+	}
+	for _, dv := range d.Devices {
+		require.True(t, snap.Enabled(directory.KindDevice, dv.UUID))
 	}
 }
