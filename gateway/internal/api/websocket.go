@@ -5,15 +5,12 @@ import (
 	"errors"
 	"net/http"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/transport"
-	"github.com/teragate/teragate/proto/opentera"
 )
 
 // websocket serves GET /wss/{kind}?id=<ticket>[&format=proto].
@@ -75,36 +72,13 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 // protocols do: a TeraModuleMessage from websocket.<kind>.<uuid> with the CONNECTED or
 // DISCONNECTED event, on module.TeraServer.UserManagerModule.messages.
 func (a *API) announce(c *hub.Conn, connected bool) {
-	snap := a.d.Directory.Current()
 	uuid := c.UUID()
-	var ev proto.Message
-	switch c.Kind() {
-	case directory.KindUser:
-		e := &opentera.UserEvent{UserUuid: uuid, Type: opentera.UserEvent_USER_DISCONNECTED}
-		if connected {
-			e.Type = opentera.UserEvent_USER_CONNECTED
-		}
-		if u, ok := snap.User(uuid); ok {
-			e.UserFullname = u.Fullname
-		}
-		ev = e
-	case directory.KindParticipant:
-		e := &opentera.ParticipantEvent{ParticipantUuid: uuid, Type: opentera.ParticipantEvent_PARTICIPANT_DISCONNECTED}
-		if connected {
-			e.Type = opentera.ParticipantEvent_PARTICIPANT_CONNECTED
-		}
-		e.ParticipantName, e.ParticipantProjectName, e.ParticipantSiteName = presence.ParticipantNames(snap, uuid)
-		ev = e
-	case directory.KindDevice:
-		e := &opentera.DeviceEvent{DeviceUuid: uuid, Type: opentera.DeviceEvent_DEVICE_DISCONNECTED}
-		if connected {
-			e.Type = opentera.DeviceEvent_DEVICE_CONNECTED
-		}
-		if d, ok := snap.Device(uuid); ok {
-			e.DeviceName = d.Name
-		}
-		ev = e
-	default:
+	change := presence.Disconnected
+	if connected {
+		change = presence.Connected
+	}
+	ev := presence.EntityEvent(a.d.Directory.Current(), c.Kind(), uuid, change)
+	if ev == nil {
 		return
 	}
 	source := "websocket." + c.Kind().String() + "." + uuid

@@ -478,34 +478,53 @@ func (st *kindState) unbusy(n *onode[busyVal]) {
 // sessionEvent builds the JOINED_SESSION / LEFT_SESSION event of an entity, with the names
 // OpenTera fills in from its database.
 func (r *Registry) sessionEvent(k key, joined bool) proto.Message {
-	snap := r.cfg.Directory.Current()
-	switch k.kind {
+	change := LeftSession
+	if joined {
+		change = JoinedSession
+	}
+	return EntityEvent(r.cfg.Directory.Current(), k.kind, k.uuid, change)
+}
+
+// Change is a presence change of an entity, as the per-kind OpenTera event types express it.
+type Change uint8
+
+// The presence changes [EntityEvent] builds.
+const (
+	Connected Change = iota
+	Disconnected
+	JoinedSession
+	LeftSession
+)
+
+var (
+	userTypes        = [...]opentera.UserEvent_EventType{opentera.UserEvent_USER_CONNECTED, opentera.UserEvent_USER_DISCONNECTED, opentera.UserEvent_USER_JOINED_SESSION, opentera.UserEvent_USER_LEFT_SESSION}
+	participantTypes = [...]opentera.ParticipantEvent_EventType{opentera.ParticipantEvent_PARTICIPANT_CONNECTED, opentera.ParticipantEvent_PARTICIPANT_DISCONNECTED, opentera.ParticipantEvent_PARTICIPANT_JOINED_SESSION, opentera.ParticipantEvent_PARTICIPANT_LEFT_SESSION}
+	deviceTypes      = [...]opentera.DeviceEvent_EventType{opentera.DeviceEvent_DEVICE_CONNECTED, opentera.DeviceEvent_DEVICE_DISCONNECTED, opentera.DeviceEvent_DEVICE_JOINED_SESSION, opentera.DeviceEvent_DEVICE_LEFT_SESSION}
+)
+
+// EntityEvent builds the UserEvent, ParticipantEvent or DeviceEvent of a presence change, with
+// the names OpenTera fills in from its database (user full name; participant, project and site
+// names; device name). It returns nil for a service or an invalid kind.
+func EntityEvent(snap *directory.Snapshot, kind directory.Kind, uuid string, change Change) proto.Message {
+	switch kind {
 	case directory.KindUser:
-		ev := &opentera.UserEvent{UserUuid: k.uuid, Type: opentera.UserEvent_USER_LEFT_SESSION}
-		if joined {
-			ev.Type = opentera.UserEvent_USER_JOINED_SESSION
-		}
-		if u, ok := snap.User(k.uuid); ok {
+		ev := &opentera.UserEvent{UserUuid: uuid, Type: userTypes[change]}
+		if u, ok := snap.User(uuid); ok {
 			ev.UserFullname = u.Fullname
 		}
 		return ev
 	case directory.KindParticipant:
-		ev := &opentera.ParticipantEvent{ParticipantUuid: k.uuid, Type: opentera.ParticipantEvent_PARTICIPANT_LEFT_SESSION}
-		if joined {
-			ev.Type = opentera.ParticipantEvent_PARTICIPANT_JOINED_SESSION
-		}
-		ev.ParticipantName, ev.ParticipantProjectName, ev.ParticipantSiteName = ParticipantNames(snap, k.uuid)
+		ev := &opentera.ParticipantEvent{ParticipantUuid: uuid, Type: participantTypes[change]}
+		ev.ParticipantName, ev.ParticipantProjectName, ev.ParticipantSiteName = ParticipantNames(snap, uuid)
 		return ev
-	default:
-		ev := &opentera.DeviceEvent{DeviceUuid: k.uuid, Type: opentera.DeviceEvent_DEVICE_LEFT_SESSION}
-		if joined {
-			ev.Type = opentera.DeviceEvent_DEVICE_JOINED_SESSION
-		}
-		if d, ok := snap.Device(k.uuid); ok {
+	case directory.KindDevice:
+		ev := &opentera.DeviceEvent{DeviceUuid: uuid, Type: deviceTypes[change]}
+		if d, ok := snap.Device(uuid); ok {
 			ev.DeviceName = d.Name
 		}
 		return ev
 	}
+	return nil
 }
 
 // ParticipantNames returns a participant's name, project name and site name from the directory.
