@@ -48,19 +48,23 @@ proto:
 	bash proto/generate.sh
 
 FUZZTIME ?= 10s
+# Each target runs once more if the fuzzing engine itself fails (it sometimes reports "context
+# deadline exceeded" on a loaded machine); a real crasher is written to testdata/fuzz and fails
+# the retry too, since the seed corpus runs first.
+FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzTeraEventDecode$$' -fuzztime $(FUZZTIME) ./proto/opentera
-	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./gateway/internal/bus
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTeraEvent$$' -fuzztime $(FUZZTIME) ./gateway/internal/api
-	$(GO) test -run '^$$' -fuzz '^FuzzRouteBusPayload$$' -fuzztime $(FUZZTIME) ./gateway/internal/hub
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDirectory$$' -fuzztime $(FUZZTIME) ./gateway/internal/directory
-	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./sdk/abi
-	$(GO) test -run '^$$' -fuzz '^FuzzApplyResult$$' -fuzztime $(FUZZTIME) ./gateway/internal/pluginhost
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./gateway/internal/rpc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHTTPRequest$$' -fuzztime $(FUZZTIME) ./gateway/internal/rpc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBody$$' -fuzztime $(FUZZTIME) ./gateway/internal/rooms
-	$(GO) test -run '^$$' -fuzz '^FuzzParseHawkHeader$$' -fuzztime $(FUZZTIME) ./gateway/internal/rooms
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) ./sdk/pdk
+	$(FUZZ) '^FuzzTeraEventDecode$$' ./proto/opentera || $(FUZZ) '^FuzzTeraEventDecode$$' ./proto/opentera
+	$(FUZZ) '^FuzzMatch$$' ./gateway/internal/bus || $(FUZZ) '^FuzzMatch$$' ./gateway/internal/bus
+	$(FUZZ) '^FuzzDecodeTeraEvent$$' ./gateway/internal/api || $(FUZZ) '^FuzzDecodeTeraEvent$$' ./gateway/internal/api
+	$(FUZZ) '^FuzzRouteBusPayload$$' ./gateway/internal/hub || $(FUZZ) '^FuzzRouteBusPayload$$' ./gateway/internal/hub
+	$(FUZZ) '^FuzzParseDirectory$$' ./gateway/internal/directory || $(FUZZ) '^FuzzParseDirectory$$' ./gateway/internal/directory
+	$(FUZZ) '^FuzzUnpack$$' ./sdk/abi || $(FUZZ) '^FuzzUnpack$$' ./sdk/abi
+	$(FUZZ) '^FuzzApplyResult$$' ./gateway/internal/pluginhost || $(FUZZ) '^FuzzApplyResult$$' ./gateway/internal/pluginhost
+	$(FUZZ) '^FuzzDecodeRequest$$' ./gateway/internal/rpc || $(FUZZ) '^FuzzDecodeRequest$$' ./gateway/internal/rpc
+	$(FUZZ) '^FuzzDecodeHTTPRequest$$' ./gateway/internal/rpc || $(FUZZ) '^FuzzDecodeHTTPRequest$$' ./gateway/internal/rpc
+	$(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms
+	$(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms
+	$(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk || $(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...
