@@ -17,21 +17,27 @@ func FuzzRouteBusPayload(f *testing.F) {
 	f.Add(TopicCommandsPrefix+directory.DemoAliceUUID, []byte{0x12, 0x04, 0x0a, 0x02, 0x08, 0x02})
 	f.Add("service.x.events", []byte{0xff, 0xff})
 	snap := directory.Demo()
-	h := New(Config{Metrics: metrics.New(), MaxQueueFrames: 1 << 20, MaxQueueBytes: 1 << 30})
-	r := NewRouter(h, bus.NewMemory(bus.MemoryConfig{}), RouterConfig{})
 	native := &filter.Native{}
-	for _, k := range socketKinds {
-		r.SetFilter(k, native)
+	met := metrics.New()
+	b := bus.NewMemory(bus.MemoryConfig{})
+	// A fresh hub per input keeps executions independent (a disconnect command closes sockets).
+	setup := func() (*Router, *worker) {
+		h := New(Config{Metrics: met, MaxQueueFrames: 1 << 20, MaxQueueBytes: 1 << 30})
+		r := NewRouter(h, b, RouterConfig{})
+		for _, k := range socketKinds {
+			r.SetFilter(k, native)
+		}
+		for _, who := range []struct {
+			k    directory.Kind
+			uuid string
+		}{{directory.KindUser, directory.DemoAliceUUID}, {directory.KindParticipant, directory.DemoPatUUID}, {directory.KindDevice, directory.DemoRobot1UUID}} {
+			a, _ := snap.Principal(who.k, who.uuid)
+			h.Register(&discardConn{}, who.k, who.uuid, FormatJSON, a)
+		}
+		return r, &worker{}
 	}
-	for _, who := range []struct {
-		k    directory.Kind
-		uuid string
-	}{{directory.KindUser, directory.DemoAliceUUID}, {directory.KindParticipant, directory.DemoPatUUID}, {directory.KindDevice, directory.DemoRobot1UUID}} {
-		a, _ := snap.Principal(who.k, who.uuid)
-		h.Register(&discardConn{}, who.k, who.uuid, FormatJSON, a)
-	}
-	w := &worker{}
 	f.Fuzz(func(t *testing.T, channel string, payload []byte) {
+		r, w := setup()
 		m := bus.Message{Channel: channel, Payload: payload}
 		switch {
 		case len(channel) > len(TopicCommandsPrefix) && channel[:len(TopicCommandsPrefix)] == TopicCommandsPrefix:
