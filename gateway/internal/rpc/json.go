@@ -129,27 +129,9 @@ func AppendJSON(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		o := make(Object, len(keys))
-		for i, k := range keys {
-			o[i] = Field{k, x[k]}
-		}
-		return o.AppendJSON(dst)
+		return sortedObject(x).AppendJSON(dst)
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		o := make(Object, len(keys))
-		for i, k := range keys {
-			o[i] = Field{k, x[k]}
-		}
-		return o.AppendJSON(dst)
+		return sortedObject(x).AppendJSON(dst)
 	case json.RawMessage:
 		return appendPython(dst, x)
 	}
@@ -384,4 +366,19 @@ func isIntLiteral(lit string) bool {
 		}
 	}
 	return true
+}
+
+// sortedObject turns a map into an Object with its keys in sorted order (Python's json.dumps keeps
+// insertion order; a Go map has none, so the order is made deterministic).
+func sortedObject[V any](m map[string]V) Object {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	o := make(Object, len(keys))
+	for i, k := range keys {
+		o[i] = Field{k, m[k]}
+	}
+	return o
 }
