@@ -106,8 +106,11 @@ func (c *Conn) Send(f []byte) bool {
 	}
 	if len(c.queue) >= cfg.MaxQueueFrames || c.queued+len(f) > cfg.MaxQueueBytes {
 		lost := len(c.queue) + 1
-		c.startCloseLocked(CloseSlowConsumer, "slow consumer", metrics.DisconnectSlowConsumer, true)
+		start := c.startCloseLocked(CloseSlowConsumer, "slow consumer", metrics.DisconnectSlowConsumer, true)
 		c.mu.Unlock()
+		if start {
+			go c.writeLoop()
+		}
 		cfg.Metrics.Dropped(metrics.DropQueueFull, lost)
 		cfg.Logger.Warn("slow consumer disconnected", "kind", c.kind, "uuid", c.uuid, "conn", c.id, "lost_frames", lost)
 		return false
@@ -170,10 +173,6 @@ func (c *Conn) startCloseLocked(code int, text, reason string, discard bool) boo
 		return false
 	}
 	c.writing = true
-	if discard {
-		go c.writeLoop()
-		return false
-	}
 	return true
 }
 
