@@ -62,7 +62,7 @@ func (r RawJSON) AppendJSON(dst []byte) ([]byte, error) {
 var ErrUnsupportedType = errors.New("rpc: value not encodable as JSON")
 
 // AppendJSON appends v as Python's json.dumps (default arguments) would write it: separators
-// ", " and ": ", non-ASCII escaped as \uXXXX, floats as Python's repr (1.0, 1e-05, 1e+16, NaN),
+// ", " and ": ", non-ASCII escaped as \uXXXX, floats as Python's repr (1.0, 1e-05, 1e+16; NaN and infinities as null),
 // objects in insertion order for [Object] and sorted by key for Go maps.
 //
 // It handles nil, bool, the integer and float types, string, []byte (as a string), [Number],
@@ -211,16 +211,14 @@ func appendU(dst []byte, r rune) []byte {
 
 // AppendFloat appends f as Python's repr(float) (and so json.dumps) writes it: the shortest
 // digits that round-trip, fixed notation for exponents -4 to 15 with at least one decimal
-// ("1.0", "0.0001", "1732145425.5"), scientific otherwise ("1e-05", "1.5e+16"), and NaN,
-// Infinity, -Infinity.
+// ("1.0", "0.0001", "1732145425.5"), scientific otherwise ("1e-05", "1.5e+16").
+//
+// NaN and the infinities are written as null. Python writes NaN and Infinity, which are not
+// JSON: browsers, Go and most other clients refuse the whole reply. null is what JavaScript's
+// JSON.stringify writes for them, and Python's json.loads reads it too.
 func AppendFloat(dst []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(dst, "Infinity"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-Infinity"...)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
 	}
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // -d.ddde±dd
