@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,4 +64,46 @@ func TestIdentityFileHotReload(t *testing.T) {
 	// robot2 can no longer log in.
 	code, _ = e.login(directory.KindDevice, demoToken(directory.KindDevice, directory.DemoRobot2UUID), "")
 	require.Equal(t, 401, code)
+}
+
+// TestIdentityFileReloadMetric: a rejected identity file sets
+// teragate_directory_last_reload_successful to 0 (and counts an error); the next good version, or
+// the file put back as it was, sets it to 1 again.
+func TestIdentityFileReloadMetric(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "identities.yaml")
+	demo := string(directory.DemoYAML)
+	require.NoError(t, os.WriteFile(path, []byte(demo), 0o600))
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = path })
+
+	write := func(content string) {
+		tmp := path + ".tmp"
+		require.NoError(t, os.WriteFile(tmp, []byte(content), 0o600))
+		require.NoError(t, os.Rename(tmp, path))
+	}
+	metricIs := func(want string) {
+		t.Helper()
+		line := "teragate_directory_last_reload_successful " + want + "\n"
+		require.Eventually(t, func() bool {
+			_, b := e.do(http.MethodGet, "/metrics", nil, nil)
+			return strings.Contains(string(b), line)
+		}, 10*time.Second, 20*time.Millisecond, "want %q", line)
+	}
+	metricIs("1")
+
+	// Broken YAML, then the original file back.
+	write("users: [{uuid: broken")
+	metricIs("0")
+	_, b := e.do(http.MethodGet, "/metrics", nil, nil)
+	require.Contains(t, string(b), `teragate_directory_reloads_total{result="error"} 1`)
+	write(demo)
+	metricIs("1")
+
+	// A validation error (bad bcrypt hash), then a fixed, changed file.
+	write(strings.Replace(demo, "password_hash: $2", "password_hash: x$2", 1))
+	metricIs("0")
+	write(strings.Replace(demo, "projects: [p1]", "projects: [p1, p3]", 1))
+	metricIs("1")
+	_, b = e.do(http.MethodGet, "/metrics", nil, nil)
+	require.Contains(t, string(b), `teragate_directory_reloads_total{result="error"} 2`)
 }

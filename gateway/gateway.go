@@ -184,9 +184,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
-			err := g.dir.Watch(ctx, g.cfg.Identities, g.log.Named("directory"), func(s *directory.Snapshot) {
-				g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
-				g.hub.UpdateDirectory(s)
+			// The watcher logs each failure with its reason; the hooks keep the reload metrics.
+			err := g.dir.Watch(ctx, g.cfg.Identities, g.log.Named("directory"), directory.WatchHooks{
+				Reloaded: func(s *directory.Snapshot) {
+					g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
+					g.hub.UpdateDirectory(s)
+				},
+				Failed: func(error) { g.metrics.DirectoryReload(false, 0) },
 			})
 			if err != nil && ctx.Err() == nil {
 				g.log.Error("identity file watch stopped", "error", err)

@@ -22,6 +22,9 @@ var (
 	// ErrBadHash is wrapped when a password_hash is not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04–31,
 	// 60 characters).
 	ErrBadHash = errors.New("directory: invalid bcrypt hash")
+	// ErrEmpty is reported by [Store.Watch] for an identity file that is empty or only whitespace
+	// (most likely caught between truncation and write; "{}" is the empty directory).
+	ErrEmpty = errors.New("directory: identity file is empty")
 )
 
 // maxProblems bounds how many validation problems a [ValidationError] lists.

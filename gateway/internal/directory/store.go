@@ -58,6 +58,20 @@ func (st *Store) Swap(snap *Snapshot) (old *Snapshot) {
 	return st.cur.Swap(snap)
 }
 
+// WatchHooks receive the outcome of the reload attempts of [Store.Watch]. Both are called on the
+// watcher goroutine and should return quickly; a nil hook is not called.
+type WatchHooks struct {
+	// Reloaded is called with the snapshot in force after a successful reload: a new snapshot
+	// that was just swapped in, or, when the file returns to the content already in force after a
+	// failed attempt, the current snapshot (so a "last reload failed" state can be cleared).
+	Reloaded func(*Snapshot)
+	// Failed is called when the file changed but could not be installed: it cannot be read or is
+	// missing (wraps the [os] error), is empty ([ErrEmpty]), or was rejected by [Parse] (matches
+	// [ErrInvalid]). The current snapshot stays in force. A version already rejected is not
+	// reported again until the content changes.
+	Failed func(error)
+}
+
 // Watch keeps the store in step with the identity file at path until ctx is done, then returns nil.
 // It returns an error only when the watch cannot be set up (for example, the directory containing
 // path does not exist).
@@ -66,15 +80,15 @@ func (st *Store) Swap(snap *Snapshot) (old *Snapshot) {
 // atomic write-then-rename updates (including Kubernetes ConfigMap symlink swaps) are seen. After
 // the last event of a burst it waits [DefaultDebounce], reads the file and hashes it; identical
 // bytes (compared with the current snapshot and with the last rejected version) are skipped. A file
-// that cannot be read or parsed is logged at error level with the reason and the current snapshot
-// is kept. So is an empty (or whitespace-only) file, which is far more often a writer caught between
-// truncating and writing than a wish to remove every identity; write "{}" to empty the directory.
-// On success the new snapshot is swapped in, then onReload (if not nil) is called with it
-// on the watcher goroutine; onReload should return quickly.
+// that cannot be read or parsed is logged at error level with the reason, reported to
+// hooks.Failed, and the current snapshot is kept. So is an empty (or whitespace-only) file, which
+// is far more often a writer caught between truncating and writing than a wish to remove every
+// identity; write "{}" to empty the directory. On success the new snapshot is swapped in, then
+// hooks.Reloaded is called with it.
 //
 // The file is also checked once when Watch starts, so a change made between [Load] and Watch is
 // not missed.
-func (st *Store) Watch(ctx context.Context, path string, logger hclog.Logger, onReload func(*Snapshot)) error {
+func (st *Store) Watch(ctx context.Context, path string, logger hclog.Logger, hooks WatchHooks) error {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -93,7 +107,7 @@ func (st *Store) Watch(ctx context.Context, path string, logger hclog.Logger, on
 	}
 	logger.Debug("watching identity file", "path", abs)
 
-	r := reloader{st: st, path: abs, logger: logger, onReload: onReload}
+	r := reloader{st: st, path: abs, logger: logger, hooks: hooks}
 	r.check()
 
 	timer := time.NewTimer(time.Hour)
@@ -130,9 +144,18 @@ type reloader struct {
 	st       *Store
 	path     string
 	logger   hclog.Logger
-	onReload func(*Snapshot)
+	hooks    WatchHooks
 	rejected [sha256.Size]byte // hash of the last version that failed to parse
 	hasRej   bool
+	failing  bool // the last attempt failed (reported to hooks.Failed)
+}
+
+// fail reports a failed attempt.
+func (r *reloader) fail(err error) {
+	r.failing = true
+	if r.hooks.Failed != nil {
+		r.hooks.Failed(err)
+	}
 }
 
 func (r *reloader) check() {
@@ -141,13 +164,27 @@ func (r *reloader) check() {
 		if errors.Is(err, os.ErrNotExist) {
 			// Mid-rename, or deleted: keep the current directory until a file shows up again.
 			r.logger.Warn("identity file missing; keeping current directory", "path", r.path)
-			return
+		} else {
+			r.logger.Error("cannot read identity file; keeping current directory", "path", r.path, "error", err)
 		}
-		r.logger.Error("cannot read identity file; keeping current directory", "path", r.path, "error", err)
+		r.hasRej = false // whatever shows up next is checked
+		r.fail(fmt.Errorf("directory: read identity file: %w", err))
 		return
 	}
 	h := sha256.Sum256(data)
-	if h == r.st.Current().hash || (r.hasRej && h == r.rejected) {
+	if r.hasRej && h == r.rejected {
+		return
+	}
+	if cur := r.st.Current(); h == cur.hash {
+		r.hasRej = false
+		if r.failing {
+			// Back to the content in force after a failed attempt: the directory is right again.
+			r.failing = false
+			r.logger.Info("identity file restored to the directory in force", "path", r.path, "hash", shortHash(cur))
+			if r.hooks.Reloaded != nil {
+				r.hooks.Reloaded(cur)
+			}
+		}
 		return
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -155,21 +192,23 @@ func (r *reloader) check() {
 		// directory has to be asked for explicitly ("{}").
 		r.rejected, r.hasRej = h, true
 		r.logger.Warn("identity file is empty; keeping current directory (write {} to empty it)", "path", r.path)
+		r.fail(ErrEmpty)
 		return
 	}
 	snap, err := Parse(data)
 	if err != nil {
 		r.rejected, r.hasRej = h, true
 		r.logger.Error("identity file rejected; keeping current directory", "path", r.path, "error", err)
+		r.fail(err)
 		return
 	}
-	r.hasRej = false
+	r.hasRej, r.failing = false, false
 	old := r.st.Swap(snap)
 	c := snap.Counts()
 	r.logger.Info("identity file reloaded", "path", r.path, "old_hash", shortHash(old), "hash", snap.Hash()[:12],
 		"users", c.Users, "participants", c.Participants, "devices", c.Devices, "services", c.Services)
-	if r.onReload != nil {
-		r.onReload(snap)
+	if r.hooks.Reloaded != nil {
+		r.hooks.Reloaded(snap)
 	}
 }
 

@@ -77,6 +77,28 @@ type watchFixture struct {
 	logs    *logBuffer
 	reloads atomic.Int32
 	done    chan error
+
+	failMu   sync.Mutex
+	failures []error // reported to WatchHooks.Failed
+}
+
+// failed returns the failures reported so far.
+func (f *watchFixture) failed() []error {
+	f.failMu.Lock()
+	defer f.failMu.Unlock()
+	return append([]error(nil), f.failures...)
+}
+
+// waitFailures waits until n failures were reported and returns them.
+func (f *watchFixture) waitFailures(t *testing.T, n int) []error {
+	t.Helper()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if got := len(f.failed()); got != n {
+			return fmt.Errorf("%d failures reported, want %d; logs:\n%s", got, n, f.logs.String())
+		}
+		return nil
+	})
+	return f.failed()
 }
 
 // startWatch writes initial to a fresh directory, loads it and starts Store.Watch with a short
@@ -92,7 +114,14 @@ func startWatch(t *testing.T, initial []byte) *watchFixture {
 	logger := hclog.New(&hclog.LoggerOptions{Output: f.logs, Level: hclog.Debug})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		f.done <- f.store.Watch(ctx, f.path, logger, func(*directory.Snapshot) { f.reloads.Add(1) })
+		f.done <- f.store.Watch(ctx, f.path, logger, directory.WatchHooks{
+			Reloaded: func(*directory.Snapshot) { f.reloads.Add(1) },
+			Failed: func(err error) {
+				f.failMu.Lock()
+				f.failures = append(f.failures, err)
+				f.failMu.Unlock()
+			},
+		})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -162,6 +191,9 @@ func TestWatchBrokenFileKeepsSnapshot(t *testing.T) {
 	})
 	require.Contains(t, f.logs.String(), "invalid bcrypt hash", "the log says why")
 	require.Same(t, good, f.store.Current())
+	fails := f.waitFailures(t, 1)
+	require.ErrorIs(t, fails[0], directory.ErrInvalid)
+	require.ErrorIs(t, fails[0], directory.ErrBadHash)
 
 	// A file that fails to parse as YAML, too.
 	require.NoError(t, os.WriteFile(f.path, []byte("sites: [[["), 0o600))
@@ -172,11 +204,57 @@ func TestWatchBrokenFileKeepsSnapshot(t *testing.T) {
 		return nil
 	})
 	require.Same(t, good, f.store.Current())
+	require.ErrorIs(t, f.waitFailures(t, 2)[1], directory.ErrSyntax)
 
 	// Then a fixed file is picked up.
 	require.NoError(t, os.WriteFile(f.path, withUser("frank"), 0o600))
 	f.waitUser(t, "frank")
 	require.EqualValues(t, 1, f.reloads.Load())
+	require.Len(t, f.failed(), 2)
+}
+
+func TestWatchReportsFailuresUntilFixed(t *testing.T) {
+	tests := []struct {
+		name    string
+		broken  []byte
+		wantErr error
+	}{
+		{name: "invalid", broken: []byte("sites: [[["), wantErr: directory.ErrInvalid},
+		{name: "empty", broken: []byte("  \n"), wantErr: directory.ErrEmpty},
+		{name: "missing", broken: nil, wantErr: os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startWatch(t, directory.DemoYAML)
+			good := f.store.Current()
+			if tt.broken == nil {
+				require.NoError(t, os.Remove(f.path))
+			} else {
+				require.NoError(t, os.WriteFile(f.path, tt.broken, 0o600))
+			}
+			got := f.waitFailures(t, 1)
+			require.ErrorIs(t, got[0], tt.wantErr)
+			require.Same(t, good, f.store.Current())
+
+			// Back to the content in force: no new snapshot, but a reload is reported so the
+			// failure state clears.
+			require.NoError(t, os.WriteFile(f.path, directory.DemoYAML, 0o600))
+			checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				if f.reloads.Load() != 1 {
+					return errors.New("restore not reported")
+				}
+				return nil
+			})
+			require.Same(t, good, f.store.Current())
+
+			// A further identical rewrite is not reported again; a real change is.
+			require.NoError(t, os.WriteFile(f.path, directory.DemoYAML, 0o600))
+			require.NoError(t, os.WriteFile(f.path, withUser("judy"), 0o600))
+			f.waitUser(t, "judy")
+			require.EqualValues(t, 2, f.reloads.Load())
+			require.Len(t, f.failed(), 1)
+		})
+	}
 }
 
 func TestWatchSkipsIdenticalContent(t *testing.T) {
@@ -216,7 +294,9 @@ func TestWatchStartupCheck(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	loaded := make(chan *directory.Snapshot, 1)
-	go func() { _ = st.Watch(ctx, path, nil, func(s *directory.Snapshot) { loaded <- s }) }()
+	go func() {
+		_ = st.Watch(ctx, path, nil, directory.WatchHooks{Reloaded: func(s *directory.Snapshot) { loaded <- s }})
+	}()
 	select {
 	case s := <-loaded:
 		_, ok := s.UserByUsername("ivan")
@@ -229,14 +309,14 @@ func TestWatchStartupCheck(t *testing.T) {
 
 func TestWatchErrors(t *testing.T) {
 	st := directory.NewStore(nil)
-	err := st.Watch(context.Background(), filepath.Join(t.TempDir(), "no-such-dir", "ids.yaml"), nil, nil)
+	err := st.Watch(context.Background(), filepath.Join(t.TempDir(), "no-such-dir", "ids.yaml"), nil, directory.WatchHooks{})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "no-such-dir")
 
 	// A cancelled context returns nil.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.NoError(t, st.Watch(ctx, filepath.Join(t.TempDir(), "ids.yaml"), nil, nil))
+	require.NoError(t, st.Watch(ctx, filepath.Join(t.TempDir(), "ids.yaml"), nil, directory.WatchHooks{}))
 }
 
 func TestStore(t *testing.T) {
