@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,4 +94,44 @@ func TestAccessAllocs(t *testing.T) {
 		_, _ = s.Subject(directory.KindParticipant, directory.DemoPatUUID)
 	})
 	require.Zero(t, allocs)
+}
+
+// TestAudienceCoversViewers checks, for every (viewer, subject) pair of random directories, that a
+// viewer sees the subject exactly when the subject's audience describes it (an admin, a listed
+// uuid or a shared view project; the contract only needs "sees ⇒ described", but with the current
+// rules it is exact), and that an unknown subject has no audience.
+func TestAudienceCoversViewers(t *testing.T) {
+	sizes := []genSize{
+		{sites: 3, projects: 6, users: 25, participants: 30, devices: 20, services: 2, superadmins: 2},
+		{sites: 20, projects: 300, users: 40, participants: 40, devices: 40, services: 2, superadmins: 1},
+		{sites: 2, projects: 2, users: 5, devices: 5, services: 1},
+	}
+	for _, sz := range sizes {
+		f := genDir(7, sz)
+		s := f.parse(t)
+		all := f.all()
+		var projects, uuids, view []string
+		for _, sr := range all {
+			sub, ok := s.Subject(sr.kind, sr.uuid)
+			require.True(t, ok)
+			projects, uuids, ok = sub.AppendAudience(projects[:0], uuids[:0])
+			require.True(t, ok)
+			for _, v := range all {
+				a, _ := s.Principal(v.kind, v.uuid)
+				view = a.AppendViewProjects(view[:0])
+				described := a.Admin() || slices.Contains(uuids, v.uuid) ||
+					slices.ContainsFunc(view, func(p string) bool { return slices.Contains(projects, p) })
+				sees := a.SeesSubject(sub)
+				if sees != described {
+					t.Fatalf("%v sees %v = %v, but described by its audience = %v (projects %v, uuids %v)", v, sr, sees, described, projects, uuids)
+				}
+			}
+		}
+	}
+	sub, ok := directory.Demo().Subject(directory.KindUser, "nobody")
+	require.False(t, ok)
+	p, u, ok := sub.AppendAudience(nil, nil)
+	require.False(t, ok)
+	require.Empty(t, p)
+	require.Empty(t, u)
 }
