@@ -2,25 +2,30 @@
 GO        ?= go
 BIN       := build/teragate
 PLUGINS   := build/plugins
+BUILTIN   := gateway/internal/builtin/wasm
 GOFLAGS_TEST ?= -race -count=1 -timeout 15m
 
 .PHONY: all build run test test-short proto plugins fuzz vet fmt check clean bench
 
 all: build
 
-build:
+# build: the plugins first, because the binary embeds them (gateway/internal/builtin).
+build: plugins
 	$(GO) build -o $(BIN) ./gateway/cmd/teragate
 
 # Plugins: every Go plugin under plugins/ (a directory with a main.go; plugins/filter/user is
-# filter.user) becomes build/plugins/<id>.wasm, a wasip1 reactor; every WebAssembly-text guest
+# filter.user) becomes build/plugins/<id>.wasm, a wasip1 reactor, copied into $(BUILTIN) for the
+# binary to embed as its built-in plugins; every WebAssembly-text guest
 # plugins/wat/*/<id>.wat is assembled with wat2wasm (Debian package wabt) into build/plugins-extra/
 # (samples proving the ABI is language-neutral; not loaded by `make run`).
 plugins:
 	@mkdir -p $(PLUGINS)
+	@rm -f $(BUILTIN)/*.wasm
 	@for f in $$(find plugins -name main.go | sort); do \
 	  d=$$(dirname $$f); id=$$(echo $${d#plugins/} | tr / .); \
 	  echo "plugin $$id"; \
 	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(PLUGINS)/$$id.wasm ./$$d || exit 1; \
+	  cp $(PLUGINS)/$$id.wasm $(BUILTIN)/$$id.wasm || exit 1; \
 	done
 	@for f in $$(find plugins -name '*.wat' | sort); do \
 	  id=$$(basename $$f .wat); \
@@ -29,17 +34,17 @@ plugins:
 	  else echo "plugin $$id skipped: wat2wasm not found (apt-get install wabt)"; fi; \
 	done
 
-# make run: build the binary and the plugins, and start the gateway on its embedded defaults (demo
-# identities, in-memory bus, TLS with a self-signed certificate in ./data) with the first-party
-# plugins of build/plugins (the OpenTera filter table as Wasm, rpc.sessions), hot-reloaded.
-# Ctrl-C stops it gracefully.
-run: build plugins
-	./$(BIN) serve --plugins $(PLUGINS) $(ARGS)
+# make run: build the plugins and the binary, and start the gateway on its embedded defaults (demo
+# identities, in-memory bus, TLS with a self-signed certificate in ./data, the built-in plugins:
+# OpenTera's filter table as Wasm and rpc.sessions). ./data/plugins is watched: an <id>.wasm
+# dropped there replaces or adds a plugin live. Ctrl-C stops it gracefully.
+run: build
+	./$(BIN) serve $(ARGS)
 
 # make test: the whole suite, race detector on.
 test: build
 	$(GO) vet ./...
-	$(GO) test $(GOFLAGS_TEST) ./...
+	TERAGATE_REQUIRE_BUILTINS=1 $(GO) test $(GOFLAGS_TEST) ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -79,4 +84,4 @@ check: fmt vet proto
 	git diff --exit-code
 
 clean:
-	rm -rf build
+	rm -rf build $(BUILTIN)/*.wasm

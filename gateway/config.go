@@ -13,6 +13,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// DefaultDataDir is the data directory when none is configured.
+const DefaultDataDir = "data"
+
 // ErrInvalidConfig is wrapped by every configuration validation error.
 var ErrInvalidConfig = errors.New("gateway: invalid config")
 
@@ -50,8 +53,18 @@ type Config struct {
 	// demo directory.
 	Identities string `yaml:"identities"`
 	// Plugins is the Wasm plugin directory, hot-reloaded: <id>.wasm files such as filter.user.wasm
-	// or rpc.sessions.wasm. Empty means no plugins (the native OpenTera filter table).
+	// or rpc.sessions.wasm. A file replaces the built-in plugin of the same id (see Builtins);
+	// removing it brings the built-in back. Empty means no directory: only the built-ins, and the
+	// native OpenTera filter table for kinds no plugin filters. teragate serve defaults it to
+	// <data>/plugins.
 	Plugins string `yaml:"plugins"`
+	// BuiltinPlugins set to false stops the gateway serving Builtins (the first-party plugins
+	// compiled into the teragate binary). Default true.
+	BuiltinPlugins *bool `yaml:"builtin_plugins"`
+	// Builtins are plugin modules by id served unless the plugin directory replaces them.
+	// teragate serve passes the ones compiled into the binary; a program embedding the gateway
+	// passes its own or none.
+	Builtins map[string][]byte `yaml:"-"`
 	// PluginConfig maps plugin ids to their configuration and limits. Ids not listed get the
 	// defaults.
 	PluginConfig map[string]PluginConfig `yaml:"plugin_config"`
@@ -116,7 +129,7 @@ func (c Config) WithDefaults() Config {
 		c.Listen = "127.0.0.1:4040"
 	}
 	if c.DataDir == "" {
-		c.DataDir = "data"
+		c.DataDir = DefaultDataDir
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"

@@ -64,7 +64,11 @@ type pluginParts struct {
 // GET /api/plugins.
 func (g *Gateway) initPlugins() error {
 	g.api.Handle("GET /api/plugins", "plugins", g.handlePlugins)
-	if g.cfg.Plugins == "" {
+	builtins := g.cfg.Builtins
+	if g.cfg.BuiltinPlugins != nil && !*g.cfg.BuiltinPlugins {
+		builtins = nil
+	}
+	if g.cfg.Plugins == "" && len(builtins) == 0 {
 		return nil
 	}
 	settings := map[string]pluginhost.Settings{}
@@ -83,6 +87,7 @@ func (g *Gateway) initPlugins() error {
 		Observer: g.metrics,
 		Logger:   g.log.Named("pluginhost"),
 		OnChange: g.pluginChanged,
+		Builtin:  builtins,
 	})
 	if err != nil {
 		return err
@@ -90,7 +95,7 @@ func (g *Gateway) initPlugins() error {
 	pp.reg = reg
 	g.plugins = pp
 	if err := reg.LoadDir(g.cfg.Plugins); err != nil {
-		g.log.Warn("some plugins were rejected; their kinds use the native filter", "error", err)
+		g.log.Warn("some plugins were rejected; their ids keep their built-in or, without one, the native filter", "error", err)
 	}
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
@@ -102,6 +107,10 @@ func (g *Gateway) initPlugins() error {
 // startPlugins follows the plugin directory until the gateway stops.
 func (g *Gateway) startPlugins(ctx context.Context) {
 	if g.plugins == nil {
+		return
+	}
+	if g.cfg.Plugins == "" {
+		close(g.plugins.ready) // built-ins only, loaded by initPlugins
 		return
 	}
 	g.wg.Add(1)
@@ -224,11 +233,39 @@ func (g *Gateway) handlePlugins(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// PluginsReady returns a channel closed once the plugin directory is loaded and watched (nil
-// without a plugin directory).
+// PluginsReady returns a channel closed once the plugin directory and the built-ins are loaded
+// and the directory is watched (nil without plugins).
 func (g *Gateway) PluginsReady() <-chan struct{} {
 	if g.plugins == nil {
 		return nil
 	}
 	return g.plugins.ready
+}
+
+// PluginStatus is one plugin as the startup banner shows it.
+type PluginStatus struct {
+	// ID is the plugin id ("filter.user").
+	ID string
+	// File is the plugin's file, or "(built-in)".
+	File string
+	// State is "active", "quarantined" or "rejected".
+	State string
+	// Error is the last rejection or error, if any.
+	Error string
+}
+
+// Plugins lists the plugins seen so far (loaded, quarantined or rejected), sorted by id.
+func (g *Gateway) Plugins() []PluginStatus {
+	if g.plugins == nil {
+		return nil
+	}
+	var out []PluginStatus
+	for _, in := range g.plugins.reg.Infos() {
+		e := in.LastError
+		if e == "" {
+			e = in.LastRejection
+		}
+		out = append(out, PluginStatus{ID: in.ID, File: in.File, State: in.State, Error: e})
+	}
+	return out
 }

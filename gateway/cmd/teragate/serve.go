@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/internal/builtin"
 	"github.com/teragate/teragate/gateway/internal/directory"
 )
 
@@ -19,7 +22,8 @@ func runServe(args []string) int {
 	listen := fs.String("listen", "", "listen address (default 127.0.0.1:4040)")
 	insecure := fs.Bool("insecure", false, "serve plain HTTP and ws:// instead of TLS")
 	identities := fs.String("identities", "", "YAML identity file, hot-reloaded (default: embedded demo identities)")
-	plugins := fs.String("plugins", "", "plugin directory (default: built-in plugins)")
+	plugins := fs.String("plugins", "", "plugin directory, hot-reloaded; an <id>.wasm in it replaces the built-in of that id (default <data>/plugins)")
+	builtins := fs.Bool("builtin-plugins", true, "serve the first-party plugins compiled into the binary (OpenTera's filters, rpc.sessions)")
 	data := fs.String("data", "", "data directory for generated state such as the TLS certificate (default ./data)")
 	redis := fs.String("redis", "", "Redis URL for multi-node deployments (default: in-memory bus)")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (default info)")
@@ -47,6 +51,8 @@ func runServe(args []string) int {
 			cfg.Identities = *identities
 		case "plugins":
 			cfg.Plugins = *plugins
+		case "builtin-plugins":
+			cfg.BuiltinPlugins = builtins
 		case "data":
 			cfg.DataDir = *data
 		case "redis":
@@ -55,6 +61,18 @@ func runServe(args []string) int {
 			cfg.LogLevel = *logLevel
 		}
 	})
+	cfg.Builtins = builtin.Modules()
+	if cfg.Plugins == "" {
+		data := cfg.DataDir
+		if data == "" {
+			data = gateway.DefaultDataDir
+		}
+		cfg.Plugins = filepath.Join(data, "plugins")
+		if err := os.MkdirAll(cfg.Plugins, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "teragate: plugin directory:", err)
+			return 1
+		}
+	}
 	gw, err := gateway.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "teragate:", err)
@@ -66,7 +84,13 @@ func runServe(args []string) int {
 		fmt.Fprintln(os.Stderr, "teragate:", err)
 		return 1
 	}
-	printBanner(gw, cfg.Identities == "")
+	if ready := gw.PluginsReady(); ready != nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		}
+	}
+	printBanner(gw, cfg)
 	<-ctx.Done()
 	stop()
 	fmt.Fprintln(os.Stderr, "teragate: shutting down (closing sockets with 1001)")
@@ -79,7 +103,8 @@ func runServe(args []string) int {
 	return 0
 }
 
-func printBanner(gw *gateway.Gateway, demo bool) {
+func printBanner(gw *gateway.Gateway, cfg gateway.Config) {
+	demo := cfg.Identities == ""
 	base := gw.URL()
 	ws := "wss" + base[len("https"):]
 	if base[:5] == "http:" {
@@ -97,6 +122,7 @@ func printBanner(gw *gateway.Gateway, demo bool) {
 		}
 		fmt.Printf("  TLS        self-signed certificate %s: %s (curl --cacert %s …, or -k)\n", note, p, p)
 	}
+	printPlugins(gw, cfg)
 	if demo {
 		fmt.Println("\nDemo logins (embedded demo identities):")
 		for _, l := range directory.DemoLogins {
@@ -111,4 +137,32 @@ func printBanner(gw *gateway.Gateway, demo bool) {
 		fmt.Printf("\nTry:\n  curl -k -u alice:alice-demo '%s/api/user/login?with_websocket=true'\n", base)
 	}
 	fmt.Println()
+}
+
+// printPlugins says which plugins serve and where an operator drops new ones.
+func printPlugins(gw *gateway.Gateway, cfg gateway.Config) {
+	var active, bad []string
+	for _, p := range gw.Plugins() {
+		name := p.ID
+		if p.File == "(built-in)" {
+			name += " (built-in)"
+		}
+		switch {
+		case p.State == "active":
+			active = append(active, name)
+		case p.Error != "":
+			bad = append(bad, p.ID+" "+p.State+": "+p.Error)
+		}
+	}
+	if len(active) == 0 {
+		active = append(active, "none: OpenTera's filter table is compiled in (filter.Native)")
+		if len(cfg.Builtins) == 0 {
+			active[0] += "; this binary has no built-in plugins (build it with make)"
+		}
+	}
+	fmt.Printf("  Plugins    %s\n", strings.Join(active, ", "))
+	fmt.Printf("             drop <id>.wasm into %s to add or replace one (hot-reloaded)\n", cfg.Plugins)
+	for _, b := range bad {
+		fmt.Printf("  Rejected   %s\n", b)
+	}
 }

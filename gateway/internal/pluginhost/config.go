@@ -170,6 +170,10 @@ type Config struct {
 	InitTimeout time.Duration
 	// Debounce is the quiet time after the last file event before a reload. Zero means 25 ms.
 	Debounce time.Duration
+	// Builtin maps plugin ids to the modules compiled into the binary. A built-in serves its id
+	// unless the plugin directory holds a valid <id>.wasm, which replaces it; removing that file
+	// brings the built-in back. Reported with File [BuiltinFile].
+	Builtin map[string][]byte
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
 	// plugin's serving version changes; info is nil when the plugin was unloaded. The gateway
 	// uses it to register RPC plugins' methods.

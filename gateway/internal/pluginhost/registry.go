@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -339,7 +340,8 @@ func importsOf(cm wazero.CompiledModule) map[string]string {
 	return out
 }
 
-// Unload stops serving plugin id (its file was removed). In-flight calls finish first.
+// Unload stops serving plugin id (its file was removed). In-flight calls finish first. It does
+// not fall back to a built-in: the directory watcher loads that instead of unloading.
 func (r *Registry) Unload(id string) {
 	r.mu.Lock()
 	p := r.plugins[id]
@@ -450,22 +452,78 @@ func (r *Registry) rebuildKinds() {
 	r.kinds.Store(&m)
 }
 
-// LoadDir loads every <id>.wasm file of dir. Rejected files are logged and reported by
-// [Registry.Infos]; the error joins them.
+// BuiltinFile is the File an [Info] reports for a plugin served from [Config.Builtin].
+const BuiltinFile = "(built-in)"
+
+// LoadBuiltin loads the built-in module of id, if there is one; it reports whether there is.
+func (r *Registry) LoadBuiltin(id string) (bool, error) {
+	wasm, ok := r.cfg.Builtin[id]
+	if !ok {
+		return false, nil
+	}
+	return true, r.load(id, BuiltinFile, wasm)
+}
+
+// LoadDir loads every <id>.wasm file of dir (an empty dir means none), then the built-ins whose
+// id has no loaded file: a rejected file leaves its id to the built-in. Plugins compile in
+// parallel, GOMAXPROCS at a time. Rejected files are logged and reported by [Registry.Infos];
+// the error joins them.
 func (r *Registry) LoadDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("pluginhost: %w", err)
-	}
-	var errs []error
-	for _, e := range ents {
-		id, ok := idOfFile(e.Name())
-		if !ok || e.IsDir() {
-			continue
+	var files []string
+	if dir != "" {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("pluginhost: %w", err)
 		}
-		errs = append(errs, r.LoadFile(id, filepath.Join(dir, e.Name())))
+		for _, e := range ents {
+			if _, ok := idOfFile(e.Name()); ok && !e.IsDir() {
+				files = append(files, e.Name())
+			}
+		}
 	}
+	var (
+		mu     sync.Mutex
+		errs   []error
+		loaded = map[string]bool{}
+	)
+	parallel(len(files), func(i int) {
+		id, _ := idOfFile(files[i])
+		err := r.LoadFile(id, filepath.Join(dir, files[i]))
+		mu.Lock()
+		loaded[id] = err == nil
+		errs = append(errs, err)
+		mu.Unlock()
+	})
+	var ids []string
+	for id := range r.cfg.Builtin {
+		if !loaded[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	parallel(len(ids), func(i int) {
+		if _, err := r.LoadBuiltin(ids[i]); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
 	return errors.Join(errs...)
+}
+
+// parallel runs f(0)…f(n-1), GOMAXPROCS at a time, and waits for them.
+func parallel(n int, f func(i int)) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
 }
 
 func idOfFile(name string) (string, bool) {

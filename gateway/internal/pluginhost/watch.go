@@ -11,9 +11,10 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch loads every plugin of dir, then follows the directory until ctx is done: a created,
-// written or renamed-in <id>.wasm is reloaded after the debounce (an atomic rename arrives as a
-// Create of the target), a removed one is unloaded. Loads run off the watcher goroutine, one at a
+// Watch loads every plugin of dir and the built-ins, then follows the directory until ctx is
+// done: a created, written or renamed-in <id>.wasm is reloaded after the debounce (an atomic
+// rename arrives as a Create of the target), a removed one is replaced by its built-in or
+// unloaded. Loads run off the watcher goroutine, one at a
 // time per id. onReady, if set, is called after the initial load.
 func (r *Registry) Watch(ctx context.Context, dir string, onReady func()) error {
 	w, err := fsnotify.NewWatcher()
@@ -89,10 +90,13 @@ func (r *Registry) Watch(ctx context.Context, dir string, onReady func()) error 
 	}
 }
 
-// sync brings plugin id in line with its file: load it when it exists, unload it when it is gone.
+// sync brings plugin id in line with its file: load it when it exists; when it is gone, go back
+// to the built-in of id or, without one, unload it.
 func (r *Registry) sync(id, path string) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		r.Unload(id)
+		if ok, _ := r.LoadBuiltin(id); !ok {
+			r.Unload(id)
+		}
 		return
 	}
 	_ = r.LoadFile(id, path) // rejections are logged, counted and kept for the admin API

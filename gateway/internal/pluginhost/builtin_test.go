@@ -1,0 +1,120 @@
+package pluginhost
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/filter"
+)
+
+// withCustomSection returns wasm with an extra (ignored) custom section: the same behaviour under
+// another hash, so a test can tell two versions apart.
+func withCustomSection(wasm []byte, name string) []byte {
+	body := append(append([]byte{byte(len(name))}, name...), "v2"...) // wazero wants a payload
+	out := append([]byte{}, wasm...)
+	return append(append(out, 0, byte(len(body))), body...)
+}
+
+func writeAtomic(t *testing.T, path string, b []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, b, 0o644))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
+// TestBuiltinReplacedByFile: a built-in serves its id until the plugin directory holds a valid
+// file of that id; an invalid file leaves the serving version alone; removing the file brings the
+// built-in back, all while the filter keeps answering.
+func TestBuiltinReplacedByFile(t *testing.T) {
+	wasm, cfg := goodEcho(t)
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg}})
+	e.r.cfg.Builtin = map[string][]byte{"filter.user": wasm}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- e.r.Watch(ctx, dir, func() { close(ready) }) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	<-ready
+
+	f := e.r.Filter(directory.KindUser, nil, nil)
+	check := func() {
+		t.Helper()
+		got, err := decide(t, f, participantEvent(directory.DemoPatUUID), e.recipients(3))
+		require.NoError(t, err)
+		require.Equal(t, []filter.Verdict{1, 0, 1}, verdicts(got))
+	}
+	builtinHash := hashOf(wasm)
+	waitFor := func(what string, ok func(Info) bool) Info {
+		t.Helper()
+		var in Info
+		require.Eventually(t, func() bool { in, _ = e.r.Info("filter.user"); return ok(in) }, 20*time.Second, 10*time.Millisecond, what)
+		return in
+	}
+	in := waitFor("built-in serves", func(in Info) bool { return in.File == BuiltinFile })
+	require.Equal(t, builtinHash, in.Hash)
+	require.Equal(t, StateActive, in.State)
+	check()
+
+	path := filepath.Join(dir, "filter.user.wasm")
+	custom := withCustomSection(wasm, "operator")
+	writeAtomic(t, path, custom)
+	in = waitFor("the file replaces the built-in", func(in Info) bool { return in.File == path })
+	require.Equal(t, hashOf(custom), in.Hash)
+	check()
+
+	writeAtomic(t, path, []byte("\x00asm not a module"))
+	waitFor("the bad file is rejected", func(in Info) bool { return in.LastRejection != "" })
+	in, _ = e.r.Info("filter.user")
+	require.Equal(t, hashOf(custom), in.Hash, "an invalid file never replaces a working version")
+	check()
+
+	require.NoError(t, os.Remove(path))
+	in = waitFor("removing the file brings the built-in back", func(in Info) bool { return in.File == BuiltinFile })
+	require.Equal(t, builtinHash, in.Hash)
+	require.Equal(t, StateActive, in.State)
+	check()
+}
+
+// TestBuiltinWhenFileInvalidAtStart: a plugin directory whose file of an id is invalid at start
+// leaves that id to its built-in, and says why.
+func TestBuiltinWhenFileInvalidAtStart(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    []byte // nil: no file
+		wantErr bool
+	}{
+		{"no file", nil, false},
+		{"garbage file", []byte("not wasm"), true},
+		{"trapping init", wasmFile(t, "inittrap"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wasm, cfg := goodEcho(t)
+			e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg}})
+			e.r.cfg.Builtin = map[string][]byte{"filter.user": wasm}
+			dir := t.TempDir()
+			if tt.file != nil {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "filter.user.wasm"), tt.file, 0o644))
+			}
+			err := e.r.LoadDir(dir)
+			if tt.wantErr {
+				require.ErrorIs(t, err, ErrInvalid)
+			} else {
+				require.NoError(t, err)
+			}
+			in, ok := e.r.Info("filter.user")
+			require.True(t, ok)
+			require.Equal(t, BuiltinFile, in.File)
+			require.Equal(t, StateActive, in.State)
+			require.Equal(t, tt.wantErr, in.LastRejection != "", in.LastRejection)
+			require.Equal(t, "filter.user", e.r.Serving(directory.KindUser))
+		})
+	}
+}
