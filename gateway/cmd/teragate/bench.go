@@ -40,6 +40,7 @@ Examples:
   teragate bench --clients 1000 --deliveries 50000
   teragate bench --target bare --bare-mode batched --clients 10000
   teragate bench --idle --clients 10000
+  teragate bench --connect-only --user-login token --clients 10000
   teragate bench --url http://127.0.0.1:4040 --pid 1234 --identities ids.yaml
 
 Flags:
@@ -72,7 +73,9 @@ func runBench(args []string) int {
 		idle         = fs.Bool("idle", false, "idle mode: connect, wait --idle-wait, report server RSS per connection")
 		idleWait     = fs.Duration("idle-wait", 25*time.Second, "how long idle mode waits (two 10 s ping rounds by default)")
 		jsonOut      = fs.Bool("json", false, "print the report as JSON")
-		connectRate  = fs.Float64("connect-rate", 2000, "clients started per second")
+		connectRate  = fs.Float64("connect-rate", 2000, "clients started per second (0: no limit but --connect-concurrency; the default with --connect-only)")
+		connectOnly  = fs.Bool("connect-only", false, "connect-only mode: open the clients as fast as --connect-concurrency allows, wait for the presence traffic to settle, report opens/s and CPU per open")
+		userLogin    = fs.String("user-login", "password", "how user clients log in: password (HTTP Basic, one bcrypt check each) or token (each user logs in once by password before the clock starts, then with its user_token JWT, as SPEC §11's \"token login\" figure means)")
 		connectConc  = fs.Int("connect-concurrency", 100, "logins and websocket handshakes in flight")
 		publishers   = fs.Int("publishers", 4, "concurrent publishing connections")
 		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")
@@ -116,6 +119,13 @@ func runBench(args []string) int {
 	}
 	if *rate > 0 {
 		cfg.Deliveries = 0
+	}
+	cfg.ConnectOnly = *connectOnly
+	cfg.UserLogin = loadtest.UserLogin(*userLogin)
+	rateSet := false
+	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "connect-rate" })
+	if *connectRate <= 0 || *connectOnly && !rateSet {
+		cfg.ConnectRate = -1 // no limit
 	}
 	switch cfg.Target {
 	case loadtest.TargetGateway:

@@ -144,6 +144,7 @@ type client struct {
 // loginResponse holds the login reply fields the bench uses.
 type loginResponse struct {
 	WebsocketURL string `json:"websocket_url"`
+	UserToken    string `json:"user_token"`
 }
 
 // dialer opens websocket connections for the clients.
@@ -154,6 +155,9 @@ type dialer struct {
 	dir    *Directory
 	http   *http.Client
 	ws     *websocket.Dialer
+	// userTokens, when not nil, holds each user's token (by entity index):
+	// users log in with it instead of their password.
+	userTokens []string
 }
 
 func newDialer(base *url.URL, target Target, format Format, dir *Directory, concurrency int, tlsConf *tls.Config) *dialer {
@@ -225,8 +229,12 @@ func (d *dialer) login(ctx context.Context, c *client) (*loginResponse, error) {
 		u.RawQuery = "with_websocket=true"
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		if err == nil {
-			usr := d.dir.Users[c.entity]
-			req.SetBasicAuth(usr.Username, d.dir.Password)
+			if d.userTokens != nil {
+				req.Header.Set("Authorization", "OpenTera "+d.userTokens[c.entity])
+			} else {
+				usr := d.dir.Users[c.entity]
+				req.SetBasicAuth(usr.Username, d.dir.Password)
+			}
 		}
 	case KindParticipant:
 		u.Path = "/api/participant/login"
@@ -245,14 +253,40 @@ func (d *dialer) login(ctx context.Context, c *client) (*loginResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: login request: %w", err)
 	}
+	return d.do(req, c.kind)
+}
+
+// userToken logs user i in by password (no websocket) and returns its user_token.
+func (d *dialer) userToken(ctx context.Context, i int) (string, error) {
+	u := *d.base
+	u.Path = "/api/user/login"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("loadtest: login request: %w", err)
+	}
+	req.SetBasicAuth(d.dir.Users[i].Username, d.dir.Password)
+	lr, err := d.do(req, KindUser)
+	if err != nil {
+		return "", err
+	}
+	if lr.UserToken == "" {
+		return "", fmt.Errorf("loadtest: GET %s: no user_token in the reply", u.Path)
+	}
+	return lr.UserToken, nil
+}
+
+// do sends a login request and decodes its reply.
+func (d *dialer) do(req *http.Request, kind Kind) (*loginResponse, error) {
+	u := req.URL
+	withWS := req.URL.Query().Has("with_websocket") || kind != KindUser
 	resp, err := d.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: %s login: %w", c.kind, err)
+		return nil, fmt.Errorf("loadtest: %s login: %w", kind, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: %s login: %w", c.kind, err)
+		return nil, fmt.Errorf("loadtest: %s login: %w", kind, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("loadtest: GET %s: HTTP %d: %s", u.Path, resp.StatusCode, truncate(body, 200))
@@ -261,7 +295,7 @@ func (d *dialer) login(ctx context.Context, c *client) (*loginResponse, error) {
 	if err := json.Unmarshal(body, lr); err != nil {
 		return nil, fmt.Errorf("loadtest: GET %s: decode reply: %w", u.Path, err)
 	}
-	if lr.WebsocketURL == "" {
+	if withWS && lr.WebsocketURL == "" {
 		return nil, fmt.Errorf("loadtest: GET %s: no websocket_url in reply %s", u.Path, truncate(body, 200))
 	}
 	return lr, nil

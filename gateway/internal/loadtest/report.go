@@ -27,7 +27,21 @@ type Report struct {
 	ConnectErrors  int     `json:"connect_errors"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectPerSec  float64 `json:"connect_per_sec"`
-	Disconnected   int     `json:"disconnected"`
+	// UserLogin is how users logged in ("password" or "token"; gateway
+	// only); participants and devices use their static tokens. TLS is true
+	// for an https server.
+	UserLogin string `json:"user_login,omitempty"`
+	TLS       bool   `json:"tls"`
+	// ConnectServerCPUMicrosPerOpen and ConnectClientCPUMicrosPerOpen are
+	// the CPU the server and the bench used while connecting, per open
+	// (login + websocket); ConnectOtherCPUCores is what other processes
+	// used meanwhile. SettleServerCPUMicrosPerOpen (connect-only mode) adds
+	// the server CPU of the presence traffic that followed the opens.
+	ConnectServerCPUMicrosPerOpen float64 `json:"connect_server_cpu_us_per_open"`
+	ConnectClientCPUMicrosPerOpen float64 `json:"connect_client_cpu_us_per_open"`
+	ConnectOtherCPUCores          float64 `json:"connect_other_cpu_cores"`
+	SettleServerCPUMicrosPerOpen  float64 `json:"settle_server_cpu_us_per_open,omitempty"`
+	Disconnected                  int     `json:"disconnected"`
 	// SettleSeconds is how long the bench waited after connecting for the
 	// server's own frames (presence events) to stop; SettleFrames is how
 	// many arrived meanwhile. SettleTimedOut means they had not stopped.
@@ -105,16 +119,36 @@ func (r *Report) WriteText(w io.Writer) error {
 		clients += fmt.Sprintf(" in %d projects", r.Projects)
 	}
 	line("clients", "%s", clients)
+	scheme := "plain HTTP/ws"
+	if r.TLS {
+		scheme = "TLS"
+	}
+	if r.UserLogin != "" {
+		users := "users by password (bcrypt)"
+		if r.UserLogin == string(UserLoginToken) {
+			users = "users by token (JWT)"
+		}
+		line("login", "%s, participants and devices by static token, %s", users, scheme)
+	} else {
+		line("login", "none (bare /ws), %s", scheme)
+	}
 	line("connected", "%d in %.1fs (%.0f/s), %d failed, %d disconnected later", r.Connected, r.ConnectSeconds, r.ConnectPerSec, r.ConnectErrors, r.Disconnected)
+	line("connect cpu", "server %.1f µs/open, client %.1f µs/open, other processes %.2f cores", r.ConnectServerCPUMicrosPerOpen, r.ConnectClientCPUMicrosPerOpen, r.ConnectOtherCPUCores)
 	settled := ""
 	if r.SettleTimedOut {
 		settled = " (NOT settled: figures include them)"
 	}
 	line("settle", "%.1fs, %d server frames (presence)%s", r.SettleSeconds, r.SettleFrames, settled)
+	if r.SettleServerCPUMicrosPerOpen > 0 {
+		line("open cpu", "server %.1f µs/open with the presence traffic that followed", r.SettleServerCPUMicrosPerOpen)
+	}
 	line("frame format", "%s", r.Format)
-	if r.Idle {
+	switch {
+	case r.Idle:
 		line("mode", "idle for %.0fs after the server's own traffic settled", r.IdleWaitSeconds)
-	} else {
+	case r.DurationSeconds == 0:
+		line("mode", "connect only")
+	default:
 		line("event", "%s, %.1f recipients/event", r.Event, r.RecipientsPerEvent)
 		line("frame bytes", "%.0f", r.FrameBytes)
 		line("duration", "%.1fs (+%.1fs warmup)", r.DurationSeconds, r.WarmupSeconds)
@@ -126,7 +160,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		line("server cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ServerCPUMicrosPerDelivery, r.ServerCPUCores, r.ServerCPUSeconds)
 	}
 	line("server rss", "%.1f MiB (base %.1f MiB), %.2f KiB/conn", r.ServerRSSMiB, r.ServerRSSBaseMiB, r.KiBPerConn)
-	if !r.Idle {
+	if !r.Idle && r.DurationSeconds > 0 {
 		line("client cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ClientCPUMicrosPerDelivery, r.ClientCPUCores, r.ClientCPUSeconds)
 		line("other cpu", "%.2f cores (other processes on the machine)", r.OtherCPUCores)
 		if r.OtherFrames > 0 || r.UnreadableFrames > 0 {

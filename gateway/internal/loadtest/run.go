@@ -96,7 +96,28 @@ type Config struct {
 	// InsecureSkipVerify accepts any TLS certificate (a gateway running on
 	// its self-signed default certificate). Default false.
 	InsecureSkipVerify bool
+	// UserLogin is how user clients log in. Zero value means
+	// UserLoginPassword (HTTP Basic, one bcrypt check per login);
+	// UserLoginToken logs every user in once by password before the clock
+	// starts and then logs in with the returned user_token (a JWT), as
+	// OpenTera clients do after their first login. Participants and devices
+	// always log in with their static tokens.
+	UserLogin UserLogin
+	// ConnectOnly stops after connecting and the server's presence traffic
+	// settled: the report holds the open rate and the CPU per open; nothing is
+	// published.
+	ConnectOnly bool
 }
+
+// UserLogin is how user clients authenticate on /api/user/login.
+type UserLogin string
+
+const (
+	// UserLoginPassword is HTTP Basic with the user's password.
+	UserLoginPassword UserLogin = "password"
+	// UserLoginToken is `Authorization: OpenTera <user_token>`.
+	UserLoginToken UserLogin = "token"
+)
 
 func (c *Config) fill() error {
 	if c.Target == "" {
@@ -117,8 +138,11 @@ func (c *Config) fill() error {
 	if c.IdleWait <= 0 {
 		c.IdleWait = 25 * time.Second
 	}
-	if c.ConnectRate <= 0 {
+	if c.ConnectRate == 0 {
 		c.ConnectRate = 2000
+	}
+	if c.UserLogin == "" {
+		c.UserLogin = UserLoginPassword
 	}
 	if c.ConnectConcurrency <= 0 {
 		c.ConnectConcurrency = 100
@@ -139,11 +163,13 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: format %q", ErrConfig, c.Format)
 	case c.Event != EventStop && c.Event != EventParticipant:
 		return fmt.Errorf("%w: event %q", ErrConfig, c.Event)
+	case c.UserLogin != UserLoginPassword && c.UserLogin != UserLoginToken:
+		return fmt.Errorf("%w: user login %q", ErrConfig, c.UserLogin)
 	case c.BaseURL == "":
 		return fmt.Errorf("%w: no base URL", ErrConfig)
 	case c.Clients.Total() <= 0:
 		return fmt.Errorf("%w: no clients", ErrConfig)
-	case !c.Idle && c.Rate <= 0 && c.Deliveries <= 0:
+	case !c.Idle && !c.ConnectOnly && c.Rate <= 0 && c.Deliveries <= 0:
 		return fmt.Errorf("%w: no rate or deliveries", ErrConfig)
 	}
 	if c.Target == TargetBare && c.Event == EventParticipant && c.Dir == nil {
@@ -160,7 +186,7 @@ func (c *Config) fill() error {
 		if c.ServiceToken == "" {
 			c.ServiceToken = c.Dir.AdminServiceToken()
 		}
-		if !c.Idle && c.ServiceToken == "" {
+		if !c.Idle && !c.ConnectOnly && c.ServiceToken == "" {
 			return fmt.Errorf("%w: no service token", ErrConfig)
 		}
 		if c.Clients.Users > 0 && len(c.Dir.Users) == 0 ||
@@ -294,8 +320,24 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	defer func() { stopProgress(); <-progDone }()
 
 	// Connect.
+	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency, h.tlsConfig())
+	defer d.http.CloseIdleConnections()
+	if h.cfg.Target == TargetGateway {
+		rep.UserLogin = string(h.cfg.UserLogin)
+		if h.cfg.UserLogin == UserLoginToken && h.cfg.Clients.Users > 0 {
+			// Not measured: the first login of each user, by password.
+			if err := h.prelogin(ctx, d); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rep.TLS = h.base.Scheme == "https"
+	cs, err := h.sampleCPU()
+	if err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
-	if err := h.connect(ctx); err != nil {
+	if err := h.connect(ctx, d); err != nil {
 		return nil, err
 	}
 	rep.ConnectSeconds = time.Since(t0).Seconds()
@@ -305,6 +347,27 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		return nil, fmt.Errorf("loadtest: no client connected: %v", h.errs())
 	}
 	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
+	ce, err := h.sampleCPU()
+	if err != nil {
+		return nil, err
+	}
+	h.connectCPU(rep, cs, ce)
+
+	if h.cfg.ConnectOnly {
+		// The CONNECTED fan-out goes on after the last open: count its CPU too.
+		if err := h.settle(ctx, rep); err != nil {
+			return nil, err
+		}
+		se, err := h.sampleCPU()
+		if err != nil {
+			return nil, err
+		}
+		h.settleCPU(rep, ce, se)
+		h.finishServer(rep, baseSrv, ProcSample{}, 0)
+		rep.Disconnected = int(h.disconnected.Load())
+		rep.Errors = h.errs()
+		return rep, nil
+	}
 
 	if h.cfg.Idle {
 		// Let the server's own traffic (CONNECTED events) finish first, so
@@ -520,15 +583,97 @@ func (h *harness) errs() []string {
 	return append([]string(nil), h.firstErrs...)
 }
 
-// connect opens every client at ConnectRate with at most
-// ConnectConcurrency in flight.
-func (h *harness) connect(ctx context.Context) error {
-	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency, h.tlsConfig())
-	defer d.http.CloseIdleConnections()
+// cpuSample is the CPU used so far by the server, the bench and the machine.
+type cpuSample struct {
+	server, self ProcSample
+	busy         time.Duration
+}
+
+func (h *harness) sampleCPU() (cpuSample, error) {
+	var s cpuSample
+	var err error
+	if s.busy, err = ReadSystemBusy(); err != nil {
+		return s, err
+	}
+	if s.self, err = ReadProcStat(0); err != nil {
+		return s, err
+	}
+	if h.cfg.ServerPID > 0 {
+		if s.server, err = ReadProcStat(h.cfg.ServerPID); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// connectCPU fills the CPU figures of the connect phase.
+func (h *harness) connectCPU(rep *Report, start, end cpuSample) {
+	n := float64(rep.Connected)
+	el := end.self.At.Sub(start.self.At).Seconds()
+	self := (end.self.CPU - start.self.CPU).Seconds()
+	rep.ConnectClientCPUMicrosPerOpen = self * 1e6 / n
+	other := (end.busy - start.busy).Seconds() - self
+	if h.cfg.ServerPID > 0 {
+		srv := (end.server.CPU - start.server.CPU).Seconds()
+		rep.ConnectServerCPUMicrosPerOpen = srv * 1e6 / n
+		other -= srv
+	}
+	if el > 0 {
+		rep.ConnectOtherCPUCores = math.Max(0, other/el)
+	}
+}
+
+// settleCPU fills the server CPU per open including the presence traffic
+// that followed the opens.
+func (h *harness) settleCPU(rep *Report, connectEnd, settleEnd cpuSample) {
+	if h.cfg.ServerPID <= 0 || rep.Connected == 0 {
+		return
+	}
+	srv := (settleEnd.server.CPU - connectEnd.server.CPU).Seconds()
+	rep.SettleServerCPUMicrosPerOpen = rep.ConnectServerCPUMicrosPerOpen + srv*1e6/float64(rep.Connected)
+}
+
+// prelogin logs every user entity the clients use in once by password and
+// keeps its user_token for the measured logins.
+func (h *harness) prelogin(ctx context.Context, d *dialer) error {
+	n := min(h.cfg.Clients.Users, len(h.cfg.Dir.Users))
+	d.userTokens = make([]string, len(h.cfg.Dir.Users))
+	sem := make(chan struct{}, h.cfg.ConnectConcurrency)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tok, err := d.userToken(ctx, i)
+			if err != nil {
+				if failed.Add(1) == 1 {
+					h.noteErr(err)
+				}
+				return
+			}
+			d.userTokens[i] = tok
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("loadtest: %d of %d user password logins failed: %v", f, n, h.errs())
+	}
+	return ctx.Err()
+}
+
+// connect opens every client at ConnectRate (unlimited when negative) with
+// at most ConnectConcurrency in flight.
+func (h *harness) connect(ctx context.Context, d *dialer) error {
 	sem := make(chan struct{}, h.cfg.ConnectConcurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
-	interval := float64(time.Second) / h.cfg.ConnectRate
+	interval := 0.0
+	if h.cfg.ConnectRate > 0 {
+		interval = float64(time.Second) / h.cfg.ConnectRate
+	}
 	for i, c := range h.clients {
 		if err := sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(i)*interval)))); err != nil {
 			wg.Wait()

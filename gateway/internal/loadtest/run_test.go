@@ -145,6 +145,32 @@ type fakeGateway struct {
 	mu      sync.Mutex
 	tickets map[string]fakeIdentity
 	conns   map[*fakeConn]bool
+	// passwordLogins counts user logins by password without a websocket.
+	passwordLogins int
+}
+
+func TestRunConnectOnlyTokenLogin(t *testing.T) {
+	dir, err := GenerateDirectory(GenerateOptions{Users: 5, Participants: 4, Devices: 4, Projects: 2})
+	require.NoError(t, err)
+	g := newFakeGateway(t, dir)
+	rep, err := Run(context.Background(), Config{
+		Target: TargetGateway, BaseURL: g.srv.URL, Dir: dir, ConnectOnly: true, UserLogin: UserLoginToken,
+		Clients: Mix{Users: 10, Participants: 4, Devices: 4}, ConnectConcurrency: 4, ConnectRate: -1,
+		Settle: 400 * time.Millisecond, ServerPID: os.Getpid(),
+	})
+	require.NoError(t, err)
+	require.Equal(t, 18, rep.Connected, "errors: %v", rep.Errors)
+	require.Equal(t, "token", rep.UserLogin)
+	require.False(t, rep.TLS)
+	require.Zero(t, rep.PublishedEvents)
+	g.mu.Lock()
+	require.Equal(t, 5, g.passwordLogins, "one password login per user entity, before the clock")
+	g.mu.Unlock()
+	var out strings.Builder
+	require.NoError(t, rep.WriteText(&out))
+	require.Contains(t, out.String(), "users by token (JWT)")
+	require.Contains(t, out.String(), "connect only")
+	require.Contains(t, out.String(), "µs/open")
 }
 
 type fakeIdentity struct {
@@ -176,12 +202,21 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "OpenTera ")
 	switch {
 	case r.URL.Path == "/api/user/login":
-		name, pw, _ := r.BasicAuth()
+		name, pw, basic := r.BasicAuth()
 		for i, u := range g.dir.Users {
-			if u.Username == name && pw == g.dir.Password && r.URL.Query().Get("with_websocket") == "true" {
+			userTok := "user-token-" + u.Username
+			switch {
+			case basic && (u.Username != name || pw != g.dir.Password), !basic && tok != userTok:
+				continue
+			case r.URL.Query().Get("with_websocket") == "true":
 				g.login(w, "user", fakeIdentity{KindUser, i})
-				return
+			default: // a password login without websocket: the user's token
+				g.mu.Lock()
+				g.passwordLogins++
+				g.mu.Unlock()
+				_ = json.NewEncoder(w).Encode(map[string]any{"user_token": userTok})
 			}
+			return
 		}
 	case r.URL.Path == "/api/participant/login":
 		for i, p := range g.dir.Participants {
