@@ -24,6 +24,7 @@ const (
 	PluginUnchanged  = "unchanged"  // same bytes as the serving version: nothing done
 	PluginUnloaded   = "unloaded"   // the file was removed
 	PluginQuarantine = "quarantine" // a version was quarantined after repeated failures
+	PluginRollback   = "rollback"   // a quarantined version was replaced by the previous one or the built-in
 )
 
 // pluginMetrics are created lazily, on the first plugin event, so gateways without plugins

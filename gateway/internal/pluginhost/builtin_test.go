@@ -118,3 +118,55 @@ func TestBuiltinWhenFileInvalidAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestQuarantineRollsBack: a reload that passes validation but keeps failing on real calls is
+// quarantined and replaced by the version it replaced or, with none, by the built-in; with neither
+// the quarantined version stays and calls fail closed.
+func TestQuarantineRollsBack(t *testing.T) {
+	tests := []struct {
+		name     string
+		previous bool // a good version served before the bad one
+		builtin  bool
+		wantFile string // "" when no rollback happens
+	}{
+		{"to the previous version", true, false, "good.wasm"},
+		{"to the previous version before the built-in", true, true, "good.wasm"},
+		{"to the built-in", false, true, BuiltinFile},
+		{"nowhere", false, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wasm, cfg := goodEcho(t)
+			e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, MaxFailures: 3, PoolSize: 1}})
+			if tt.builtin {
+				e.r.cfg.Builtin = map[string][]byte{"filter.user": withCustomSection(wasm, "builtin")}
+			}
+			if tt.previous {
+				require.NoError(t, e.r.load("filter.user", "good.wasm", wasm))
+			}
+			require.NoError(t, e.r.load("filter.user", "bad.wasm", wasmFile(t, "guesterr")))
+			f := e.r.Filter(directory.KindUser, nil, nil)
+			ev, rs := participantEvent(directory.DemoPatUUID), e.recipients(3)
+			for range 3 {
+				_, err := decide(t, f, ev, rs)
+				require.ErrorIs(t, err, ErrGuest)
+			}
+			if tt.wantFile == "" {
+				time.Sleep(100 * time.Millisecond) // a rollback would be under way by now
+				_, err := decide(t, f, ev, rs)
+				require.ErrorIs(t, err, ErrQuarantined, "fails closed")
+				in, _ := e.r.Info("filter.user")
+				require.Equal(t, StateQuarantined, in.State)
+				require.Equal(t, "bad.wasm", in.File)
+				return
+			}
+			var in Info
+			require.Eventually(t, func() bool { in, _ = e.r.Info("filter.user"); return in.File == tt.wantFile }, 20*time.Second, 10*time.Millisecond)
+			require.Equal(t, StateActive, in.State)
+			require.Contains(t, in.LastError, "rolled back from")
+			got, err := decide(t, f, ev, rs)
+			require.NoError(t, err)
+			require.Equal(t, []filter.Verdict{1, 0, 1}, verdicts(got))
+		})
+	}
+}

@@ -59,6 +59,9 @@ type plugin struct {
 
 	calls, failures atomic.Uint64
 	lat             latency
+	// prev is the last version that served without being quarantined before the current one
+	// replaced it: a quarantine rolls back to it. Guarded by loadMu.
+	prev *source
 
 	smu           sync.Mutex
 	state         string
@@ -170,6 +173,9 @@ func (r *Registry) load(id, file string, data []byte) error {
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
 	}
 	old := p.cur.Swap(v)
+	if old != nil && !old.quarantined.Load() {
+		p.prev = old.source()
+	}
 	p.smu.Lock()
 	p.state, p.lastError, p.file = StateActive, "", file
 	p.smu.Unlock()
@@ -224,7 +230,7 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		return nil, fmt.Errorf("wasi: %w", err)
 	}
-	v := &version{p: p, hash: hash, file: file, loadedAt: time.Now(), rt: rt}
+	v := &version{p: p, hash: hash, file: file, data: data, loadedAt: time.Now(), rt: rt}
 	if err := r.hostModule(ctx, rt, v); err != nil {
 		return nil, fmt.Errorf("host module: %w", err)
 	}
@@ -340,6 +346,58 @@ func importsOf(cm wazero.CompiledModule) map[string]string {
 	return out
 }
 
+// source is where a version came from.
+type source struct {
+	file, hash string
+	data       []byte
+}
+
+func (v *version) source() *source { return &source{file: v.file, hash: v.hash, data: v.data} }
+
+// rollback replaces bad, just quarantined, by the version it replaced (if that one was never
+// quarantined) or else by the built-in of the id, so that a reload that passed validation but
+// keeps failing on real traffic does not leave its clients failing closed. Without either, or if
+// it fails to build, bad stays quarantined (calls fail closed) until a new file loads.
+func (r *Registry) rollback(p *plugin, bad *version, cause error) {
+	p.loadMu.Lock()
+	defer p.loadMu.Unlock()
+	if p.cur.Load() != bad {
+		return // already replaced
+	}
+	to := p.prev
+	if to == nil || to.hash == bad.hash {
+		to = nil
+		if b, ok := r.cfg.Builtin[p.id]; ok {
+			if h := hashOf(b); h != bad.hash {
+				to = &source{file: BuiltinFile, hash: h, data: b}
+			}
+		}
+	}
+	if to == nil {
+		return
+	}
+	v, err := r.build(p, to.file, to.hash, to.data)
+	if err != nil {
+		p.log.Error("rollback failed; the quarantined version stays (calls fail closed)", "to", to.hash[:16], "error", err)
+		return
+	}
+	p.cur.Store(v)
+	p.prev = nil
+	msg := fmt.Sprintf("rolled back from %s (%s) after repeated failures: %v", bad.hash[:16], bad.file, cause)
+	p.smu.Lock()
+	p.state, p.lastError, p.file = StateActive, msg, to.file
+	p.smu.Unlock()
+	r.rebuildKinds()
+	r.obs.PluginLoad(p.id, metrics.PluginRollback)
+	r.obs.PluginVersion(p.id, v.hash[:16], StateActive)
+	p.log.Warn("plugin rolled back", "from", bad.hash[:16], "to", v.hash[:16], "file", to.file)
+	bad.release()
+	if r.cfg.OnChange != nil {
+		info := p.info()
+		r.cfg.OnChange(p.id, &info)
+	}
+}
+
 // Unload stops serving plugin id (its file was removed). In-flight calls finish first. It does
 // not fall back to a built-in: the directory watcher loads that instead of unloading.
 func (r *Registry) Unload(id string) {
@@ -351,6 +409,7 @@ func (r *Registry) Unload(id string) {
 	}
 	p.loadMu.Lock()
 	old := p.cur.Swap(nil)
+	p.prev = nil
 	p.smu.Lock()
 	p.state = ""
 	p.smu.Unlock()
