@@ -107,8 +107,47 @@ func (f *Native) subject(rs []Recipient, out []Decision, k directory.Kind, uuid 
 	}
 }
 
+// Candidates implements [Narrower]: the viewers of the subject for User/Participant/Device
+// events, the listed uuids for JoinSessionEvent and ArchiveEvent, nobody for events no one
+// receives, and every connection for session events decided by membership (the presence registry
+// answers per uuid) and for StopSessionEvent.
+func (f *Native) Candidates(_ context.Context, ev *Event, kind directory.Kind, c *Candidates) error {
+	switch m := ev.Msg.(type) {
+	case *opentera.UserEvent:
+		c.Visible = append(c.Visible, Entity{directory.KindUser, m.GetUserUuid()})
+	case *opentera.ParticipantEvent:
+		c.Visible = append(c.Visible, Entity{directory.KindParticipant, m.GetParticipantUuid()})
+	case *opentera.DeviceEvent:
+		c.Visible = append(c.Visible, Entity{directory.KindDevice, m.GetDeviceUuid()})
+	case *opentera.JoinSessionEvent:
+		switch kind {
+		case directory.KindUser:
+			c.UUIDs = append(c.UUIDs, m.GetSessionUsers()...)
+		case directory.KindParticipant:
+			c.UUIDs = append(c.UUIDs, m.GetSessionParticipants()...)
+		case directory.KindDevice:
+			c.UUIDs = append(c.UUIDs, m.GetSessionDevices()...)
+		}
+	case *opentera.LeaveSessionEvent:
+		c.All = m.GetSessionUuid() != "" && f.Sessions != nil
+	case *opentera.JoinSessionReplyEvent:
+		c.All = m.GetSessionUuid() != "" && f.Sessions != nil
+	case *opentera.StopSessionEvent:
+		c.All = true
+	case *opentera.ArchiveEvent:
+		c.UUIDs = append(c.UUIDs, m.GetOwnerUuid())
+	}
+	return nil
+}
+
+// DecideCandidates implements [Narrower]: it is Decide (every verdict depends on its recipient
+// only).
+func (f *Native) DecideCandidates(ctx context.Context, ev *Event, kind directory.Kind, _ *Candidates, rs []Recipient, out []Decision) error {
+	return f.Decide(ctx, ev, kind, rs, out)
+}
+
 func (f *Native) inSession(r *Recipient, session string) bool {
 	return session != "" && f.Sessions != nil && f.Sessions.InSession(r.Kind, r.UUID, session)
 }
 
-var _ Filter = (*Native)(nil)
+var _ Narrower = (*Native)(nil)

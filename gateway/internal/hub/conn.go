@@ -44,6 +44,12 @@ type Conn struct {
 	access   atomic.Pointer[directory.Access]
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame read (pongs included)
 
+	// guarded by the hub's index mutex (index.go)
+	ixIn       bool
+	ixSnap     *directory.Snapshot
+	ixSlots    []ixSlot
+	ixProjects []string
+
 	// guarded by the shard's mutex
 	shard   *shard
 	kindPos int

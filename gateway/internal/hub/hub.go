@@ -76,6 +76,7 @@ type Hub struct {
 	shards [numShards]shard
 	nextID atomic.Uint64
 	count  [directory.KindService + 1]atomic.Int64
+	ix     index
 }
 
 type shard struct {
@@ -91,6 +92,7 @@ func New(cfg Config) *Hub {
 	for i := range h.shards {
 		h.shards[i].byUUID = map[string][]*Conn{}
 	}
+	h.ix.init()
 	return h
 }
 
@@ -108,6 +110,10 @@ func (h *Hub) Register(nc net.Conn, kind directory.Kind, uuid string, format For
 	_, c.vectored = nc.(*net.TCPConn)
 	c.access.Store(&access)
 	c.Touch()
+	// Indexed before it can be found (and removed) by uuid or kind.
+	h.ix.mu.Lock()
+	h.ix.add(c, access)
+	h.ix.mu.Unlock()
 	s := h.shardOf(uuid)
 	s.mu.Lock()
 	c.shard = s
@@ -151,6 +157,9 @@ func (h *Hub) Remove(c *Conn) bool {
 	kl[last] = nil
 	s.byKind[c.kind] = kl[:last]
 	s.mu.Unlock()
+	h.ix.mu.Lock()
+	h.ix.remove(c)
+	h.ix.mu.Unlock()
 	h.count[c.kind].Add(-1)
 	h.cfg.Metrics.ConnClosed(c.kind, c.CloseReason())
 	return true
@@ -223,18 +232,34 @@ func (h *Hub) CloseAll(code int, text, reason string) int {
 
 // UpdateDirectory refreshes every connection's access handle from snap and closes (code 4000) the
 // connections of entities that left the directory or were disabled, as OpenTera does on delete.
+// Handles and the index change together, a chunk of connections at a time, so the router is
+// never held up for the whole reload.
 func (h *Hub) UpdateDirectory(snap *directory.Snapshot) {
-	var all []*Conn
+	var all, closing []*Conn
 	for k := directory.KindUser; k <= directory.KindService; k++ {
 		all = h.AppendKind(all, k)
 	}
-	for _, c := range all {
-		a, ok := snap.Principal(c.kind, c.uuid)
-		if !ok || !snap.Enabled(c.kind, c.uuid) {
-			c.Close(CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectDirectory)
-			continue
+	const chunk = 256
+	for len(all) > 0 {
+		part := all[:min(chunk, len(all))]
+		all = all[len(part):]
+		h.ix.mu.Lock()
+		for _, c := range part {
+			a, ok := snap.Principal(c.kind, c.uuid)
+			if !ok || !snap.Enabled(c.kind, c.uuid) {
+				closing = append(closing, c)
+				continue
+			}
+			c.access.Store(&a)
+			if c.ixIn { // not removed meanwhile
+				h.ix.remove(c)
+				h.ix.add(c, a)
+			}
 		}
-		c.access.Store(&a)
+		h.ix.mu.Unlock()
+	}
+	for _, c := range closing {
+		c.Close(CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectDirectory)
 	}
 }
 

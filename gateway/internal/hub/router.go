@@ -141,9 +141,11 @@ func (r *Router) Stop(ctx context.Context) error {
 // worker holds the router's scratch buffers (the handler of one subscription never runs
 // concurrently with itself).
 type worker struct {
-	conns []*Conn
-	rs    []filter.Recipient
-	ds    []filter.Decision
+	conns  []*Conn
+	rs     []filter.Recipient
+	ds     []filter.Decision
+	cand   filter.Candidates
+	gather gatherScratch
 }
 
 // ParseDirectTopic splits websocket.<kind>.<uuid>.events into its kind and uuid.
@@ -220,47 +222,99 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 			if kind != 0 && k != kind {
 				continue
 			}
-			w.conns = w.conns[:0]
-			if uuid == "" {
-				w.conns = r.hub.AppendKind(w.conns, k)
-			} else {
-				w.conns = r.hub.AppendEntity(w.conns, k, uuid)
-			}
-			if len(w.conns) > 0 {
-				r.deliver(w, ev, k, &enc)
-			}
+			r.routeKind(w, ev, k, uuid, &enc)
 		}
 	}
 }
 
-// deliver runs kind k's filter over the worker's candidate connections and queues the frames.
-func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder) {
-	n := len(w.conns)
-	w.rs = w.rs[:0]
-	for _, c := range w.conns {
-		w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+// routeKind filters ev for the sockets of kind k (of the entity uuid, unless it is "") and queues
+// the frames. A family-topic event whose filter is a [filter.Narrower] visits only the
+// candidates the filter describes, gathered from the hub's index; otherwise every socket of the
+// kind is a candidate.
+func (r *Router) routeKind(w *worker, ev *filter.Event, k directory.Kind, uuid string, enc *encoder) {
+	f := r.Filter(k)
+	nf, narrow := f.(filter.Narrower)
+	if !narrow || uuid != "" {
+		w.conns = w.conns[:0]
+		if uuid == "" {
+			w.conns = r.hub.AppendKind(w.conns, k)
+		} else {
+			w.conns = r.hub.AppendEntity(w.conns, k, uuid)
+		}
+		if len(w.conns) == 0 {
+			return
+		}
+		w.rs = w.rs[:0]
+		for _, c := range w.conns {
+			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+		}
+		err := ErrNoFilter
+		start := time.Now()
+		if f != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
+			err = r.decide(ctx, f, ev, k, w.rs, r.decisions(w))
+			cancel()
+		}
+		r.deliver(w, ev, k, enc, time.Since(start), err, 0)
+		return
 	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
+	defer cancel()
+	w.cand.Reset()
+	if err := r.candidates(ctx, nf, ev, k, &w.cand); err != nil {
+		r.metrics.FilterCall(k, time.Since(start).Seconds(), true)
+		n := r.hub.Count(k)
+		r.metrics.Dropped(metrics.DropFilterError, n)
+		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
+		return
+	}
+	w.conns, w.rs = w.conns[:0], w.rs[:0]
+	if w.cand.All {
+		w.conns = r.hub.AppendKind(w.conns, k)
+		for _, c := range w.conns {
+			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+		}
+	} else {
+		w.conns, w.rs = r.hub.appendCandidates(w.conns, w.rs, k, &w.cand, &w.gather)
+	}
+	// The sockets the index let the router skip count as filtered, as when every socket was
+	// a candidate (the count may race with connects and disconnects; never below zero).
+	skipped := max(r.hub.Count(k)-len(w.conns), 0)
+	if len(w.conns) == 0 {
+		r.metrics.FilterCall(k, time.Since(start).Seconds(), false)
+		r.metrics.Dropped(metrics.DropFiltered, skipped)
+		return
+	}
+	err := r.decideCandidates(ctx, nf, ev, k, &w.cand, w.rs, r.decisions(w))
+	r.deliver(w, ev, k, enc, time.Since(start), err, skipped)
+}
+
+// decisions returns the worker's decision slice for its len(w.rs) recipients, cleared.
+func (r *Router) decisions(w *worker) []filter.Decision {
+	n := len(w.rs)
 	if cap(w.ds) < n {
 		w.ds = make([]filter.Decision, n)
 	}
 	ds := w.ds[:n]
 	clear(ds)
-	f := r.Filter(k)
-	err := ErrNoFilter
-	start := time.Now()
-	if f != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
-		err = r.decide(ctx, f, ev, k, w.rs, ds)
-		cancel()
-	}
-	r.metrics.FilterCall(k, time.Since(start).Seconds(), err != nil)
+	return ds
+}
+
+// deliver queues the frames of the filter's decisions w.ds for the worker's connections (or,
+// when the filter failed with err, drops the batch). skipped sockets were not candidates.
+func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder, took time.Duration, err error, skipped int) {
+	n := len(w.conns)
+	ds := w.ds[:n]
+	r.metrics.FilterCall(k, took.Seconds(), err != nil)
 	if err != nil {
 		r.metrics.Dropped(metrics.DropFilterError, n)
 		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
 		clear(w.conns)
+		clear(w.rs)
 		return
 	}
-	delivered, filtered, failed := 0, 0, 0
+	delivered, filtered, failed := 0, skipped, 0
 	var rewrites map[*anypb.Any]*encoder
 	for i, d := range ds {
 		c := w.conns[i]
@@ -301,6 +355,7 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 	r.metrics.Dropped(metrics.DropFiltered, filtered)
 	r.metrics.Delivered(k, delivered)
 	clear(w.conns)
+	clear(w.rs)
 }
 
 // decide calls the filter, turning a panic into an error (fail closed).
@@ -311,6 +366,26 @@ func (r *Router) decide(ctx context.Context, f filter.Filter, ev *filter.Event, 
 		}
 	}()
 	return f.Decide(ctx, ev, k, rs, ds)
+}
+
+// candidates asks a narrowing filter for its candidates, turning a panic into an error.
+func (r *Router) candidates(ctx context.Context, f filter.Narrower, ev *filter.Event, k directory.Kind, c *filter.Candidates) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("hub: filter panicked: %v", p)
+		}
+	}()
+	return f.Candidates(ctx, ev, k, c)
+}
+
+// decideCandidates is decide for a narrowing filter's gathered candidates.
+func (r *Router) decideCandidates(ctx context.Context, f filter.Narrower, ev *filter.Event, k directory.Kind, c *filter.Candidates, rs []filter.Recipient, ds []filter.Decision) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("hub: filter panicked: %v", p)
+		}
+	}()
+	return f.DecideCandidates(ctx, ev, k, c, rs, ds)
 }
 
 var (

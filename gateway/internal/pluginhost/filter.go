@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -110,6 +111,116 @@ func (f *Filter) Decide(ctx context.Context, ev *filter.Event, kind directory.Ki
 	return nil
 }
 
+// planMark is a [filter.Candidates.Plan] of a [Filter] that did not narrow by a rule.
+type planMark uint8
+
+const (
+	// planDecide: no rule to narrow by (the guest wants the recipients): decide the whole kind with
+	// Decide.
+	planDecide planMark = iota + 1
+	// planFallbackDecide: no plugin serves the kind and the fallback cannot narrow: the fallback
+	// decides the whole kind.
+	planFallbackDecide
+)
+
+// Candidates implements [filter.Narrower]. The candidates come from the rule the plugin answers
+// without recipients: the cached rule when there is one (no guest call), otherwise the guest's
+// first answer, which DecideCandidates then applies without calling the guest again (and which is
+// cached when cacheable, as by Decide). A guest that asks for the recipients gets every
+// connection of the kind; after it did once, a version is no longer asked before the recipients
+// are gathered (so such a plugin pays no extra call). When no plugin serves the kind, the
+// fallback narrows if it can. The plan recorded in c makes DecideCandidates decide with exactly
+// what produced the candidates, even if a plugin or directory reload happens in between.
+func (f *Filter) Candidates(ctx context.Context, ev *filter.Event, kind directory.Kind, c *filter.Candidates) error {
+	p := (*f.r.kinds.Load())[kind]
+	var v *version
+	if p != nil {
+		v = p.acquire()
+	}
+	if v == nil {
+		if f.fallback == nil {
+			return fmt.Errorf("filter %s: %w", kind, ErrNotLoaded)
+		}
+		if fb, ok := f.fallback.(filter.Narrower); ok {
+			if err := fb.Candidates(ctx, ev, kind, c); err != nil {
+				return err
+			}
+			switch c.Plan.(type) {
+			case *compiledRule, planMark: // the fallback's plan would read as ours
+			default:
+				return nil
+			}
+		}
+		c.Reset()
+		c.All, c.Plan = true, planFallbackDecide
+		return nil
+	}
+	defer v.release()
+
+	var snap *directory.Snapshot
+	if d := f.r.cfg.Deps.Directory; d != nil {
+		snap = d.Current()
+	}
+	key, cacheable := cacheKey(ev, kind)
+	if cacheable && !v.quarantined.Load() {
+		if cr := v.cache.get(key, snap); cr != nil {
+			cr.candidates(c)
+			c.Plan = cr
+			return nil
+		}
+	}
+	if v.cache.needsRecipients.Load() {
+		c.All, c.Plan = true, planDecide
+		return nil
+	}
+	var cr *compiledRule
+	var need bool
+	err := v.do(ctx, exportFilter, func(in *instance, call func([]byte) ([]byte, error)) error {
+		in.req = appendFilterRequest(in.req[:0], kind, ev, nil)
+		res, err := call(in.req)
+		if err != nil {
+			return err
+		}
+		cr, need, err = decodeResult(res, -1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if need {
+		v.cache.needsRecipients.Store(true)
+		c.All, c.Plan = true, planDecide
+		return nil
+	}
+	if cacheable && cr.cacheable {
+		v.cache.put(key, snap, cr)
+	}
+	cr.candidates(c)
+	c.Plan = cr
+	return nil
+}
+
+// DecideCandidates implements [filter.Narrower]: it applies the plan Candidates recorded in c.
+func (f *Filter) DecideCandidates(ctx context.Context, ev *filter.Event, kind directory.Kind, c *filter.Candidates, rs []filter.Recipient, out []filter.Decision) error {
+	if len(out) < len(rs) {
+		return filter.ErrLengthMismatch
+	}
+	switch pl := c.Plan.(type) {
+	case *compiledRule:
+		pl.eval(rs, out[:len(rs)], f.sessions)
+		return nil
+	case planMark:
+		if pl == planFallbackDecide && f.fallback != nil {
+			return f.fallback.Decide(ctx, ev, kind, rs, out)
+		}
+		return f.Decide(ctx, ev, kind, rs, out)
+	}
+	if fb, ok := f.fallback.(filter.Narrower); ok {
+		return fb.DecideCandidates(ctx, ev, kind, c, rs, out)
+	}
+	return fmt.Errorf("filter %s: %w", kind, ErrNotLoaded)
+}
+
 // appendFilterRequest encodes a FilterRequest (field numbers of abi.proto) without the protobuf
 // runtime: it runs once or twice per (event, kind).
 func appendFilterRequest(b []byte, kind directory.Kind, ev *filter.Event, rs []filter.Recipient) []byte {
@@ -154,6 +265,7 @@ type compiledRule struct {
 }
 
 type clause struct {
+	uuidList   []string // the uuids clause as the plugin listed it (uuids is its lookup form)
 	hasVisible bool
 	visKind    directory.Kind
 	visUUID    string
@@ -252,7 +364,7 @@ func compileRule(r *pluginv1.Rule) (*compiledRule, error) {
 			cl.hasVisible, cl.visKind, cl.visUUID = true, k, s.GetUuid()
 		}
 		if c.GetUuids() != nil {
-			cl.hasUUIDs, cl.uuids = true, newUUIDSet(c.GetUuids())
+			cl.hasUUIDs, cl.uuids, cl.uuidList = true, newUUIDSet(c.GetUuids()), c.GetUuids()
 		}
 		cl.except = newUUIDSet(c.GetExceptUuids())
 		cr.clauses = append(cr.clauses, cl)
@@ -293,6 +405,27 @@ func (cr *compiledRule) applyVerdicts(out []filter.Decision) {
 			out[i] = filter.Decision{Verdict: filter.Rewrite, Rewrite: cr.rewrite}
 		default:
 			out[i] = filter.Decision{Verdict: filter.Deliver}
+		}
+	}
+}
+
+// candidates describes in c every recipient the rule can deliver to. A clause's conditions all
+// have to hold, so each clause is described by its narrowest one: its uuids, else admins-only,
+// else the viewers of its visible subject; a clause with none of them (everyone, in-session,
+// except only) makes every connection a candidate.
+func (cr *compiledRule) candidates(c *filter.Candidates) {
+	for ci := range cr.clauses {
+		cl := &cr.clauses[ci]
+		switch {
+		case cl.hasUUIDs:
+			c.UUIDs = append(c.UUIDs, cl.uuidList...)
+		case cl.adminsOnly:
+			c.Admins = true
+		case cl.hasVisible:
+			c.Visible = append(c.Visible, filter.Entity{Kind: cl.visKind, UUID: cl.visUUID})
+		default:
+			c.All = true
+			return
 		}
 	}
 }
@@ -386,6 +519,9 @@ const maxCachedRules = 4096
 
 // ruleCache holds a version's cacheable rules; it is emptied when the directory snapshot changes.
 type ruleCache struct {
+	// needsRecipients is set once the version answered need_recipients (see Filter.Candidates).
+	needsRecipients atomic.Bool
+
 	mu   sync.RWMutex
 	snap *directory.Snapshot
 	m    map[ruleKey]*compiledRule
@@ -429,4 +565,4 @@ func ApplyResult(b []byte, rs []filter.Recipient, out []filter.Decision, sess fi
 	return nil
 }
 
-var _ filter.Filter = (*Filter)(nil)
+var _ filter.Narrower = (*Filter)(nil)

@@ -1,0 +1,186 @@
+package hub
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/filter"
+)
+
+// index finds connections by what their entity can see, so that an event a filter can narrow
+// ([filter.Narrower]) visits only its candidates: per kind, the admins and the viewers of each
+// project ([directory.Access.AppendViewProjects]); connections by uuid are the shards' byUUID.
+// It also counts the directory snapshots the connections' access handles belong to: after a
+// reload some handles may still be older, and a subject's audience is resolved in each of them.
+//
+// mu orders every change of a connection's access handle (Register, UpdateDirectory) with the
+// router's gathering: while the router holds mu.RLock, no handle changes, so the handle it reads
+// for a connection is the one that put the connection in the index. Lock order: index.mu before
+// shard.mu.
+type index struct {
+	mu        sync.RWMutex
+	admins    [directory.KindService + 1]connSet
+	byProject [directory.KindService + 1]map[string]*connSet
+	snaps     map[*directory.Snapshot]int
+}
+
+// connSet is a set of connections with O(1) removal: each member records its position.
+type connSet struct{ conns []*Conn }
+
+// ixSlot is a connection's membership of one connSet.
+type ixSlot struct {
+	set *connSet
+	pos int
+}
+
+func (x *index) init() {
+	for k := range x.byProject {
+		x.byProject[k] = map[string]*connSet{}
+	}
+	x.snaps = map[*directory.Snapshot]int{}
+}
+
+// add puts c in the index with access a (x.mu held for writing). c must not be in it.
+func (x *index) add(c *Conn, a directory.Access) {
+	c.ixIn = true
+	if s := a.Snapshot(); s != nil {
+		c.ixSnap = s
+		x.snaps[s]++
+	}
+	if a.Admin() {
+		x.put(&x.admins[c.kind], c)
+	}
+	c.ixProjects = a.AppendViewProjects(c.ixProjects[:0])
+	for _, p := range c.ixProjects {
+		set := x.byProject[c.kind][p]
+		if set == nil {
+			set = &connSet{}
+			x.byProject[c.kind][p] = set
+		}
+		x.put(set, c)
+	}
+}
+
+// remove takes c out of the index (x.mu held for writing); it does nothing when c is not in it.
+func (x *index) remove(c *Conn) {
+	if !c.ixIn {
+		return
+	}
+	c.ixIn = false
+	if s := c.ixSnap; s != nil {
+		if x.snaps[s]--; x.snaps[s] <= 0 {
+			delete(x.snaps, s)
+		}
+		c.ixSnap = nil
+	}
+	for _, sl := range c.ixSlots {
+		x.take(sl.set, sl.pos)
+	}
+	clear(c.ixSlots)
+	c.ixSlots = c.ixSlots[:0]
+	for _, p := range c.ixProjects {
+		if set := x.byProject[c.kind][p]; set != nil && len(set.conns) == 0 {
+			delete(x.byProject[c.kind], p)
+		}
+	}
+	clear(c.ixProjects)
+	c.ixProjects = c.ixProjects[:0]
+}
+
+func (x *index) put(set *connSet, c *Conn) {
+	c.ixSlots = append(c.ixSlots, ixSlot{set: set, pos: len(set.conns)})
+	set.conns = append(set.conns, c)
+}
+
+// take removes the member at pos, moving the last member there.
+func (x *index) take(set *connSet, pos int) {
+	last := len(set.conns) - 1
+	moved := set.conns[last]
+	set.conns[pos] = moved
+	set.conns[last] = nil
+	set.conns = set.conns[:last]
+	if pos == last {
+		return
+	}
+	for i := range moved.ixSlots {
+		if moved.ixSlots[i].set == set {
+			moved.ixSlots[i].pos = pos
+			break
+		}
+	}
+}
+
+// gatherScratch is one router worker's scratch for [Hub.appendCandidates].
+type gatherScratch struct {
+	projects, uuids []string
+}
+
+// appendCandidates appends to conns the open connections of kind k that cand describes (cand.All
+// excepted: use AppendKind), each once, and to rs their recipients with the access handle under
+// which they are indexed. A subject of cand.Visible is resolved in every snapshot the
+// connections' handles belong to, so a connection whose handle predates a reload is still found
+// when its snapshot lets it see the subject.
+func (h *Hub) appendCandidates(conns []*Conn, rs []filter.Recipient, k directory.Kind, cand *filter.Candidates, g *gatherScratch) ([]*Conn, []filter.Recipient) {
+	if !k.Valid() {
+		return conns, rs
+	}
+	x := &h.ix
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	start := len(conns)
+	sources := 0
+	appendSet := func(set []*Conn) {
+		if len(set) > 0 {
+			conns = append(conns, set...)
+			sources++
+		}
+	}
+	appendEntity := func(uuid string) {
+		n := len(conns)
+		if conns = h.AppendEntity(conns, k, uuid); len(conns) > n {
+			sources++
+		}
+	}
+	admins := cand.Admins
+	g.projects, g.uuids = g.projects[:0], g.uuids[:0]
+	for _, e := range cand.Visible {
+		for snap := range x.snaps {
+			sub, _ := snap.Subject(e.Kind, e.UUID)
+			var ok bool
+			g.projects, g.uuids, ok = sub.AppendAudience(g.projects, g.uuids)
+			admins = admins || ok
+		}
+	}
+	if admins {
+		appendSet(x.admins[k].conns)
+	}
+	for i, p := range g.projects {
+		if slices.Contains(g.projects[:i], p) {
+			continue
+		}
+		if set := x.byProject[k][p]; set != nil {
+			appendSet(set.conns)
+		}
+	}
+	for _, u := range cand.UUIDs {
+		appendEntity(u)
+	}
+	for _, u := range g.uuids {
+		appendEntity(u)
+	}
+	clear(g.projects)
+	clear(g.uuids)
+	if sources > 1 {
+		found := conns[start:]
+		slices.SortFunc(found, func(a, b *Conn) int { return cmp.Compare(a.id, b.id) })
+		n := len(slices.Compact(found))
+		clear(conns[start+n:])
+		conns = conns[:start+n]
+	}
+	for _, c := range conns[start:] {
+		rs = append(rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+	}
+	return conns, rs
+}
