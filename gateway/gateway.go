@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,6 +46,9 @@ type Gateway struct {
 	srv     *http.Server
 	tlsCfg  *tls.Config
 	certNew bool
+
+	cert     atomic.Pointer[tls.Certificate] // the serving certificate, replaced by Reload
+	reloadMu sync.Mutex                      // serialises Reload
 
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -138,7 +142,9 @@ func New(cfg Config) (*Gateway, error) {
 				return nil, err
 			}
 		}
-		g.tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		g.cert.Store(&cert)
+		g.tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return g.cert.Load(), nil }}
 	}
 	g.srv = &http.Server{
 		Handler:           g.api.Handler(),

@@ -62,7 +62,11 @@ func startGateway(t *testing.T, mutate func(*gateway.Config)) *env {
 	require.NoError(t, gw.Start(context.Background()))
 	e := &env{t: t, gw: gw, base: gw.URL(), client: &http.Client{Timeout: 10 * time.Second}, dialer: &websocket.Dialer{HandshakeTimeout: 5 * time.Second}}
 	if !cfg.Insecure {
-		pem, err := os.ReadFile(gw.CertificatePath())
+		certPath := gw.CertificatePath()
+		if certPath == "" {
+			certPath = cfg.TLSCert
+		}
+		pem, err := os.ReadFile(certPath)
 		require.NoError(t, err)
 		pool := x509.NewCertPool()
 		require.True(t, pool.AppendCertsFromPEM(pem))

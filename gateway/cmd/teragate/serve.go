@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/builtin"
@@ -33,47 +36,56 @@ func runServe(args []string) int {
 		}
 		return 2
 	}
-	var cfg gateway.Config
-	if *configPath != "" {
-		var err error
-		if cfg, err = gateway.LoadConfig(*configPath); err != nil {
-			fmt.Fprintln(os.Stderr, "teragate:", err)
-			return 1
+	// load builds the configuration: the file, then the flags given on the command line over it.
+	// It runs at start and again on SIGHUP or a change of the file.
+	load := func() (gateway.Config, error) {
+		var cfg gateway.Config
+		if *configPath != "" {
+			var err error
+			if cfg, err = gateway.LoadConfig(*configPath); err != nil {
+				return cfg, err
+			}
 		}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "listen":
+				cfg.Listen = *listen
+			case "insecure":
+				cfg.Insecure = *insecure
+			case "identities":
+				cfg.Identities = *identities
+			case "plugins":
+				cfg.Plugins = *plugins
+			case "builtin-plugins":
+				cfg.BuiltinPlugins = builtins
+			case "data":
+				cfg.DataDir = *data
+			case "redis":
+				cfg.Redis = *redis
+			case "log-level":
+				cfg.LogLevel = *logLevel
+			}
+		})
+		cfg.Builtins = builtin.Modules()
+		if cfg.Plugins == "" {
+			data := cfg.DataDir
+			if data == "" {
+				data = gateway.DefaultDataDir
+			}
+			cfg.Plugins = filepath.Join(data, "plugins")
+			if err := os.MkdirAll(cfg.Plugins, 0o755); err != nil {
+				return cfg, fmt.Errorf("plugin directory: %w", err)
+			}
+		}
+		return cfg, nil
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			cfg.Listen = *listen
-		case "insecure":
-			cfg.Insecure = *insecure
-		case "identities":
-			cfg.Identities = *identities
-		case "plugins":
-			cfg.Plugins = *plugins
-		case "builtin-plugins":
-			cfg.BuiltinPlugins = builtins
-		case "data":
-			cfg.DataDir = *data
-		case "redis":
-			cfg.Redis = *redis
-		case "log-level":
-			cfg.LogLevel = *logLevel
-		}
-	})
-	cfg.Builtins = builtin.Modules()
-	if cfg.Plugins == "" {
-		data := cfg.DataDir
-		if data == "" {
-			data = gateway.DefaultDataDir
-		}
-		cfg.Plugins = filepath.Join(data, "plugins")
-		if err := os.MkdirAll(cfg.Plugins, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, "teragate: plugin directory:", err)
-			return 1
-		}
+	var gw *gateway.Gateway
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "teragate:", err)
+		return 1
 	}
-	gw, err := gateway.New(cfg)
+	gw, err = gateway.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "teragate:", err)
 		return 1
@@ -91,7 +103,7 @@ func runServe(args []string) int {
 		}
 	}
 	printBanner(gw, cfg)
-	<-ctx.Done()
+	serveReloads(ctx, gw, *configPath, load)
 	stop()
 	fmt.Fprintln(os.Stderr, "teragate: shutting down (closing sockets with 1001)")
 	sctx, cancel := context.WithTimeout(context.Background(), gw.ShutdownTimeout())
@@ -165,4 +177,82 @@ func printPlugins(gw *gateway.Gateway, cfg gateway.Config) {
 	for _, b := range bad {
 		fmt.Printf("  Rejected   %s\n", b)
 	}
+}
+
+// serveReloads applies the configuration again on SIGHUP and when the config file changes, until
+// ctx is done. A file that does not parse or validate changes nothing; the error is printed.
+func serveReloads(ctx context.Context, gw *gateway.Gateway, path string, load func() (gateway.Config, error)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	changes := watchFile(ctx, path)
+	for {
+		var why string
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			why = "SIGHUP"
+		case <-changes:
+			why = "config file changed"
+		}
+		cfg, err := load()
+		var rep gateway.ReloadReport
+		if err == nil {
+			rep, err = gw.Reload(cfg)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "teragate: reload (%s): %v; the running configuration is unchanged\n", why, err)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "teragate: reload (%s): %s\n", why, rep)
+	}
+}
+
+// watchFile signals changes of the file at path (written in place or replaced by a rename),
+// debounced; nil path or a watch error gives a channel that never fires.
+func watchFile(ctx context.Context, path string) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	if path == "" {
+		return out
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "teragate: config file not watched (SIGHUP still reloads):", err)
+		return out
+	}
+	abs, _ := filepath.Abs(path)
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		_ = w.Close()
+		fmt.Fprintln(os.Stderr, "teragate: config file not watched (SIGHUP still reloads):", err)
+		return out
+	}
+	go func() {
+		defer w.Close()
+		var t *time.Timer
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.Errors:
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) != abs || ev.Op == fsnotify.Chmod || ev.Op == fsnotify.Remove {
+					continue
+				}
+				if t != nil {
+					t.Stop()
+				}
+				t = time.AfterFunc(200*time.Millisecond, func() {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				})
+			}
+		}
+	}()
+	return out
 }

@@ -60,6 +60,7 @@ type Metrics struct {
 	directoryOK     prometheus.Gauge
 	directoryTime   prometheus.Gauge
 	plugin          pluginMetrics
+	config          configMetrics
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
 )
 
 // withCustomSection returns wasm with an extra (ignored) custom section: the same behaviour under
@@ -169,4 +170,39 @@ func TestQuarantineRollsBack(t *testing.T) {
 			require.Equal(t, []filter.Verdict{1, 0, 1}, verdicts(got))
 		})
 	}
+}
+
+// TestReconfigure: new settings rebuild the plugin from the same bytes and take effect; invalid
+// settings change nothing.
+func TestReconfigure(t *testing.T) {
+	wasm, cfgPat := goodEcho(t)
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfgPat}})
+	require.NoError(t, e.r.Load("filter.user", wasm))
+	f := e.r.Filter(directory.KindUser, nil, nil)
+	ev, rs := participantEvent(directory.DemoPatUUID), e.recipients(3)
+	got, err := decide(t, f, ev, rs)
+	require.NoError(t, err)
+	require.Equal(t, []filter.Verdict{1, 0, 1}, verdicts(got))
+
+	// Unchanged settings rebuild nothing.
+	ids, err := e.r.Reconfigure(map[string]Settings{"filter.user": {Config: cfgPat}})
+	require.NoError(t, err)
+	require.Empty(t, ids)
+
+	// The plugin now answers with a rule about Paula (bob's participant) for every event.
+	cfgPaula := echoConfig(t, &pluginv1.InitResult{Name: "echo", Version: "1"}, visibleRule("participant", directory.DemoPaulaUUID), nil, nil)
+	ids, err = e.r.Reconfigure(map[string]Settings{"filter.user": {Config: cfgPaula, PoolSize: 2}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"filter.user"}, ids)
+	got, err = decide(t, f, ev, rs)
+	require.NoError(t, err)
+	require.Equal(t, []filter.Verdict{0, 1, 1}, verdicts(got))
+	in, _ := e.r.Info("filter.user")
+	require.Equal(t, 2, in.PoolSize)
+
+	_, err = e.r.Reconfigure(map[string]Settings{"filter.user": {MemoryPages: 1}})
+	require.ErrorIs(t, err, ErrInvalid)
+	got, err = decide(t, f, ev, rs)
+	require.NoError(t, err)
+	require.Equal(t, []filter.Verdict{0, 1, 1}, verdicts(got), "invalid settings changed nothing")
 }

@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -216,7 +217,9 @@ func (p *plugin) setState(state, lastErr string) {
 // build compiles, validates, initialises and pre-warms a version. On error nothing is left open.
 func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version, err error) {
 	ctx := context.Background()
+	r.mu.Lock()
 	s := r.cfg.Settings[p.id]
+	r.mu.Unlock()
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(memPages(s)).
@@ -344,6 +347,64 @@ func importsOf(cm wazero.CompiledModule) map[string]string {
 		out[mod] = name
 	}
 	return out
+}
+
+// Reconfigure replaces every plugin's settings (ids not in settings get the defaults) and
+// rebuilds, from the same bytes, each serving plugin whose settings changed: the new version is
+// validated and initialised with its new config before it is swapped in, as a reload. It returns
+// the ids rebuilt; a plugin whose rebuild fails keeps serving its current version and its error is
+// joined in the result.
+func (r *Registry) Reconfigure(settings map[string]Settings) ([]string, error) {
+	for id, s := range settings {
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, id, err)
+		}
+	}
+	r.mu.Lock()
+	old := r.cfg.Settings
+	r.cfg.Settings = settings
+	ids := make([]string, 0, len(r.plugins))
+	for id := range r.plugins {
+		if !reflect.DeepEqual(old[id], settings[id]) {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(ids)
+	var rebuilt []string
+	var errs []error
+	for _, id := range ids {
+		p := r.plugin(id)
+		p.loadMu.Lock()
+		cur := p.cur.Load()
+		if cur == nil {
+			p.loadMu.Unlock()
+			continue
+		}
+		v, err := r.build(p, cur.file, cur.hash, cur.data)
+		if err != nil {
+			p.loadMu.Unlock()
+			p.log.Error("new settings rejected; the plugin keeps its current settings", "error", err)
+			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrInvalid, id, err))
+			continue
+		}
+		p.cur.Store(v)
+		p.smu.Lock()
+		p.state, p.lastError = StateActive, ""
+		p.smu.Unlock()
+		p.loadMu.Unlock()
+		r.rebuildKinds()
+		r.obs.PluginLoad(id, metrics.PluginLoaded)
+		r.obs.PluginVersion(id, v.hash[:16], StateActive)
+		p.log.Info("plugin reconfigured", "hash", v.hash[:16], "pool", v.settings.PoolSize, "timeout", v.settings.Timeout)
+		cur.release()
+		if r.cfg.OnChange != nil {
+			info := p.info()
+			r.cfg.OnChange(id, &info)
+		}
+		rebuilt = append(rebuilt, id)
+	}
+	return rebuilt, errors.Join(errs...)
 }
 
 // source is where a version came from.
