@@ -34,11 +34,15 @@ type PluginConfig struct {
 	// PublishTopics are the topics the plugin may publish on (a trailing * matches any suffix).
 	// Default websocket.*, module.TeraServer.UserManagerModule.events and .messages, service.*.
 	PublishTopics []string `yaml:"publish_topics"`
+	// OnQuarantine is fail_closed (the default: a filter that keeps failing delivers nothing
+	// until a new file loads, so it never leaks what it exists to hide) or rollback (the version
+	// it replaced, or else the built-in, serves again).
+	OnQuarantine string `yaml:"on_quarantine"`
 }
 
 func (p PluginConfig) settings() (pluginhost.Settings, error) {
 	s := pluginhost.Settings{Timeout: time.Duration(p.Timeout), MemoryPages: p.MemoryPages, PoolSize: p.PoolSize,
-		MaxFailures: p.MaxFailures, PublishTopics: p.PublishTopics}
+		MaxFailures: p.MaxFailures, PublishTopics: p.PublishTopics, OnQuarantine: p.OnQuarantine}
 	if str, ok := p.Config.(string); ok {
 		s.Config = []byte(str)
 	} else if p.Config != nil {

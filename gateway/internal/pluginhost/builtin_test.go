@@ -120,25 +120,28 @@ func TestBuiltinWhenFileInvalidAtStart(t *testing.T) {
 	}
 }
 
-// TestQuarantineRollsBack: a reload that passes validation but keeps failing on real calls is
-// quarantined and replaced by the version it replaced or, with none, by the built-in; with neither
-// the quarantined version stays and calls fail closed.
+// TestQuarantineRollsBack: with OnQuarantine rollback, a reload that passes validation but keeps
+// failing on real calls is quarantined and replaced by the version it replaced or, with none, by
+// the built-in; with neither, or by default, the quarantined version stays and calls fail closed.
 func TestQuarantineRollsBack(t *testing.T) {
 	tests := []struct {
 		name     string
+		policy   string
 		previous bool // a good version served before the bad one
 		builtin  bool
 		wantFile string // "" when no rollback happens
 	}{
-		{"to the previous version", true, false, "good.wasm"},
-		{"to the previous version before the built-in", true, true, "good.wasm"},
-		{"to the built-in", false, true, BuiltinFile},
-		{"nowhere", false, false, ""},
+		{"to the previous version", Rollback, true, false, "good.wasm"},
+		{"to the previous version before the built-in", Rollback, true, true, "good.wasm"},
+		{"to the built-in", Rollback, false, true, BuiltinFile},
+		{"nowhere", Rollback, false, false, ""},
+		{"fail closed by default", "", true, true, ""},
+		{"fail closed", FailClosed, true, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wasm, cfg := goodEcho(t)
-			e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, MaxFailures: 3, PoolSize: 1}})
+			e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, MaxFailures: 3, PoolSize: 1, OnQuarantine: tt.policy}})
 			if tt.builtin {
 				e.r.cfg.Builtin = map[string][]byte{"filter.user": withCustomSection(wasm, "builtin")}
 			}

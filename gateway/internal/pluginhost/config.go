@@ -68,7 +68,19 @@ type Settings struct {
 	// PublishTopics are the bus topic patterns (a trailing '*' matches any suffix) the plugin may
 	// publish on. Nil means [DefaultPublishTopics].
 	PublishTopics []string
+	// OnQuarantine is what happens when a version is quarantined: [FailClosed] (the default:
+	// calls fail, so a filter's batches deliver nothing, until a new file loads) or [Rollback]
+	// (the version it replaced, or else the built-in of the id, serves again).
+	OnQuarantine string
 }
+
+// Values of [Settings.OnQuarantine].
+const (
+	// FailClosed keeps a quarantined version in place; its calls fail fast.
+	FailClosed = "fail_closed"
+	// Rollback replaces a quarantined version by the one it replaced or by the built-in.
+	Rollback = "rollback"
+)
 
 // DefaultPublishTopics are the topics a plugin may publish on unless configured otherwise: direct
 // events to clients, the user manager's event and message topics and service topics. Command
@@ -99,6 +111,9 @@ func (s Settings) withDefaults(hasFilter bool) Settings {
 	if s.PublishTopics == nil {
 		s.PublishTopics = DefaultPublishTopics
 	}
+	if s.OnQuarantine == "" {
+		s.OnQuarantine = FailClosed
+	}
 	return s
 }
 
@@ -109,6 +124,9 @@ func (s Settings) Validate() error {
 	}
 	if s.Timeout < 0 || s.PoolSize < 0 || s.MaxFailures < 0 {
 		return errors.New("timeout, pool_size and max_failures must not be negative")
+	}
+	if s.OnQuarantine != "" && s.OnQuarantine != FailClosed && s.OnQuarantine != Rollback {
+		return fmt.Errorf("on_quarantine %q: want %s or %s", s.OnQuarantine, FailClosed, Rollback)
 	}
 	return nil
 }

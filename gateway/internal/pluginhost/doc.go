@@ -23,10 +23,10 @@
 // guest is stopped), and returns the instance. An instance that trapped, timed out, reported an
 // error or returned an out-of-range or oversized result is closed and replaced in the background,
 // never reused. After MaxFailures consecutive failures the version is quarantined: calls fail fast
-// (closed), and the host rolls back to the version it replaced, if that one never was quarantined,
-// or else to the built-in of the id ([Config.Builtin]); the admin API shows the rollback as the
-// plugin's last error. Without either, calls keep failing closed until a new file (or the same
-// file touched again) loads.
+// (closed) until a new file (or the same file touched again) loads. With OnQuarantine [Rollback]
+// the host instead rolls back to the version it replaced, if that one never was quarantined, or
+// else to the built-in of the id ([Config.Builtin]); the admin API shows the rollback as the
+// plugin's last error.
 //
 // # Filters
 //

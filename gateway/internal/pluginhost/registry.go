@@ -415,10 +415,11 @@ type source struct {
 
 func (v *version) source() *source { return &source{file: v.file, hash: v.hash, data: v.data} }
 
-// rollback replaces bad, just quarantined, by the version it replaced (if that one was never
-// quarantined) or else by the built-in of the id, so that a reload that passed validation but
-// keeps failing on real traffic does not leave its clients failing closed. Without either, or if
-// it fails to build, bad stays quarantined (calls fail closed) until a new file loads.
+// rollback (OnQuarantine [Rollback]) replaces bad, just quarantined, by the version it replaced
+// (if that one was never quarantined) or else by the built-in of the id, so that a reload that
+// passed validation but keeps failing on real traffic does not leave its clients failing closed.
+// Without either, or if it fails to build, bad stays quarantined (calls fail closed) until a new
+// file loads.
 func (r *Registry) rollback(p *plugin, bad *version, cause error) {
 	p.loadMu.Lock()
 	defer p.loadMu.Unlock()

@@ -224,12 +224,14 @@ func (v *version) fail(start time.Time, err error) {
 	}
 	n := v.consecutive.Add(1)
 	if int(n) >= v.settings.MaxFailures && v.quarantined.CompareAndSwap(false, true) {
-		p.log.Error("plugin quarantined after repeated failures; rolling back to the previous version or the built-in if there is one; drop in a new file (or touch this one) to reload it",
-			"hash", v.hash, "failures", n, "last_error", err)
+		p.log.Error("plugin quarantined after repeated failures; drop in a new file (or touch this one) to reload it",
+			"hash", v.hash, "failures", n, "on_quarantine", v.settings.OnQuarantine, "last_error", err)
 		p.r.obs.PluginLoad(p.id, metrics.PluginQuarantine)
 		p.r.obs.PluginVersion(p.id, v.hash, "quarantined")
 		p.setState(StateQuarantined, err.Error())
-		go p.r.rollback(p, v, err)
+		if v.settings.OnQuarantine == Rollback {
+			go p.r.rollback(p, v, err)
+		}
 	}
 }
 
