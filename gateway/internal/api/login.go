@@ -67,8 +67,13 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 		}
 		snap := a.d.Directory.Current()
 		online := a.d.Presence.Online(kind, p.UUID)
-		resp := map[string]any{}
-		wantWS := false
+		// One typed reply per kind (encoding/json encodes a struct without the map's key sort
+		// and boxing); fields in key order, as the map gave them.
+		var (
+			resp   any
+			wsURL  *string
+			wantWS bool
+		)
 		switch kind {
 		case directory.KindUser:
 			u, ok := snap.User(p.UUID)
@@ -82,22 +87,16 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 				writeError(w, http.StatusInternalServerError, "Could not issue a token.")
 				return
 			}
-			resp["user_uuid"] = u.UUID
-			resp["user_fullname"] = u.Fullname
-			resp["user_token"] = tok
-			wantWS = withWS
+			ur := &userLogin{UserFullname: u.Fullname, UserToken: tok, UserUUID: u.UUID}
+			resp, wsURL, wantWS = ur, &ur.WebsocketURL, withWS
 		case directory.KindParticipant:
 			pp, ok := snap.Participant(p.UUID)
 			if !ok {
 				a.deny(w, kind, auth.ErrBadCredentials)
 				return
 			}
-			resp["participant_uuid"] = pp.UUID
-			resp["participant_name"] = pp.Name
-			resp["session_types_info"] = []any{}
-			if pp.Token != "" {
-				resp["base_token"] = pp.Token
-			}
+			pr := &participantLogin{BaseToken: pp.Token, ParticipantName: pp.Name, ParticipantUUID: pp.UUID, SessionTypesInfo: []any{}}
+			resp, wsURL = pr, &pr.WebsocketURL
 			if basic {
 				tok, err := a.d.Auth.IssueToken(p)
 				if err != nil {
@@ -105,7 +104,7 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 					writeError(w, http.StatusInternalServerError, "Could not issue a token.")
 					return
 				}
-				resp["participant_token"] = tok
+				pr.ParticipantToken = tok
 			}
 			// OpenTera: the url comes whenever the participant is offline, flag or not.
 			wantWS = withWS || !online
@@ -115,19 +114,18 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 				a.deny(w, kind, auth.ErrBadCredentials)
 				return
 			}
-			resp["device_info"] = map[string]any{
-				"device_uuid": d.UUID, "device_name": d.Name, "device_enabled": d.Enabled,
-				"device_onlineable": d.Onlineable, "device_sites": snap.DeviceSites(d.UUID),
-				"device_type": deviceType(d), "device_subtype": "",
+			dr := &deviceLogin{
+				DeviceInfo: deviceInfo{
+					DeviceEnabled: d.Enabled, DeviceName: d.Name, DeviceOnlineable: d.Onlineable,
+					DeviceSites: snap.DeviceSites(d.UUID), DeviceType: deviceType(d), DeviceUUID: d.UUID,
+				},
+				ParticipantsInfo: []participantInfo{}, SessionTypesInfo: []any{},
 			}
-			parts := []map[string]string{}
 			for _, pu := range snap.DeviceParticipants(d.UUID) {
 				name, _, _ := presence.ParticipantNames(snap, pu)
-				parts = append(parts, map[string]string{"participant_uuid": pu, "participant_name": name})
+				dr.ParticipantsInfo = append(dr.ParticipantsInfo, participantInfo{ParticipantName: name, ParticipantUUID: pu})
 			}
-			resp["participants_info"] = parts
-			resp["session_types_info"] = []any{}
-			wantWS = d.Onlineable
+			resp, wsURL, wantWS = dr, &dr.WebsocketURL, d.Onlineable
 		}
 		if wantWS && online && a.d.SingleSocket {
 			a.d.Metrics.Login(kind, "already_logged_in")
@@ -141,12 +139,50 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 				writeError(w, http.StatusServiceUnavailable, "Could not issue a websocket ticket.")
 				return
 			}
-			resp["websocket_url"] = a.websocketURL(r, kind, ticket)
+			*wsURL = a.websocketURL(r, kind, ticket)
 		}
 		a.d.Metrics.Login(kind, "ok")
 		writeJSON(w, http.StatusOK, resp)
 	}
 }
+
+// The login replies, one per kind, with OpenTera's field names. Fields are in key order (the
+// order the replies had when they were maps); optional ones are left out when empty.
+type (
+	userLogin struct {
+		UserFullname string `json:"user_fullname"`
+		UserToken    string `json:"user_token"`
+		UserUUID     string `json:"user_uuid"`
+		WebsocketURL string `json:"websocket_url,omitempty"`
+	}
+	participantLogin struct {
+		BaseToken        string `json:"base_token,omitempty"`
+		ParticipantName  string `json:"participant_name"`
+		ParticipantToken string `json:"participant_token,omitempty"`
+		ParticipantUUID  string `json:"participant_uuid"`
+		SessionTypesInfo []any  `json:"session_types_info"`
+		WebsocketURL     string `json:"websocket_url,omitempty"`
+	}
+	deviceLogin struct {
+		DeviceInfo       deviceInfo        `json:"device_info"`
+		ParticipantsInfo []participantInfo `json:"participants_info"`
+		SessionTypesInfo []any             `json:"session_types_info"`
+		WebsocketURL     string            `json:"websocket_url,omitempty"`
+	}
+	deviceInfo struct {
+		DeviceEnabled    bool     `json:"device_enabled"`
+		DeviceName       string   `json:"device_name"`
+		DeviceOnlineable bool     `json:"device_onlineable"`
+		DeviceSites      []string `json:"device_sites"`
+		DeviceSubtype    string   `json:"device_subtype"`
+		DeviceType       string   `json:"device_type"`
+		DeviceUUID       string   `json:"device_uuid"`
+	}
+	participantInfo struct {
+		ParticipantName string `json:"participant_name"`
+		ParticipantUUID string `json:"participant_uuid"`
+	}
+)
 
 func deviceType(d *directory.Device) string {
 	if d.Station {
