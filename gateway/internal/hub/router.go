@@ -228,35 +228,50 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 }
 
 // routeKind filters ev for the sockets of kind k (of the entity uuid, unless it is "") and queues
-// the frames. A family-topic event whose filter is a [filter.Narrower] visits only the
-// candidates the filter describes, gathered from the hub's index; otherwise every socket of the
-// kind is a candidate.
+// the frames.
 func (r *Router) routeKind(w *worker, ev *filter.Event, k directory.Kind, uuid string, enc *encoder) {
+	if res, ok := r.filterKind(w, ev, k, uuid); ok {
+		r.deliver(w, ev, k, enc, res)
+	}
+}
+
+// filtered is the outcome of [Router.filterKind].
+type filtered struct {
+	took    time.Duration
+	err     error
+	skipped int // sockets of the kind that were not candidates
+}
+
+// filterKind gathers the candidate sockets of kind k for ev into w.conns and w.rs and runs the
+// kind's filter into w.ds; it reports false when there is nothing to deliver (no candidate, or
+// the filter failed before any was gathered: that is counted and logged here). A family-topic
+// event whose filter is a [filter.Narrower] visits only the candidates the filter describes,
+// gathered from the hub's index; otherwise every socket of the kind is a candidate.
+func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid string) (filtered, bool) {
+	w.conns, w.rs = w.conns[:0], w.rs[:0]
 	f := r.Filter(k)
 	nf, narrow := f.(filter.Narrower)
 	if !narrow || uuid != "" {
-		w.conns = w.conns[:0]
 		if uuid == "" {
 			w.conns = r.hub.AppendKind(w.conns, k)
 		} else {
 			w.conns = r.hub.AppendEntity(w.conns, k, uuid)
 		}
 		if len(w.conns) == 0 {
-			return
+			return filtered{}, false
 		}
-		w.rs = w.rs[:0]
 		for _, c := range w.conns {
 			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
 		}
-		err := ErrNoFilter
+		res := filtered{err: ErrNoFilter}
 		start := time.Now()
 		if f != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
-			err = r.decide(ctx, f, ev, k, w.rs, r.decisions(w))
+			res.err = r.decide(ctx, f, ev, k, w.rs, r.decisions(w))
 			cancel()
 		}
-		r.deliver(w, ev, k, enc, time.Since(start), err, 0)
-		return
+		res.took = time.Since(start)
+		return res, true
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
@@ -267,9 +282,8 @@ func (r *Router) routeKind(w *worker, ev *filter.Event, k directory.Kind, uuid s
 		n := r.hub.Count(k)
 		r.metrics.Dropped(metrics.DropFilterError, n)
 		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
-		return
+		return filtered{}, false
 	}
-	w.conns, w.rs = w.conns[:0], w.rs[:0]
 	if w.cand.All {
 		w.conns = r.hub.AppendKind(w.conns, k)
 		for _, c := range w.conns {
@@ -280,14 +294,15 @@ func (r *Router) routeKind(w *worker, ev *filter.Event, k directory.Kind, uuid s
 	}
 	// The sockets the index let the router skip count as filtered, as when every socket was
 	// a candidate (the count may race with connects and disconnects; never below zero).
-	skipped := max(r.hub.Count(k)-len(w.conns), 0)
+	res := filtered{skipped: max(r.hub.Count(k)-len(w.conns), 0)}
 	if len(w.conns) == 0 {
 		r.metrics.FilterCall(k, time.Since(start).Seconds(), false)
-		r.metrics.Dropped(metrics.DropFiltered, skipped)
-		return
+		r.metrics.Dropped(metrics.DropFiltered, res.skipped)
+		return res, false
 	}
-	err := r.decideCandidates(ctx, nf, ev, k, &w.cand, w.rs, r.decisions(w))
-	r.deliver(w, ev, k, enc, time.Since(start), err, skipped)
+	res.err = r.decideCandidates(ctx, nf, ev, k, &w.cand, w.rs, r.decisions(w))
+	res.took = time.Since(start)
+	return res, true
 }
 
 // decisions returns the worker's decision slice for its len(w.rs) recipients, cleared.
@@ -302,11 +317,11 @@ func (r *Router) decisions(w *worker) []filter.Decision {
 }
 
 // deliver queues the frames of the filter's decisions w.ds for the worker's connections (or,
-// when the filter failed with err, drops the batch). skipped sockets were not candidates.
-func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder, took time.Duration, err error, skipped int) {
-	n := len(w.conns)
+// when the filter failed, drops the batch).
+func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder, res filtered) {
+	n, err := len(w.conns), res.err
 	ds := w.ds[:n]
-	r.metrics.FilterCall(k, took.Seconds(), err != nil)
+	r.metrics.FilterCall(k, res.took.Seconds(), err != nil)
 	if err != nil {
 		r.metrics.Dropped(metrics.DropFilterError, n)
 		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
@@ -314,7 +329,7 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 		clear(w.rs)
 		return
 	}
-	delivered, filtered, failed := 0, skipped, 0
+	delivered, filtered, failed := 0, res.skipped, 0
 	var rewrites map[*anypb.Any]*encoder
 	for i, d := range ds {
 		c := w.conns[i]

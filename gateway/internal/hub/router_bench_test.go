@@ -3,6 +3,7 @@ package hub
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,4 +133,81 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			b.ReportMetric(float64(size), "frame-bytes")
 		})
 	}
+}
+
+// counterSum sums every series of the counter family whose name ends with suffix.
+func counterSum(tb testing.TB, m *metrics.Metrics, suffix string) float64 {
+	tb.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if strings.HasSuffix(mf.GetName(), suffix) {
+			for _, s := range mf.GetMetric() {
+				sum += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// BenchmarkRouterEventMix routes family-topic events that few sockets receive: ParticipantEvents
+// and UserEvents alternately, cycling over the subjects, to sockets of every kind (a third each,
+// one per entity, over clients/100 projects: `teragate bench --event participant`'s shape, about
+// 35 recipients per ParticipantEvent), with the native filters, writers drained. One op is one
+// event (filtered for the three kinds).
+func BenchmarkRouterEventMix(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("sockets=%d", n), func(b *testing.B) {
+			doc := genDoc(dirShape{users: n - 2*(n/3), participants: n / 3, devices: n / 3, projects: max(10, n/100)})
+			snap := doc.parse(b)
+			m := metrics.New()
+			h := New(Config{Metrics: m, MaxQueueFrames: 1 << 20, MaxQueueBytes: 1 << 30})
+			r := NewRouter(h, bus.NewMemory(bus.MemoryConfig{}), RouterConfig{})
+			native := &filter.Native{}
+			for _, k := range socketKinds {
+				r.SetFilter(k, native)
+			}
+			var hc []*Conn
+			for _, e := range doc.entities() {
+				a, _ := snap.Principal(e.kind, e.uuid)
+				hc = append(hc, h.Register(&discardConn{}, e.kind, e.uuid, FormatJSON, a))
+			}
+			var msgs []bus.Message
+			for i := 0; i < 1000; i++ {
+				msgs = append(msgs,
+					bus.Message{Channel: TopicUserManagerEvents, Payload: participantEvent(b, doc.Participants[(i*37)%len(doc.Participants)].UUID)},
+					bus.Message{Channel: TopicUserManagerEvents, Payload: userEvent(b, doc.Users[(i*37)%len(doc.Users)].UUID)})
+			}
+			w := &worker{}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.routeEvents(w, msgs[i%len(msgs)], 0, "")
+			}
+			for _, c := range hc {
+				for pending(c) {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			b.StopTimer()
+			d := counterSum(b, m, "_deliveries_total")
+			b.ReportMetric(d/float64(b.N), "deliveries/event")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/d, "ns/delivery")
+		})
+	}
+}
+
+func userEvent(b testing.TB, uuid string) []byte {
+	a, err := opentera.NewAny(&opentera.UserEvent{UserUuid: uuid, Type: opentera.UserEvent_USER_CONNECTED, UserFullname: "Bench User"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: TopicUserManagerEvents}, Events: []*anypb.Any{a}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
