@@ -13,9 +13,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"gopkg.in/yaml.v3"
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
@@ -30,7 +30,9 @@ import (
 // sessionSet is a fixed session membership (session → uuids), as the presence registry answers.
 type sessionSet map[string][]string
 
-func (s sessionSet) InSession(_ directory.Kind, uuid, session string) bool { return contains(s[session], uuid) }
+func (s sessionSet) InSession(_ directory.Kind, uuid, session string) bool {
+	return contains(s[session], uuid)
+}
 
 // narrowWorld is a hub full of sockets over one or two directory snapshots.
 type narrowWorld struct {
