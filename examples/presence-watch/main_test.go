@@ -55,6 +55,9 @@ func Test_main(t *testing.T) {
 	pc, err := pat.Dial(ctx)
 	require.NoError(t, err)
 	defer pc.Close()
+	// The gateway publishes CONNECTED once the socket is registered, which may be just after the
+	// handshake returns here: wait for it, so that pat's event comes before robot1's.
+	require.Eventually(t, func() bool { return gw.Online("participant", pat.UUID()) }, 10*time.Second, 10*time.Millisecond)
 	robot, err := client.Login(ctx, gw.URL(), client.KindDevice, client.Token("0yk0trSpcgU0i26iDTiliB_jqVhOPJD0E0hllOq5"))
 	require.NoError(t, err)
 	rc, err := robot.Dial(ctx)
