@@ -81,7 +81,8 @@ func runBench(args []string) int {
 		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")
 		serviceToken = fs.String("service-token", "", "service token for POST /api/events (with --url; default: the admin service of --identities)")
 		identities   = fs.String("identities", "", "identity file the gateway at --url runs with (tokens and users are read from it)")
-		pluginsDir   = fs.String("plugins", "", "plugin directory for the spawned gateway (e.g. build/plugins: the Wasm filters instead of the native ones)")
+		pluginsDir   = fs.String("plugins", "", "plugin directory for the spawned gateway (its files replace the built-in plugins of the same id)")
+		native       = fs.Bool("native", false, "run the spawned gateway with --builtin-plugins=false: OpenTera's table in native Go (filter.Native), the baseline of the Wasm filters")
 		userPassword = fs.String("user-password", "", "clear password of the users in --identities (default: the bench's generated password)")
 		settle       = fs.Duration("settle", 120*time.Second, "longest wait after connecting for the server's presence events to stop")
 		quietWait    = fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was")
@@ -160,14 +161,26 @@ func runBench(args []string) int {
 			cfg.Dir = d
 		}
 	} else {
-		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep, *pluginsDir)
+		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep, *pluginsDir, *native)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
 		}
 		defer srv.stop()
 		cfg.BaseURL, cfg.ServerPID, cfg.Dir = srv.baseURL, srv.cmd.Process.Pid, srv.dir
-		fmt.Fprintf(os.Stderr, "bench: %s server pid %d at %s\n", cfg.Target, cfg.ServerPID, cfg.BaseURL)
+		filters := "built-in Wasm plugins"
+		switch {
+		case cfg.Target != loadtest.TargetGateway:
+			filters = "none"
+		case *native && *pluginsDir == "":
+			filters = "native (filter.Native)"
+		case *pluginsDir != "":
+			filters = "plugins of " + *pluginsDir + " over the built-ins"
+			if *native {
+				filters = "plugins of " + *pluginsDir + ", native for kinds without one"
+			}
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s server pid %d at %s (filters: %s)\n", cfg.Target, cfg.ServerPID, cfg.BaseURL, filters)
 	}
 
 	if *quietWait > 0 {
@@ -225,7 +238,7 @@ type spawned struct {
 
 // spawnServer starts this binary's gateway (with generated identities) or
 // bare server on a free loopback port and waits until it answers /healthz.
-func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool, plugins string) (*spawned, error) {
+func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool, plugins string, native bool) (*spawned, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -267,6 +280,9 @@ func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, pro
 			return nil, err
 		}
 		args = []string{"serve", "--insecure", "--listen", listen, "--identities", idPath, "--data", dataDir, "--log-level", "warn"}
+		if native {
+			args = append(args, "--builtin-plugins=false")
+		}
 		if plugins != "" {
 			abs, err := filepath.Abs(plugins)
 			if err != nil {
