@@ -7,6 +7,9 @@
 // UserEventManager / ParticipantEventManager / DeviceEventManager table (reference/opentera.md
 // §3.5) that is the built-in default and the benchmark baseline for plugin filters.
 //
+// A filter that is also a [Narrower] describes its candidates before seeing recipients, so the
+// router gathers only those instead of every connection of the kind.
+//
 // Filters fail closed: when Decide returns an error the router delivers nothing for that batch.
 //
 // # Concurrency

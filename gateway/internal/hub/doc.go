@@ -9,7 +9,8 @@
 // module.TeraServer.TwistedModule.events.<uuid> carries server commands (CMD_CLIENT_DISCONNECT).
 // For each TeraEvent it decodes once, splits a multi-event TeraEvent into single events (each is
 // filtered on its own), asks the kind's [filter.Filter] once per (event, kind) with the whole batch
-// of candidates, encodes each distinct frame once per wire format and enqueues a shared pointer on
+// of candidates (for a [filter.Narrower], only the sockets its candidates describe, gathered from
+// an index by admin and view project kept on register, disconnect and directory reload), encodes each distinct frame once per wire format and enqueues a shared pointer on
 // every recipient's bounded queue. The router never blocks on a socket.
 //
 // # Writer
@@ -27,8 +28,8 @@
 //
 // # Concurrency
 //
-// All exported methods are safe for concurrent use. Lock order: shard.mu before Conn.mu; the
-// router holds no lock while calling filters.
+// All exported methods are safe for concurrent use. Lock order: index.mu before shard.mu before
+// Conn.mu; the router holds no lock while calling filters.
 //
 // The package does not upgrade HTTP requests or read from sockets (the transport does), and it
 // does not decide access (filters do).
