@@ -514,8 +514,10 @@ func cacheKey(ev *filter.Event, kind directory.Kind) (ruleKey, bool) {
 	return k, true
 }
 
-// maxCachedRules bounds a version's rule cache; it is cleared when full.
-const maxCachedRules = 4096
+// maxCachedRules bounds a version's rule cache; it is cleared when full. OpenTera's table has about
+// one rule per (kind, event type, subject): 4,096 thrashed with 10k connected entities (each miss
+// is a call into the guest); 32,768 rules of a few hundred bytes each stay a few MiB per version.
+const maxCachedRules = 1 << 15
 
 // ruleCache holds a version's cacheable rules; it is emptied when the directory snapshot changes.
 type ruleCache struct {
