@@ -22,6 +22,25 @@ const (
 	ExportInitialize = "_initialize"
 )
 
+// Role plugin exports (SPEC §7): a role plugin runs on a station, one instance per role uuid.
+// Each takes the request length like [ExportFilter] and returns a packed result; the payloads are
+// teragate.plugin.v1 RoleCall → RoleResult (proto/plugin/v1/role.proto), except
+// [ExportRoleInfo], which answers RoleInfo. A role plugin exports all five next to
+// [ExportABIVersion], [ExportBuffer] and [ExportInit]; see the "Role plugins" section of the
+// package documentation.
+const (
+	// ExportRoleInfo is tg_role_info(len i32) -> i64: (empty request) → RoleInfo.
+	ExportRoleInfo = "tg_role_info"
+	// ExportRoleStart is tg_role_start(len i32) -> i64: RoleCall → RoleResult.
+	ExportRoleStart = "tg_role_start"
+	// ExportRoleUpdate is tg_role_update(len i32) -> i64: RoleCall → RoleResult.
+	ExportRoleUpdate = "tg_role_update"
+	// ExportRoleStop is tg_role_stop(len i32) -> i64: RoleCall → RoleResult.
+	ExportRoleStop = "tg_role_stop"
+	// ExportRoleTick is tg_role_tick(len i32) -> i64: RoleCall → RoleResult.
+	ExportRoleTick = "tg_role_tick"
+)
+
 // Import names, in module [ImportModule].
 const (
 	// ImportLog is log(level i32, ptr i32, len i32).
@@ -83,3 +102,7 @@ func Unpack(r uint64) (ptr, length uint32, failed bool) {
 // Feature is a bit set of optional capabilities. v1 defines none beyond the base ABI; later
 // versions announce optional exports and imports here instead of changing [Version].
 type Feature uint64
+
+// FeatureRoles announces the role plugin exports ([ExportRoleInfo] …); a host that runs roles
+// (the station agent) requires them, other hosts ignore them.
+const FeatureRoles Feature = 1 << 0

@@ -77,6 +77,31 @@
 // cost about as much as a native one. A Rule marked cacheable is reused for later events with the
 // same type and subject without calling the plugin.
 //
+// # Role plugins
+//
+// A role plugin (SPEC §7) runs on a station, not in the gateway: the station agent fetches it
+// from the manager by content hash and runs one instance per role uuid (instances keep state
+// between calls, unlike filter and RPC instances). Besides tg_abi_version, tg_buffer and tg_init
+// it exports ([FeatureRoles]):
+//
+//	tg_role_info(len i32) -> i64        (empty) → RoleInfo{name, instances, version}
+//	tg_role_start(len i32) -> i64       RoleCall → RoleResult    a uuid starts
+//	tg_role_update(len i32) -> i64      RoleCall → RoleResult    its options changed
+//	tg_role_stop(len i32) -> i64        RoleCall → RoleResult    it is removed or replaced
+//	tg_role_tick(len i32) -> i64        RoleCall → RoleResult    periodically while it runs
+//
+// RoleCall carries the role, the uuid, the options (JSON) and the station's clock; a tick also
+// carries the programs of this instance that ended (ProgramExit: completed, exit code,
+// signal). RoleResult may set the instance's status (JSON text, reported to the manager and
+// shown as the station device's status in presence) and ask the station to run programs. A role
+// reaches the outside only through such capabilities, which the station's own config grants
+// (an allow-list of programs by name); everything else it imports is denied (directory,
+// presence, publish and rpc_call answer [HostErrDenied] on a station). When a role's plugin
+// changes (a new hash pushed), the station calls tg_role_stop on the old instance and
+// tg_role_start on a new instance of the new module with the same uuid and options. A failed
+// call (trap, timeout, error result) discards the instance; the station starts a new one with
+// backoff and reports it.
+//
 // # Limits the host enforces
 //
 // Per plugin: a memory limit (default [DefaultMemoryPages] pages of 64 KiB), a per-call deadline
