@@ -45,6 +45,15 @@
 // [HandleRPC] declares a module and its methods; each [RPCFunc] takes the positional arguments
 // decoded from JSON and returns a value encoded with [AppendJSON] (a reflection-free encoder).
 //
+// # Roles
+//
+// [HandleRole] registers a station role plugin (SPEC §7): a [Role] with its name, instance limit
+// and Start / Update / Stop / Tick handlers. A station runs one instance per role uuid, so
+// package variables are that uuid's state. Each [RoleCall] carries the uuid's options (JSON,
+// [RoleCall.Option]); [RoleCall.SetStatus] reports a status (the station device's status in
+// presence) and [RoleCall.Run] asks the station to run an allow-listed program, whose exit code
+// or signal arrives in a later Tick ([RoleCall.Exits]). plugins/role/heartbeat is a sample.
+//
 // # Host functions
 //
 // [Log], the directory queries (Directory…), the presence queries ([PresenceOnline],

@@ -42,6 +42,21 @@ func tgFilter(n int32) uint64 { return call(hook.Filter, n) }
 //go:wasmexport tg_rpc
 func tgRPC(n int32) uint64 { return call(hook.RPC, n) }
 
+//go:wasmexport tg_role_info
+func tgRoleInfo(n int32) uint64 { return call(hook.RoleInfo, n) }
+
+//go:wasmexport tg_role_start
+func tgRoleStart(n int32) uint64 { return call(hook.RoleStart, n) }
+
+//go:wasmexport tg_role_update
+func tgRoleUpdate(n int32) uint64 { return call(hook.RoleUpdate, n) }
+
+//go:wasmexport tg_role_stop
+func tgRoleStop(n int32) uint64 { return call(hook.RoleStop, n) }
+
+//go:wasmexport tg_role_tick
+func tgRoleTick(n int32) uint64 { return call(hook.RoleTick, n) }
+
 var badLength = []byte("pdk: request length outside the buffer")
 
 func call(fn hook.Entry, n int32) uint64 {

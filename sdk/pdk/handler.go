@@ -31,6 +31,7 @@ type registry struct {
 	rpcModule     string
 	rpc           map[string]RPCFunc
 	config        ConfigFunc
+	role          *Role
 
 	pluginID  string
 	configRaw []byte

@@ -35,3 +35,7 @@ type Entry func(req []byte) (res []byte, failed bool)
 
 // Init, Filter and RPC are the bodies of tg_init, tg_filter and tg_rpc, set by package pdk.
 var Init, Filter, RPC Entry
+
+// RoleInfo, RoleStart, RoleUpdate, RoleStop and RoleTick are the bodies of the role plugin
+// exports (tg_role_info …), set by package pdk.
+var RoleInfo, RoleStart, RoleUpdate, RoleStop, RoleTick Entry
