@@ -17,7 +17,9 @@ build: plugins
 # filter.user) becomes build/plugins/<id>.wasm, a wasip1 reactor, copied into $(BUILTIN) for the
 # binary to embed as its built-in plugins; every WebAssembly-text guest
 # plugins/wat/*/<id>.wat is assembled with wat2wasm (Debian package wabt) into build/plugins-extra/
-# (samples proving the ABI is language-neutral; not loaded by `make run`).
+# (samples proving the ABI is language-neutral; not loaded by `make run`). Role plugins
+# (plugins/role/<name> → build/plugins/role.<name>.wasm) run on stations, not in the gateway, so
+# they are not embedded: copy one into the manager's roles directory as <name>.wasm.
 plugins:
 	@mkdir -p $(PLUGINS)
 	@rm -f $(BUILTIN)/*.wasm
@@ -25,6 +27,7 @@ plugins:
 	  d=$$(dirname $$f); id=$$(echo $${d#plugins/} | tr / .); \
 	  echo "plugin $$id"; \
 	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(PLUGINS)/$$id.wasm ./$$d || exit 1; \
+	  case $$id in role.*) continue;; esac; \
 	  cp $(PLUGINS)/$$id.wasm $(BUILTIN)/$$id.wasm || exit 1; \
 	done
 	@for f in $$(find plugins -name '*.wat' | sort); do \
