@@ -68,6 +68,10 @@ type Config struct {
 	// PluginConfig maps plugin ids to their configuration and limits. Ids not listed get the
 	// defaults.
 	PluginConfig map[string]PluginConfig `yaml:"plugin_config"`
+	// Roles is the directory of station role plugins (<role>.wasm), served to stations by
+	// content hash and hot-reloaded onto the stations running the role (SPEC §7). Empty means
+	// <data>/roles.
+	Roles string `yaml:"roles"`
 	// DataDir holds generated state (the self-signed certificate). Default "./data".
 	DataDir string `yaml:"data"`
 	// Redis is the Redis URL of a multi-node deployment. Empty means the in-memory bus.

@@ -23,29 +23,31 @@ import (
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
+	"github.com/teragate/teragate/gateway/internal/stations"
 	"github.com/teragate/teragate/gateway/internal/tlsgen"
 	"github.com/teragate/teragate/gateway/internal/transport"
 )
 
 // Gateway is one teragate node.
 type Gateway struct {
-	cfg     Config
-	log     hclog.Logger
-	metrics *metrics.Metrics
-	bus     bus.Bus
-	dir     *directory.Store
-	auth    *auth.Authenticator
-	tickets auth.Tickets
-	hub     *hub.Hub
-	router  *hub.Router
-	pres    *presence.Registry
-	rpc     *rpcParts
-	plugins *pluginParts
-	rooms   *rooms.Service
-	api     *api.API
-	srv     *http.Server
-	tlsCfg  *tls.Config
-	certNew bool
+	cfg      Config
+	log      hclog.Logger
+	metrics  *metrics.Metrics
+	bus      bus.Bus
+	dir      *directory.Store
+	auth     *auth.Authenticator
+	tickets  auth.Tickets
+	hub      *hub.Hub
+	router   *hub.Router
+	pres     *presence.Registry
+	rpc      *rpcParts
+	plugins  *pluginParts
+	rooms    *rooms.Service
+	stations *stations.Manager
+	api      *api.API
+	srv      *http.Server
+	tlsCfg   *tls.Config
+	certNew  bool
 
 	cert     atomic.Pointer[tls.Certificate] // the serving certificate, replaced by Reload
 	reloadMu sync.Mutex                      // serialises Reload
@@ -127,6 +129,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err := g.initRooms(); err != nil {
 		return nil, err
 	}
+	if err := g.initStations(); err != nil {
+		return nil, err
+	}
 
 	if !cfg.Insecure {
 		var cert tls.Certificate
@@ -170,6 +175,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return err
 	}
 	g.startRooms(ctx)
+	g.startStations(ctx)
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)

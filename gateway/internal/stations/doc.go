@@ -1,0 +1,37 @@
+// Package stations is the conference manager (SPEC §7, reference/conference-manager.md §A5–A7):
+// the manager side of the station ↔ manager protocol (proto/station/v1) on /wss/station, the
+// per-station role configuration (merged, persisted, pushed), the role plugins it serves by
+// content hash from a watched roles directory, and the admin API over all of it.
+//
+// # Protocol
+//
+// A station logs in as a device of the directory (GET /api/device/login?with_websocket=true,
+// the device must be marked station: true), opens /wss/station?id=<ticket> with the ticket of
+// the websocket_url it got, and registers. The manager merges the config it stored for the
+// station with the reported one per uuid ([Merge]: larger timestamp wins, a tie keeps the
+// manager's, uuids known to one side only are kept — the reference's KeyError is not), fills
+// each entry's script with the current content hash of the role's plugin, stamps the entries with
+// the current time, pushes UpdateConfiguration and waits for the station's ConfigResult; then it
+// persists the config (on success) and only then answers the Register. Errors ROLE_BLOCKED,
+// MISSING_ROLE_FACTORY and INVALID_CONFIGURATION come back in the RegisterReply (none escapes as
+// a failed register, unlike the reference).
+//
+// # Roles directory
+//
+// <roles dir>/<role>.wasm is the plugin of role <role>. The directory is watched (fsnotify,
+// debounced, content-hashed: rewriting the same bytes does nothing); a new hash is pushed to
+// every online station whose config has that role, which swaps its instances without
+// reconnecting. Every version seen since start is served at GET /api/stations/roles/<sha256 hex>.
+//
+// # Persistence
+//
+// One JSON file per station (by device uuid) under the state directory, written to a temporary
+// file, fsynced, renamed over the old one and the directory fsynced: a station's config survives
+// a restart and kill -9 (the file is either the old or the new one).
+//
+// # Concurrency
+//
+// [Manager] is safe for concurrent use. Each station's configuration changes (register, admin
+// edits, role reloads) are serialised by a per-station lock held across the push and its answer;
+// lock order: station.op before Manager.mu before station.mu.
+package stations

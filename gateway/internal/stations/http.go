@@ -1,0 +1,415 @@
+package stations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/teragate/teragate/gateway/internal/directory"
+	stationv1 "github.com/teragate/teragate/proto/station/v1"
+)
+
+// Mount registers the manager's routes through handle (net/http ServeMux patterns; name is the
+// metrics label — the websocket route is named "websocket" so that it gets the raw writer):
+//
+//	GET   /wss/station                   the station protocol
+//	GET   /api/stations                  admin: every station (StationsView)
+//	GET   /api/stations/{uuid}           admin: one station (StationView)
+//	PUT   /api/stations/{uuid}/roles     admin: replace its role config, pushed live
+//	PATCH /api/stations/{uuid}/roles     admin: merge into it (null removes a role or a uuid)
+//	GET   /api/stations/roles/{hash}     a role plugin by sha256 hex (stations and admins)
+func (m *Manager) Mount(handle func(pattern, name string, h http.HandlerFunc)) {
+	handle("GET /wss/station", "websocket", m.ServeStation)
+	handle("GET /api/stations", "stations", m.admin(m.handleList))
+	handle("GET /api/stations/{uuid}", "stations", m.admin(m.handleOne))
+	handle("PUT /api/stations/{uuid}/roles", "stations", m.admin(m.handleEdit(false)))
+	handle("PATCH /api/stations/{uuid}/roles", "stations", m.admin(m.handleEdit(true)))
+	handle("GET /api/stations/roles/{hash}", "station_roles", m.handleRole)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// admin wraps h: only a superadmin user or an admin service may call it.
+func (m *Manager) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := m.cfg.Authenticate(r)
+		if err != nil {
+			writeJSON(w, http.StatusUnauthorized, "Unauthorized")
+			return
+		}
+		if !p.Admin {
+			writeJSON(w, http.StatusForbidden, "Forbidden: admin only")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// StationsView is the body of GET /api/stations.
+type StationsView struct {
+	// Stations are the stations that connected since the manager started or have a stored
+	// config (or an admin edit), sorted by uuid.
+	Stations []StationView `json:"stations"`
+	// Roles are the role plugins loaded from the roles directory (current versions).
+	Roles []RoleVersion `json:"roles"`
+	// Rejected maps a role to why its last file was refused (the previous version stays).
+	Rejected map[string]string `json:"rejected"`
+}
+
+// StationView is one station in the admin API.
+type StationView struct {
+	UUID string `json:"uuid"`
+	// Name is the device's name in the directory.
+	Name string `json:"name"`
+	// Online is true while the station holds a /wss/station connection.
+	Online bool `json:"online"`
+	// ConnectedAt is when the current connection opened (absent when offline).
+	ConnectedAt *time.Time `json:"connected_at,omitempty"`
+	// Registrations counts the registers since the manager started (a reconnect adds one).
+	Registrations int    `json:"registrations"`
+	Hostname      string `json:"hostname"`
+	MAC           string `json:"mac"`
+	IP            string `json:"ip"`
+	// BlockedRoles are the roles the station's own config refuses.
+	BlockedRoles []string `json:"blocked_roles"`
+	// Roles is the stored role config: role → uuid → {timestamp, script, options}.
+	Roles Roles `json:"roles"`
+	// Running are the role instances the station reported running, with their plugin hashes.
+	Running []RunningView `json:"running"`
+	// Status is the station device's status as set in presence (null when none).
+	Status json.RawMessage `json:"status"`
+	// LastResult is the station's answer to the last push (null before any).
+	LastResult *ResultView `json:"last_result"`
+	// Jobs are the last programs the station's roles ran (at most 20).
+	Jobs []JobView `json:"jobs"`
+}
+
+// RunningView is a role instance running on a station.
+type RunningView struct {
+	Role   string `json:"role"`
+	UUID   string `json:"uuid"`
+	Script string `json:"script"`
+	State  string `json:"state"`
+}
+
+// ResultView is a station's answer to a push.
+type ResultView struct {
+	// Code is OK, ROLE_BLOCKED, MISSING_ROLE_FACTORY or INVALID_CONFIGURATION.
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Roles   []string `json:"roles"`
+}
+
+// JobView is a program a role ran (Completed or Failed{exit_code, signal}).
+type JobView struct {
+	Role      string `json:"role"`
+	UUID      string `json:"uuid"`
+	Job       string `json:"job"`
+	Program   string `json:"program"`
+	Completed bool   `json:"completed"`
+	ExitCode  int32  `json:"exit_code"`
+	Signal    int32  `json:"signal"`
+	Error     string `json:"error,omitempty"`
+}
+
+func resultView(r *stationv1.ConfigResult) *ResultView {
+	if r == nil {
+		return nil
+	}
+	return &ResultView{Code: r.Code.String(), Message: r.Message, Roles: nonNil(r.Roles)}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// view returns the admin view of a station.
+func (m *Manager) view(snap *directory.Snapshot, st *station) StationView {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := StationView{UUID: st.uuid, Online: st.conn != nil, Registrations: st.registrations,
+		Hostname: st.rec.Hostname, MAC: st.rec.MAC, IP: st.rec.IP, BlockedRoles: nonNil(slices.Clone(st.rec.BlockedRoles)),
+		Roles: st.rec.Roles.Clone(), Running: []RunningView{}, Status: json.RawMessage("null"),
+		LastResult: resultView(st.lastResult), Jobs: []JobView{}}
+	if v.Roles == nil {
+		v.Roles = Roles{}
+	}
+	if d, ok := snap.Device(st.uuid); ok {
+		v.Name = d.Name
+	}
+	if st.conn != nil {
+		t := st.connectedAt
+		v.ConnectedAt = &t
+		if len(st.statuses) > 0 {
+			v.Status = json.RawMessage(st.statusJSON())
+		}
+	}
+	for _, r := range st.running {
+		v.Running = append(v.Running, RunningView{Role: r.Role, UUID: r.Uuid, Script: r.Script, State: r.State})
+	}
+	for _, j := range st.jobs {
+		v.Jobs = append(v.Jobs, JobView{Role: j.Role, UUID: j.Uuid, Job: j.Job, Program: j.Program,
+			Completed: j.Completed, ExitCode: j.ExitCode, Signal: j.Signal, Error: j.Error})
+	}
+	return v
+}
+
+// Stations returns the admin view of every station.
+func (m *Manager) Stations() StationsView {
+	snap := m.cfg.Directory.Current()
+	m.mu.Lock()
+	sts := make([]*station, 0, len(m.stations))
+	for _, st := range m.stations {
+		sts = append(sts, st)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(sts, func(a, b *station) int { return strings.Compare(a.uuid, b.uuid) })
+	out := StationsView{Stations: make([]StationView, 0, len(sts))}
+	for _, st := range sts {
+		out.Stations = append(out.Stations, m.view(snap, st))
+	}
+	out.Roles, out.Rejected = m.lib.list()
+	return out
+}
+
+func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, m.Stations())
+}
+
+// known returns the station of uuid when it is a station device or has a stored config.
+func (m *Manager) known(uuid string) (*station, bool) {
+	if m.isStation(uuid) {
+		return m.get(uuid), true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stations[uuid]
+	return st, st != nil
+}
+
+func (m *Manager) handleOne(w http.ResponseWriter, r *http.Request) {
+	st, ok := m.known(r.PathValue("uuid"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
+		return
+	}
+	writeJSON(w, http.StatusOK, m.view(m.cfg.Directory.Current(), st))
+}
+
+// EditInstance is one uuid's entry in a PUT or PATCH body: only the options are set by the
+// admin; the manager fills timestamp and script.
+type EditInstance struct {
+	// Options is a JSON object (absent or null means {}).
+	Options json.RawMessage `json:"options"`
+}
+
+// EditResult is the body answering PUT and PATCH.
+type EditResult struct {
+	// Pushed is true when the station was online and accepted the config; false when it was
+	// stored for the station's next registration.
+	Pushed bool `json:"pushed"`
+	// Result is the station's answer (null when offline).
+	Result *ResultView `json:"result"`
+	// Station is the station after the edit.
+	Station StationView `json:"station"`
+}
+
+var roleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
+
+// handleEdit serves PUT (replace) and PATCH (merge) of /api/stations/{uuid}/roles. The body is
+// role → uuid → {"options": {...}}; in a PATCH, a null role removes the role and a null uuid the
+// instance. Answers 200 when pushed and accepted, 202 when stored for an offline station, 409
+// with the station's error when it refused (nothing changes), 504 when it did not answer.
+func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st, ok := m.known(r.PathValue("uuid"))
+		if !ok {
+			writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, "Could not read the body.")
+			return
+		}
+		edits, err := decodeEdit(body)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		res, err := m.update(st, func(cur Roles) (Roles, error) { return applyEdit(cur, edits, patch), nil })
+		if err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, ErrNoAnswer) {
+				code = http.StatusGatewayTimeout
+			}
+			writeJSON(w, code, err.Error())
+			return
+		}
+		out := EditResult{Pushed: res != nil && res.Code == stationv1.ErrorCode_OK, Result: resultView(res)}
+		out.Station = m.view(m.cfg.Directory.Current(), st)
+		code := http.StatusOK
+		switch {
+		case res == nil:
+			code = http.StatusAccepted
+		case res.Code != stationv1.ErrorCode_OK:
+			code = http.StatusConflict
+		}
+		writeJSON(w, code, out)
+	}
+}
+
+// decodeEdit decodes and checks a PUT/PATCH body (role → uuid → instance, nulls kept as nil).
+func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
+	var raw map[string]*map[string]*EditInstance
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, errors.Join(ErrBadConfig, err)
+	}
+	out := map[string]map[string]*EditInstance{}
+	for role, us := range raw {
+		if !roleName.MatchString(role) {
+			return nil, errors.New(ErrBadConfig.Error() + ": bad role name " + jsonQuote(role))
+		}
+		if us == nil {
+			out[role] = nil
+			continue
+		}
+		m := map[string]*EditInstance{}
+		for uuid, in := range *us {
+			if uuid == "" || len(uuid) > 200 {
+				return nil, errors.New(ErrBadConfig.Error() + ": bad uuid in role " + role)
+			}
+			if in != nil && len(in.Options) > 0 && string(in.Options) != "null" {
+				var obj map[string]any
+				if json.Unmarshal(in.Options, &obj) != nil {
+					return nil, errors.New(ErrBadConfig.Error() + ": options of " + role + "/" + uuid + " must be a JSON object")
+				}
+			}
+			m[uuid] = in
+		}
+		out[role] = m
+	}
+	return out, nil
+}
+
+func jsonQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// applyEdit returns cur with edits applied (replacing everything unless patch).
+func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool) Roles {
+	if !patch {
+		cur = Roles{}
+	}
+	for role, us := range edits {
+		if us == nil {
+			delete(cur, role)
+			continue
+		}
+		if cur[role] == nil {
+			cur[role] = map[string]Instance{}
+		}
+		for uuid, in := range us {
+			if in == nil {
+				delete(cur[role], uuid)
+				continue
+			}
+			opts := in.Options
+			if string(opts) == "null" {
+				opts = nil
+			}
+			cur[role][uuid] = Instance{Options: opts}
+		}
+		if len(cur[role]) == 0 {
+			delete(cur, role)
+		}
+	}
+	return cur
+}
+
+// handleRole serves a role plugin by its sha256 (hex) to a station device or an admin.
+func (m *Manager) handleRole(w http.ResponseWriter, r *http.Request) {
+	p, err := m.cfg.Authenticate(r)
+	if err != nil {
+		writeJSON(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if !p.Admin && !(p.Kind == directory.KindDevice && m.isStation(p.UUID)) {
+		writeJSON(w, http.StatusForbidden, "Forbidden: stations and admins only")
+		return
+	}
+	h := strings.TrimPrefix(r.PathValue("hash"), HashPrefix)
+	data, ok := m.lib.byHex(strings.ToLower(h))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, "Unknown role plugin: "+h)
+		return
+	}
+	w.Header().Set("Content-Type", "application/wasm")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	_, _ = w.Write(data)
+}
+
+// roleStatus records a role instance's status and sets the station device's status in presence
+// to the statuses of all its instances:
+//
+//	{"hostname": "enc-1", "roles": {"<uuid>": {"role": "encode", "status": <the role's JSON>}}}
+func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) {
+	raw := json.RawMessage(s.Status)
+	if !json.Valid(raw) {
+		b, _ := json.Marshal(s.Status)
+		raw = b
+	}
+	st.mu.Lock()
+	if st.conn == nil {
+		st.mu.Unlock()
+		return
+	}
+	st.statuses[s.Uuid] = roleStatus{Role: s.Role, Status: raw}
+	st.statusTS = max(st.statusTS, s.Timestamp)
+	text, ts := st.statusJSON(), st.statusTS
+	st.mu.Unlock()
+	if m.cfg.SetStatus == nil {
+		return
+	}
+	if m.cfg.SetStatus(context.Background(), st.uuid, text, ts) {
+		return
+	}
+	// Presence learns that the device is online through the bus, a moment after the socket
+	// opened; retry briefly.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for range 40 {
+			time.Sleep(50 * time.Millisecond)
+			st.mu.Lock()
+			online, cur := st.conn != nil, st.statusTS
+			st.mu.Unlock()
+			if !online || cur != ts {
+				return // gone, or a newer status took over
+			}
+			if m.cfg.SetStatus(context.Background(), st.uuid, text, ts) {
+				return
+			}
+		}
+	}()
+}
+
+// statusJSON is the aggregate status text. st.mu is held.
+func (st *station) statusJSON() string {
+	b, _ := json.Marshal(struct {
+		Hostname string                `json:"hostname"`
+		Roles    map[string]roleStatus `json:"roles"`
+	}{st.rec.Hostname, st.statuses})
+	return string(b)
+}

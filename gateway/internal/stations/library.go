@@ -1,0 +1,280 @@
+package stations
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/teragate/teragate/sdk/abi"
+)
+
+// ErrInvalidRole is returned for a role file that is not a role plugin.
+var ErrInvalidRole = errors.New("stations: invalid role plugin")
+
+// HashPrefix starts every script hash.
+const HashPrefix = "sha256:"
+
+// RoleVersion is one loaded version of a role plugin.
+type RoleVersion struct {
+	// Role is the role name (the file name without .wasm).
+	Role string `json:"role"`
+	// Script is "sha256:<hex>" of the file's bytes.
+	Script string `json:"script"`
+	// Size is the file's size in bytes.
+	Size int `json:"size"`
+	// LoadedAt is when this version was loaded.
+	LoadedAt time.Time `json:"loaded_at"`
+	data     []byte
+}
+
+// library holds the role plugins of the roles directory: the current version per role and every
+// version seen since start by hash (stations swapping in a new version, or still registering with
+// an old one, can fetch it).
+type library struct {
+	dir      string
+	log      hclog.Logger
+	onChange func(role, script string)
+	loadMu   sync.Mutex // serialises loadFile: versions are installed and announced in order
+
+	mu       sync.RWMutex
+	current  map[string]*RoleVersion // role → current version
+	byHash   map[string]*RoleVersion // hex → version
+	rejected map[string]string       // role → why its last file was refused
+}
+
+func newLibrary(dir string, log hclog.Logger, onChange func(role, script string)) *library {
+	return &library{dir: dir, log: log, onChange: onChange,
+		current: map[string]*RoleVersion{}, byHash: map[string]*RoleVersion{}, rejected: map[string]string{}}
+}
+
+// script returns the current script hash of role, or "".
+func (l *library) script(role string) string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if v := l.current[role]; v != nil {
+		return v.Script
+	}
+	return ""
+}
+
+// byHex returns the bytes of a version by its hex hash.
+func (l *library) byHex(h string) ([]byte, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	v := l.byHash[h]
+	if v == nil {
+		return nil, false
+	}
+	return v.data, true
+}
+
+// list returns the current versions, sorted by role, and the rejections.
+func (l *library) list() ([]RoleVersion, map[string]string) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]RoleVersion, 0, len(l.current))
+	for _, v := range l.current {
+		out = append(out, *v)
+	}
+	slices.SortFunc(out, func(a, b RoleVersion) int { return strings.Compare(a.Role, b.Role) })
+	rej := make(map[string]string, len(l.rejected))
+	for k, v := range l.rejected {
+		rej[k] = v
+	}
+	return out, rej
+}
+
+// add installs data as role's current version when it is a valid role plugin and differs from
+// the current one; it reports whether it changed anything.
+func (l *library) add(role string, data []byte) (bool, error) {
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	l.mu.RLock()
+	cur := l.current[role]
+	l.mu.RUnlock()
+	if cur != nil && cur.Script == HashPrefix+h {
+		return false, nil // same bytes: nothing to do
+	}
+	if err := validateRole(data); err != nil {
+		l.mu.Lock()
+		l.rejected[role] = err.Error()
+		l.mu.Unlock()
+		return false, err
+	}
+	v := &RoleVersion{Role: role, Script: HashPrefix + h, Size: len(data), LoadedAt: time.Now().UTC(), data: data}
+	l.mu.Lock()
+	l.current[role] = v
+	if l.byHash[h] == nil {
+		l.byHash[h] = v
+	}
+	delete(l.rejected, role)
+	l.mu.Unlock()
+	return true, nil
+}
+
+// validateRole checks that data is a Wasm module exporting the role plugin ABI. It uses
+// wazero's interpreter, which validates without generating code.
+func validateRole(data []byte) error {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidRole, err)
+	}
+	exp := cm.ExportedFunctions()
+	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit, abi.ExportRoleInfo,
+		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick} {
+		if _, ok := exp[name]; !ok {
+			return fmt.Errorf("%w: missing export %s", ErrInvalidRole, name)
+		}
+	}
+	return nil
+}
+
+// roleOfFile returns the role name of a file name "<role>.wasm" (letters, digits, '-', '_').
+func roleOfFile(name string) (string, bool) {
+	role, ok := strings.CutSuffix(name, ".wasm")
+	if !ok || role == "" || len(role) > 100 {
+		return "", false
+	}
+	for _, r := range role {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "", false
+		}
+	}
+	return role, true
+}
+
+// loadFile loads dir/<role>.wasm; a removed file keeps the version loaded (running stations are
+// not disturbed) but logs it.
+func (l *library) loadFile(role string) {
+	l.loadMu.Lock()
+	defer l.loadMu.Unlock()
+	path := filepath.Join(l.dir, role+".wasm")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		l.log.Info("role plugin file removed; the loaded version stays until replaced", "role", role)
+		return
+	}
+	if err != nil {
+		l.log.Warn("reading role plugin", "role", role, "error", err)
+		return
+	}
+	changed, err := l.add(role, data)
+	if err != nil {
+		l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
+		return
+	}
+	if changed {
+		s := l.script(role)
+		l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
+		if l.onChange != nil {
+			l.onChange(role, s)
+		}
+	}
+}
+
+// loadAll loads every role file of the directory.
+func (l *library) loadAll() {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn("reading roles directory", "dir", l.dir, "error", err)
+		}
+		return
+	}
+	for _, e := range ents {
+		if role, ok := roleOfFile(e.Name()); ok && !e.IsDir() {
+			l.loadFile(role)
+		}
+	}
+}
+
+// watch follows the roles directory until ctx is done (creating it if needed): a created,
+// written or renamed-in <role>.wasm is loaded after debounce.
+func (l *library) watchReady(ctx context.Context, debounce time.Duration, ready func()) error {
+	var once sync.Once
+	defer once.Do(ready) // also when the watch cannot start
+	err := l.watch(ctx, debounce, func() { once.Do(ready) })
+	return err
+}
+
+func (l *library) watch(ctx context.Context, debounce time.Duration, loaded func()) error {
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := w.Add(l.dir); err != nil {
+		return err
+	}
+	l.loadAll()
+	loaded()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	timers := map[string]*time.Timer{}
+	defer func() {
+		mu.Lock()
+		for _, t := range timers {
+			if t.Stop() {
+				wg.Done()
+			}
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			l.log.Warn("roles directory watch error", "error", err)
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			role, ok := roleOfFile(filepath.Base(ev.Name))
+			if !ok || ev.Op == fsnotify.Chmod {
+				continue
+			}
+			mu.Lock()
+			if t := timers[role]; t != nil && t.Stop() {
+				t.Reset(debounce)
+				mu.Unlock()
+				continue
+			}
+			wg.Add(1)
+			var t *time.Timer
+			t = time.AfterFunc(debounce, func() {
+				defer wg.Done()
+				mu.Lock()
+				if timers[role] == t {
+					delete(timers, role)
+				}
+				mu.Unlock()
+				l.loadFile(role)
+			})
+			timers[role] = t
+			mu.Unlock()
+		}
+	}
+}

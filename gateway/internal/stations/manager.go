@@ -1,0 +1,501 @@
+package stations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/teragate/teragate/gateway/internal/auth"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	stationv1 "github.com/teragate/teragate/proto/station/v1"
+)
+
+// Errors of the manager.
+var (
+	// ErrNotStation: the device is unknown, disabled or not marked station: true.
+	ErrNotStation = errors.New("stations: not a station device")
+	// ErrOffline: the station has no open /wss/station connection.
+	ErrOffline = errors.New("stations: station offline")
+	// ErrNoAnswer: the station did not answer a push in time, or disconnected meanwhile.
+	ErrNoAnswer = errors.New("stations: no answer from the station")
+	// ErrBadConfig: an admin edit is not a valid role configuration.
+	ErrBadConfig = errors.New("stations: invalid role configuration")
+)
+
+// Config configures a [Manager].
+type Config struct {
+	// StateDir holds one JSON file per station. Required.
+	StateDir string
+	// RolesDir is the watched directory of role plugins (<role>.wasm). Required.
+	RolesDir string
+	// Directory is the identity directory (stations are devices with station: true). Required.
+	Directory *directory.Store
+	// Tickets redeems the websocket tickets of device logins. Required.
+	Tickets auth.Tickets
+	// Authenticate resolves an HTTP request's token (admin API, role downloads). Required.
+	Authenticate func(r *http.Request) (auth.Principal, error)
+	// Announce publishes the station device's CONNECTED (true) or DISCONNECTED event to
+	// presence. Nil means none.
+	Announce func(uuid string, connected bool)
+	// SetStatus sets the station device's status in presence (status is JSON text, ts in ms);
+	// it returns false when presence does not know the device online yet. Nil means none.
+	SetStatus func(ctx context.Context, uuid, status string, tsMS int64) bool
+	// PushTimeout bounds the wait for a station's answer to a push (it may fetch and compile
+	// role plugins first). Zero value means 60s.
+	PushTimeout time.Duration
+	// PingInterval is how often the manager pings a station. Zero value means 10s.
+	PingInterval time.Duration
+	// PongTimeout closes a station silent for this long. Zero value means 30s.
+	PongTimeout time.Duration
+	// Debounce delays reloading a role file after its last change. Zero value means 50ms.
+	Debounce time.Duration
+	// Logger is the manager's logger. Nil means no logging.
+	Logger hclog.Logger
+}
+
+// Manager is the conference manager: see the package documentation.
+type Manager struct {
+	cfg   Config
+	log   hclog.Logger
+	store store
+	lib   *library
+	up    websocket.Upgrader
+	ready chan struct{}
+
+	mu       sync.Mutex
+	stations map[string]*station // device uuid → station
+	wg       sync.WaitGroup
+}
+
+// station is the manager's state of one station device.
+type station struct {
+	uuid string
+	op   sync.Mutex // serialises configuration changes (register, admin edits, role reloads)
+
+	mu            sync.Mutex
+	rec           *record
+	conn          *sconn
+	running       []*stationv1.RunningRole
+	statuses      map[string]roleStatus // role uuid → latest status
+	statusTS      int64
+	registrations int
+	connectedAt   time.Time
+	lastResult    *stationv1.ConfigResult
+	jobs          []*stationv1.JobResult
+}
+
+type roleStatus struct {
+	Role   string          `json:"role"`
+	Status json.RawMessage `json:"status"`
+}
+
+// New returns a manager and loads the stored station records. Call [Manager.Run] to watch the
+// roles directory and [Manager.Mount] to serve it.
+func New(cfg Config) (*Manager, error) {
+	if cfg.StateDir == "" || cfg.RolesDir == "" || cfg.Directory == nil || cfg.Tickets == nil || cfg.Authenticate == nil {
+		return nil, errors.New("stations: StateDir, RolesDir, Directory, Tickets and Authenticate are required")
+	}
+	if cfg.PushTimeout <= 0 {
+		cfg.PushTimeout = 60 * time.Second
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 10 * time.Second
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = 30 * time.Second
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 50 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{})}
+	m.lib = newLibrary(cfg.RolesDir, cfg.Logger.Named("roles"), m.roleChanged)
+	m.up = websocket.Upgrader{HandshakeTimeout: 10 * time.Second, CheckOrigin: func(*http.Request) bool { return true }}
+	recs, errs := m.store.loadAll()
+	for _, err := range errs {
+		m.log.Warn("station record not loaded", "error", err)
+	}
+	for uuid, r := range recs {
+		m.stations[uuid] = &station{uuid: uuid, rec: r, statuses: map[string]roleStatus{}}
+	}
+	return m, nil
+}
+
+// Run loads the roles directory and follows it until ctx is done; then it closes every station
+// connection and waits for the manager's goroutines.
+func (m *Manager) Run(ctx context.Context) error {
+	err := m.lib.watchReady(ctx, m.cfg.Debounce, func() { close(m.ready) })
+	m.mu.Lock()
+	for _, st := range m.stations {
+		st.mu.Lock()
+		if st.conn != nil {
+			st.conn.close(websocket.CloseGoingAway, "server shutdown")
+		}
+		st.mu.Unlock()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return err
+}
+
+// Ready is closed once the roles directory has been loaded.
+func (m *Manager) Ready() <-chan struct{} { return m.ready }
+
+// now is the manager's clock in ms.
+func now() int64 { return time.Now().UnixMilli() }
+
+// get returns the station of uuid, creating it.
+func (m *Manager) get(uuid string) *station {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stations[uuid]
+	if st == nil {
+		st = &station{uuid: uuid, rec: &record{UUID: uuid, Roles: Roles{}}, statuses: map[string]roleStatus{}}
+		m.stations[uuid] = st
+	}
+	return st
+}
+
+// isStation reports whether uuid is an enabled station device of the directory.
+func (m *Manager) isStation(uuid string) bool {
+	snap := m.cfg.Directory.Current()
+	d, ok := snap.Device(uuid)
+	return ok && d.Station && snap.Enabled(directory.KindDevice, uuid)
+}
+
+// sconn is one open /wss/station connection.
+type sconn struct {
+	ws      *websocket.Conn
+	wmu     sync.Mutex
+	ids     atomic.Uint64
+	pmu     sync.Mutex
+	pending map[uint64]chan *stationv1.ConfigResult
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (c *sconn) send(msg *stationv1.ManagerMessage) error {
+	b, err := proto.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return c.ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+func (c *sconn) close(code int, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.wmu.Lock()
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		c.wmu.Unlock()
+		_ = c.ws.Close()
+	})
+}
+
+// ServeStation serves GET /wss/station?id=<ticket>: a device ticket of a station device.
+func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		writeJSON(w, http.StatusUpgradeRequired, "Upgrade Required")
+		return
+	}
+	uuid, err := m.cfg.Tickets.Redeem(r.Context(), r.URL.Query().Get("id"), directory.KindDevice)
+	if err != nil {
+		writeJSON(w, http.StatusForbidden, "Websocket authentication failed (key, uuid).")
+		return
+	}
+	if !m.isStation(uuid) {
+		writeJSON(w, http.StatusForbidden, "Not a station: the device must be marked station: true.")
+		return
+	}
+	ws, err := m.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(4 << 20)
+	c := &sconn{ws: ws, pending: map[uint64]chan *stationv1.ConfigResult{}, done: make(chan struct{})}
+	st := m.get(uuid)
+	st.mu.Lock()
+	old := st.conn
+	st.conn, st.connectedAt = c, time.Now().UTC()
+	st.mu.Unlock()
+	if old != nil {
+		old.close(websocket.ClosePolicyViolation, "replaced by a new connection of the same station")
+	}
+	m.log.Info("station connected", "uuid", uuid, "remote", r.RemoteAddr)
+	if m.cfg.Announce != nil && old == nil {
+		m.cfg.Announce(uuid, true)
+	}
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.pinger(c) }()
+	go func() { defer m.wg.Done(); m.readLoop(st, c) }()
+}
+
+func (m *Manager) pinger(c *sconn) {
+	t := time.NewTicker(m.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			c.wmu.Lock()
+			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
+			c.wmu.Unlock()
+			if err != nil {
+				c.close(websocket.CloseGoingAway, "ping failed")
+				return
+			}
+		}
+	}
+}
+
+func (m *Manager) readLoop(st *station, c *sconn) {
+	extend := func() { _ = c.ws.SetReadDeadline(time.Now().Add(m.cfg.PongTimeout)) }
+	extend()
+	c.ws.SetPongHandler(func(string) error { extend(); return nil })
+	for {
+		mt, b, err := c.ws.ReadMessage()
+		if err != nil {
+			break
+		}
+		extend()
+		if mt != websocket.BinaryMessage {
+			continue
+		}
+		var msg stationv1.StationMessage
+		if err := proto.Unmarshal(b, &msg); err != nil {
+			m.log.Warn("station sent an undecodable frame", "uuid", st.uuid, "error", err)
+			continue
+		}
+		m.handle(st, c, &msg)
+	}
+	c.close(websocket.CloseNormalClosure, "")
+	c.pmu.Lock()
+	c.pending = nil
+	c.pmu.Unlock()
+	st.mu.Lock()
+	last := st.conn == c
+	if last {
+		st.conn = nil
+		st.running = nil
+		clear(st.statuses)
+	}
+	st.mu.Unlock()
+	m.log.Info("station disconnected", "uuid", st.uuid)
+	if last && m.cfg.Announce != nil {
+		m.cfg.Announce(st.uuid, false)
+	}
+}
+
+// handle dispatches one frame from a station (on its read goroutine: nothing here may wait for
+// another frame).
+func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
+	switch b := msg.Body.(type) {
+	case *stationv1.StationMessage_Register:
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.register(st, c, msg.Id, b.Register) }()
+	case *stationv1.StationMessage_ConfigResult:
+		c.pmu.Lock()
+		ch := c.pending[msg.Id]
+		delete(c.pending, msg.Id)
+		c.pmu.Unlock()
+		if ch != nil {
+			ch <- b.ConfigResult
+		}
+	case *stationv1.StationMessage_Status:
+		m.roleStatus(st, b.Status)
+	case *stationv1.StationMessage_Running:
+		st.mu.Lock()
+		if st.conn == c {
+			st.running = b.Running.GetRoles()
+			st.pruneStatuses()
+		}
+		st.mu.Unlock()
+	case *stationv1.StationMessage_Job:
+		j := b.Job
+		m.log.Info("station job ended", "uuid", st.uuid, "role", j.Role, "instance", j.Uuid, "job", j.Job,
+			"program", j.Program, "completed", j.Completed, "exit_code", j.ExitCode, "signal", j.Signal, "error", j.Error)
+		st.mu.Lock()
+		st.jobs = append(st.jobs, j)
+		if len(st.jobs) > 20 {
+			st.jobs = slices.Delete(st.jobs, 0, len(st.jobs)-20)
+		}
+		st.mu.Unlock()
+	}
+}
+
+// pruneStatuses drops the statuses of instances no longer running. st.mu is held.
+func (st *station) pruneStatuses() {
+	for uuid := range st.statuses {
+		if !slices.ContainsFunc(st.running, func(r *stationv1.RunningRole) bool { return r.Uuid == uuid }) {
+			delete(st.statuses, uuid)
+		}
+	}
+}
+
+// register runs the handshake: merge, stamp, push, persist, then answer the Register.
+func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Register) {
+	st.op.Lock()
+	defer st.op.Unlock()
+	st.mu.Lock()
+	if st.conn != c {
+		st.mu.Unlock()
+		return
+	}
+	st.registrations++
+	stored := st.rec.Roles.Clone()
+	st.rec.Hostname, st.rec.MAC, st.rec.IP = reg.Hostname, reg.Mac, reg.Ip
+	st.rec.BlockedRoles = slices.Clone(reg.BlockedRoles)
+	st.mu.Unlock()
+
+	merged := Merge(stored, rolesFromProto(reg.Roles))
+	m.fillScripts(merged)
+	stamp(merged, now())
+	res, err := m.push(st, c, merged)
+	if err != nil {
+		m.log.Warn("station register: push failed", "uuid", st.uuid, "error", err)
+		res = &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: err.Error()}
+	}
+	m.log.Info("station registered", "uuid", st.uuid, "hostname", reg.Hostname, "mac", reg.Mac,
+		"roles", merged.Names(), "result", res.Code.String(), "message", res.Message)
+	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_RegisterReply{
+		RegisterReply: &stationv1.RegisterReply{Result: res}}}); err != nil {
+		m.log.Debug("register reply not sent", "uuid", st.uuid, "error", err)
+	}
+}
+
+// fillScripts sets every entry's script to the current hash of its role's plugin ("" when the
+// manager has none: the station answers MISSING_ROLE_FACTORY).
+func (m *Manager) fillScripts(r Roles) {
+	for role, us := range r {
+		s := m.lib.script(role)
+		for uuid, in := range us {
+			in.Script = s
+			us[uuid] = in
+		}
+	}
+}
+
+// push sends roles to the station on c and waits for its answer; on success the config is the
+// station's new stored config (persisted). st.op is held.
+func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigResult, error) {
+	id := c.ids.Add(1)
+	ch := make(chan *stationv1.ConfigResult, 1)
+	c.pmu.Lock()
+	if c.pending == nil {
+		c.pmu.Unlock()
+		return nil, ErrNoAnswer
+	}
+	c.pending[id] = ch
+	c.pmu.Unlock()
+	defer func() { c.pmu.Lock(); delete(c.pending, id); c.pmu.Unlock() }()
+	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_UpdateConfiguration{
+		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	t := time.NewTimer(m.cfg.PushTimeout)
+	defer t.Stop()
+	var res *stationv1.ConfigResult
+	select {
+	case res = <-ch:
+	case <-c.done:
+		return nil, fmt.Errorf("%w: disconnected", ErrNoAnswer)
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no ConfigResult within %s", ErrNoAnswer, m.cfg.PushTimeout)
+	}
+	if res == nil {
+		res = &stationv1.ConfigResult{}
+	}
+	st.mu.Lock()
+	st.lastResult = res
+	var rec record
+	ok := res.Code == stationv1.ErrorCode_OK
+	if ok {
+		st.rec.Roles = roles.Clone()
+		if st.conn == c {
+			st.running = res.Running
+			st.pruneStatuses()
+		}
+		rec = *st.rec
+		rec.Roles = st.rec.Roles.Clone()
+	}
+	st.mu.Unlock()
+	if ok {
+		if err := m.store.save(&rec); err != nil {
+			m.log.Error("persisting station config", "uuid", st.uuid, "error", err)
+		}
+	} else {
+		m.log.Warn("station refused its configuration", "uuid", st.uuid, "code", res.Code.String(), "message", res.Message, "roles", res.Roles)
+	}
+	return res, nil
+}
+
+// roleChanged pushes a role's new plugin to every online station running that role.
+func (m *Manager) roleChanged(role, script string) {
+	m.mu.Lock()
+	var targets []*station
+	for _, st := range m.stations {
+		st.mu.Lock()
+		if st.conn != nil && len(st.rec.Roles[role]) > 0 {
+			targets = append(targets, st)
+		}
+		st.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, st := range targets {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			_, err := m.update(st, func(r Roles) (Roles, error) { return r, nil })
+			if err != nil {
+				m.log.Warn("pushing a reloaded role", "uuid", st.uuid, "role", role, "error", err)
+				return
+			}
+			m.log.Info("reloaded role pushed", "uuid", st.uuid, "role", role, "script", script)
+		}()
+	}
+}
+
+// update applies edit to a station's stored config, fills the scripts, stamps the entries and
+// pushes it when the station is online (then stores it only if the station accepts it), or
+// stores it for the next registration. It returns the station's answer (nil when offline).
+func (m *Manager) update(st *station, edit func(Roles) (Roles, error)) (*stationv1.ConfigResult, error) {
+	st.op.Lock()
+	defer st.op.Unlock()
+	st.mu.Lock()
+	cur, c := st.rec.Roles.Clone(), st.conn
+	st.mu.Unlock()
+	if cur == nil {
+		cur = Roles{}
+	}
+	next, err := edit(cur)
+	if err != nil {
+		return nil, err
+	}
+	m.fillScripts(next)
+	stamp(next, now())
+	if c == nil {
+		st.mu.Lock()
+		st.rec.Roles = next.Clone()
+		rec := *st.rec
+		st.mu.Unlock()
+		return nil, m.store.save(&rec)
+	}
+	return m.push(st, c, next)
+}
