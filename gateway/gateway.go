@@ -132,6 +132,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err := g.initStations(); err != nil {
 		return nil, err
 	}
+	if err := g.initAdmin(); err != nil {
+		return nil, err
+	}
 
 	if !cfg.Insecure {
 		var cert tls.Certificate

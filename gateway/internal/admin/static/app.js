@@ -1,0 +1,483 @@
+// teragate admin page: plain JavaScript, no build step, no inline code (the page's CSP forbids it).
+// It is an ordinary client of the gateway's APIs; see gateway/internal/admin/doc.go.
+'use strict';
+
+(() => {
+  const MODULE = 'TeraServer.UserManagerModule';
+  const TOKEN_KEY = 'teragate.admin.token';
+  const NAME_KEY = 'teragate.admin.name';
+  const ADMINS_ONLY = 'Admins only: this page is for superadmin users.';
+  const MAX_LOG = 50;
+
+  const $ = (id) => document.getElementById(id);
+
+  let token = sessionStorage.getItem(TOKEN_KEY);
+  let running = false;
+  let timers = [];
+  let ws = null;
+  let wsRetry = 0;
+  let wsTimer = 0;
+  let presenceSeq = 0;
+  let presenceTimer = 0;
+  let stationsAbsent = false;
+  const names = new Map(); // uuid → display name
+  const errors = new Map(); // section → message
+
+  class HTTPError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // call fetches a gateway API path and returns its decoded JSON; a non-2xx answer throws an
+  // HTTPError with the server's message. credentials: 'omit' keeps the browser from prompting for
+  // a password on a 401 (the Authorization header is ours).
+  async function call(path, opts = {}) {
+    const headers = Object.assign({}, opts.headers);
+    if (token && !headers.Authorization) headers.Authorization = 'OpenTera ' + token;
+    const init = { method: opts.method || 'GET', headers, credentials: 'omit', cache: 'no-store' };
+    if (opts.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(opts.body);
+    }
+    const resp = await fetch(path, init);
+    const text = await resp.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = text;
+    }
+    if (!resp.ok) {
+      const msg = typeof data === 'string' ? data
+        : (data && (data.error || data.reason || data.message)) || resp.statusText || String(resp.status);
+      throw new HTTPError(resp.status, msg);
+    }
+    return data;
+  }
+
+  async function rpc(method) {
+    const r = await call('/api/rpc/' + MODULE, { method: 'POST', body: { method } });
+    return r.return_value || {};
+  }
+
+  function basic(user, pass) {
+    let s = '';
+    for (const b of new TextEncoder().encode(user + ':' + pass)) s += String.fromCharCode(b);
+    return 'Basic ' + btoa(s);
+  }
+
+  // ---- sign-in ----
+
+  async function signIn(ev) {
+    ev.preventDefault();
+    const user = $('username').value;
+    const pass = $('password').value;
+    $('login-error').textContent = '';
+    $('login').disabled = true;
+    try {
+      const r = await call('/api/user/login', { headers: { Authorization: basic(user, pass) } });
+      const tok = r.user_token;
+      try {
+        await call('/api/plugins', { headers: { Authorization: 'OpenTera ' + tok } });
+      } catch (e) {
+        if (e.status === 403) {
+          $('login-error').textContent = ADMINS_ONLY + ' ' + (r.user_fullname || user) + ' is not one.';
+          return;
+        }
+        throw e;
+      }
+      token = tok;
+      sessionStorage.setItem(TOKEN_KEY, tok);
+      sessionStorage.setItem(NAME_KEY, r.user_fullname || user);
+      $('password').value = '';
+      start();
+    } catch (e) {
+      $('login-error').textContent = (e.status === 401 ? 'Sign-in refused: ' : 'Sign-in failed: ') + e.message;
+    } finally {
+      $('login').disabled = false;
+    }
+  }
+
+  async function signOut() {
+    const t = token;
+    stop('Signed out.');
+    try {
+      await call('/api/user/logout', { headers: { Authorization: 'OpenTera ' + t } });
+    } catch {
+      // the token is dropped from this tab either way
+    }
+  }
+
+  function start() {
+    running = true;
+    stationsAbsent = false;
+    errors.clear();
+    showErrors();
+    $('signin').hidden = true;
+    $('dash').hidden = false;
+    $('signout').hidden = false;
+    $('who').textContent = 'Signed in as ' + (sessionStorage.getItem(NAME_KEY) || 'admin');
+    refreshPresence();
+    refreshRooms();
+    refreshPlugins();
+    refreshStations();
+    timers = [
+      setInterval(refreshPresence, 15000), // events drive it; this is a safety net
+      setInterval(refreshRooms, 3000),
+      setInterval(refreshPlugins, 3000),
+      setInterval(refreshStations, 5000),
+    ];
+    connect();
+  }
+
+  function stop(message) {
+    running = false;
+    timers.forEach(clearInterval);
+    timers = [];
+    clearTimeout(wsTimer);
+    clearTimeout(presenceTimer);
+    if (ws) {
+      ws.onclose = null;
+      ws.close(1000);
+      ws = null;
+    }
+    token = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(NAME_KEY);
+    setLive(false, 'not connected');
+    $('dash').hidden = true;
+    $('signout').hidden = true;
+    $('signin').hidden = false;
+    $('who').textContent = '';
+    $('login-error').textContent = message || '';
+  }
+
+  // problem handles a failed API call of a section: a lost token or missing rights end the
+  // session; anything else is shown until the section's next success.
+  function problem(section, e) {
+    if (!running) return;
+    if (e.status === 401) {
+      stop('Your session has expired or was revoked: sign in again.');
+      return;
+    }
+    if (e.status === 403) {
+      stop(ADMINS_ONLY);
+      return;
+    }
+    errors.set(section, section + ': ' + e.message);
+    showErrors();
+  }
+
+  function ok(section) {
+    if (errors.delete(section)) showErrors();
+    const el = $(section + '-updated');
+    if (el) el.textContent = 'updated ' + new Date().toLocaleTimeString();
+  }
+
+  function showErrors() {
+    $('dash-error').textContent = [...errors.values()].join(' · ');
+  }
+
+  // ---- live updates: the admin's own websocket ----
+
+  function setLive(on, text) {
+    const el = $('live');
+    el.textContent = text;
+    el.className = 'badge ' + (on ? 'on' : 'off');
+  }
+
+  async function connect() {
+    if (!running) return;
+    let url;
+    try {
+      url = (await call('/api/user/login?with_websocket=true')).websocket_url;
+    } catch (e) {
+      if (e.status === 401 || e.status === 403) {
+        problem('websocket', e);
+        return;
+      }
+      retry();
+      return;
+    }
+    if (!running) return;
+    if (!url) {
+      retry();
+      return;
+    }
+    const s = new WebSocket(url);
+    ws = s;
+    s.onopen = () => {
+      wsRetry = 0;
+      setLive(true, 'live');
+      refreshPresence();
+    };
+    s.onmessage = (m) => onFrame(m.data);
+    s.onclose = (c) => {
+      if (ws !== s) return;
+      ws = null;
+      if (c.code === 4000) {
+        stop('Signed out: the gateway closed this session (logout, or the account changed).');
+        return;
+      }
+      retry();
+    };
+  }
+
+  function retry() {
+    if (!running) return;
+    const delay = Math.min(15000, 1000 * 2 ** wsRetry++);
+    setLive(false, 'reconnecting…');
+    wsTimer = setTimeout(connect, delay);
+  }
+
+  function remember(uuid, name) {
+    if (uuid && name) names.set(uuid, name);
+  }
+
+  // onFrame reads one OpenTera frame (a TeraMessage wrapping a TeraEvent), logs its events and
+  // refreshes what they change.
+  function onFrame(data) {
+    if (typeof data !== 'string') return;
+    let m;
+    try {
+      m = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const events = (m && m.message && m.message.events) || [];
+    let presence = false;
+    let rooms = false;
+    for (const ev of events) {
+      const type = String(ev['@type'] || '').split('.').pop();
+      let what = ev.type || type;
+      let who = '';
+      switch (type) {
+        case 'UserEvent':
+          remember(ev.userUuid, ev.userFullname);
+          who = ev.userFullname || ev.userUuid;
+          presence = true;
+          break;
+        case 'ParticipantEvent':
+          remember(ev.participantUuid, ev.participantName);
+          who = ev.participantName || ev.participantUuid;
+          presence = true;
+          break;
+        case 'DeviceEvent':
+          remember(ev.deviceUuid, ev.deviceName);
+          who = ev.deviceName || names.get(ev.deviceUuid) || ev.deviceUuid;
+          if (ev.deviceStatus) what += ' ' + ev.deviceStatus;
+          presence = true;
+          break;
+        case 'JoinSessionEvent':
+        case 'LeaveSessionEvent':
+        case 'StopSessionEvent':
+          what = type;
+          who = 'session ' + ev.sessionUuid;
+          presence = rooms = true;
+          break;
+      }
+      logEvent(what, who);
+    }
+    if (presence) schedulePresence();
+    if (rooms) refreshRooms();
+  }
+
+  function logEvent(what, who) {
+    const li = document.createElement('li');
+    li.textContent = new Date().toLocaleTimeString() + '  ' + what + (who ? '  ' + who : '');
+    const log = $('event-log');
+    log.prepend(li);
+    while (log.children.length > MAX_LOG) log.lastChild.remove();
+  }
+
+  function schedulePresence() {
+    clearTimeout(presenceTimer);
+    presenceTimer = setTimeout(refreshPresence, 100); // one refresh for a burst of events
+  }
+
+  // ---- rendering helpers (textContent only: nothing from the server is parsed as HTML) ----
+
+  function cell(tr, text, cls) {
+    const td = document.createElement('td');
+    td.textContent = text == null ? '' : String(text);
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function fill(tbody, rows, cols, emptyText) {
+    tbody.replaceChildren(...rows);
+    if (rows.length === 0) {
+      const tr = document.createElement('tr');
+      const td = cell(tr, emptyText, 'empty');
+      td.colSpan = cols;
+      tbody.appendChild(tr);
+    }
+  }
+
+  function time(seconds) {
+    if (typeof seconds !== 'number' || !isFinite(seconds) || seconds <= 0) return '';
+    return new Date(seconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
+
+  // ---- presence ----
+
+  async function refreshPresence() {
+    if (!running) return;
+    const seq = ++presenceSeq;
+    try {
+      const [su, sp, sd, bu, bp, bd] = await Promise.all(
+        ['status_users', 'status_participants', 'status_devices', 'busy_users', 'busy_participants', 'busy_devices'].map(rpc));
+      const missing = [...Object.keys(su), ...Object.keys(sp), ...Object.keys(sd)].filter((u) => !names.has(u));
+      if (missing.length > 0) {
+        const r = await call('/api/admin/names', { method: 'POST', body: { uuids: missing } });
+        for (const [u, n] of Object.entries((r && r.names) || {})) names.set(u, n.name);
+      }
+      if (seq !== presenceSeq || !running) return; // a newer refresh is on its way
+      people('users', su, bu, false);
+      people('participants', sp, bp, false);
+      people('devices', sd, bd, true);
+      ok('presence');
+    } catch (e) {
+      problem('presence', e);
+    }
+  }
+
+  function people(id, status, busy, devices) {
+    const uuids = Object.keys(status).sort((a, b) =>
+      (names.get(a) || a).localeCompare(names.get(b) || b) || a.localeCompare(b));
+    const rows = uuids.map((u) => {
+      const s = status[u] || {};
+      const tr = document.createElement('tr');
+      tr.dataset.uuid = u;
+      cell(tr, names.get(u) || '(unknown)', 'name');
+      cell(tr, u, 'mono uuid');
+      cell(tr, s.online ? 'online' : 'offline', s.online ? 'online yes' : 'online');
+      cell(tr, busy[u] || '', 'mono busy');
+      if (devices) {
+        const st = s.status;
+        cell(tr, st ? st.status : '', 'mono status');
+        cell(tr, st ? time(st.timestamp) : '', 'status-time');
+      }
+      return tr;
+    });
+    fill($(id).tBodies[0], rows, devices ? 6 : 4, 'nobody online or busy');
+  }
+
+  // ---- rooms ----
+
+  async function refreshRooms() {
+    if (!running) return;
+    try {
+      const r = await call('/api/admin/rooms');
+      const rooms = (r && r.rooms) || [];
+      const states = Object.entries((r && r.states) || {}).map(([k, n]) => k + ' ' + n).join(', ');
+      $('rooms-summary').textContent = rooms.length + ' room(s), ' + ((r && r.participants) || 0) +
+        ' participant(s)' + (states ? ' — ' + states : '');
+      const rows = rooms.map((room) => {
+        const tr = document.createElement('tr');
+        tr.dataset.token = room.roomToken;
+        cell(tr, room.roomName || '(unnamed)', 'name');
+        cell(tr, room.roomToken, 'mono');
+        cell(tr, room.roomOwner);
+        const ps = room.participants || [];
+        cell(tr, ps.length + '/' + room.maxSize + (ps.length ? ': ' + ps.map((p) => p.displayName).join(', ') : ''));
+        const ss = room.sessionState;
+        const per = ss && ss.participants ? ss.participants.map((p) => p.displayName + ' ' + p.state).join(', ') : '';
+        cell(tr, per, 'states');
+        cell(tr, time(room.expiresAt));
+        return tr;
+      });
+      fill($('rooms-table').tBodies[0], rows, 6, 'no rooms');
+      ok('rooms');
+    } catch (e) {
+      problem('rooms', e);
+    }
+  }
+
+  // ---- stations (SPEC §7; the endpoint may not exist in this build) ----
+
+  async function refreshStations() {
+    if (!running || stationsAbsent) return;
+    try {
+      const r = await call('/api/stations');
+      const list = Array.isArray(r) ? r : (r && Array.isArray(r.stations) ? r.stations : []);
+      const cols = [];
+      for (const s of list.slice(0, 50)) {
+        for (const k of Object.keys(s || {})) if (!cols.includes(k) && cols.length < 10) cols.push(k);
+      }
+      const table = $('stations-table');
+      const head = document.createElement('tr');
+      for (const c of cols) {
+        const th = document.createElement('th');
+        th.textContent = c;
+        head.appendChild(th);
+      }
+      table.tHead.replaceChildren(head);
+      const rows = list.map((s) => {
+        const tr = document.createElement('tr');
+        for (const c of cols) {
+          const v = s ? s[c] : undefined;
+          let text = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+          if (text.length > 200) text = text.slice(0, 199) + '…';
+          cell(tr, text);
+        }
+        return tr;
+      });
+      fill(table.tBodies[0], rows, Math.max(cols.length, 1), 'no stations registered');
+      table.hidden = false;
+      $('stations-note').textContent = list.length + ' station(s)';
+      ok('stations');
+    } catch (e) {
+      if (e.status === 404) {
+        stationsAbsent = true;
+        $('stations-table').hidden = true;
+        $('stations-note').textContent = 'No station manager in this build.';
+        ok('stations');
+        return;
+      }
+      problem('stations', e);
+    }
+  }
+
+  // ---- plugins ----
+
+  async function refreshPlugins() {
+    if (!running) return;
+    try {
+      const r = await call('/api/plugins');
+      const list = (r && r.plugins) || [];
+      $('plugins-dir').textContent = r && r.dir ? 'Plugin directory: ' + r.dir : 'No plugin directory watched.';
+      const num = (x) => (typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(1)) : '');
+      const rows = list.map((p) => {
+        const tr = document.createElement('tr');
+        tr.dataset.id = p.id;
+        cell(tr, p.id, 'mono id');
+        cell(tr, p.kind || '');
+        cell(tr, p.file || '');
+        const h = cell(tr, (p.version_hash || '').slice(0, 12), 'mono hash');
+        h.title = p.version_hash || '';
+        cell(tr, p.loaded_at || '');
+        cell(tr, p.state, 'state state-' + p.state);
+        cell(tr, num(p.calls), 'num calls');
+        cell(tr, num(p.failures), 'num failures');
+        cell(tr, num(p.p50_us), 'num');
+        cell(tr, num(p.p99_us), 'num');
+        cell(tr, p.last_error || p.last_rejection || '', 'error-text');
+        return tr;
+      });
+      fill($('plugins-table').tBodies[0], rows, 11, 'no plugins loaded (the native filter table serves)');
+      ok('plugins');
+    } catch (e) {
+      problem('plugins', e);
+    }
+  }
+
+  // ---- wiring ----
+
+  $('login-form').addEventListener('submit', signIn);
+  $('signout').addEventListener('click', signOut);
+  if (token) start();
+})();
