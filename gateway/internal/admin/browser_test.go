@@ -57,6 +57,19 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// studioUUID is a station device added to the demo identities.
+const studioUUID = "00000000-0000-4000-8000-000000000203"
+
+const stationDevice = `
+  - uuid: ` + studioUUID + `
+    token: studio-a-test-token-not-a-secret-0123
+    name: Studio A
+    sites: [s1]
+    participants: []
+    onlineable: true
+    station: true
+`
+
 // gw is a real gateway for the browser, with an HTTP client and websocket dialer trusting it.
 type gw struct {
 	t      *testing.T
@@ -83,6 +96,8 @@ func startGateway(t *testing.T, insecure bool) *gw {
 	pcfg = append(append(pcfg, init...), first...)
 	plugins := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(plugins, "filter.device.wasm"), wasm, 0o644))
+	ids := filepath.Join(t.TempDir(), "identities.yaml")
+	require.NoError(t, os.WriteFile(ids, []byte(strings.Replace(string(directory.DemoYAML), "\nservices:", stationDevice+"\nservices:", 1)), 0o600))
 
 	off := false
 	cfg := gateway.Config{
@@ -90,6 +105,7 @@ func startGateway(t *testing.T, insecure bool) *gw {
 		Insecure:       insecure,
 		DataDir:        t.TempDir(),
 		Plugins:        plugins,
+		Identities:     ids,
 		BuiltinPlugins: &off,
 		PluginConfig:   map[string]gateway.PluginConfig{"filter.device": {Config: string(pcfg), Timeout: gateway.Duration(5 * time.Second)}},
 		Logger:         hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
@@ -280,11 +296,29 @@ func TestAdminPageInBrowser(t *testing.T) {
 	require.Contains(t, plugRow, "filter.device.wasm")
 	require.Contains(t, plugRow, "active")
 
-	// Stations: shown when the build has a station manager, else said to be absent.
+	// Stations: when the build has a station manager, a station with a stored config is listed,
+	// and its role config is edited through the page; else the section says there is none.
 	if code, _ := e.do("GET", "/api/stations", "OpenTera "+stored, ""); code == http.StatusNotFound {
 		p.waitFor("the stations note", text("#stations-note")+` === "No station manager in this build."`)
 	} else {
-		p.waitFor("the stations table", `!document.getElementById("stations-table").hidden`)
+		code, body := e.do("PUT", "/api/stations/"+studioUUID+"/roles", "OpenTera "+stored, `{"heartbeat": {"cam-1": {"options": {"every": "1s"}}}}`)
+		require.Equal(t, http.StatusAccepted, code, body) // stored for the offline station
+		studio := row("stations-table", studioUUID)
+		p.waitFor("the station row", text(studio+" td.roles")+` === "heartbeat ×1"`)
+		require.Equal(t, "Studio A", eval[string](p, text(studio+" td.name")))
+		require.Equal(t, "offline", eval[string](p, text(studio+" td.online")))
+		require.NoError(t, chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS(studio+" button.edit"))))
+		p.waitFor("the role editor", `!document.getElementById("station-editor").hidden`)
+		require.Contains(t, eval[string](p, `document.getElementById("station-edit-text").value`), `"every": "1s"`)
+		require.NoError(t, chromedp.Do(p.ctx,
+			chromedp.SetValue(chromedp.CSS("#station-edit-text"), `{"heartbeat": {"cam-1": {}, "cam-2": {"options": {"every": "5s"}}}, "recorder": {"r-1": {}}}`),
+			chromedp.Click(chromedp.CSS("#station-save"))))
+		p.waitFor("the save result", text("#station-edit-result")+`.startsWith("Stored")`)
+		p.waitFor("the edited config", text(studio+" td.roles")+` === "heartbeat ×2, recorder ×1"`)
+		code, body = e.do("GET", "/api/stations/"+studioUUID, "OpenTera "+stored, "")
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"cam-2":{"timestamp":`)
+		require.Contains(t, body, `"every":"5s"`)
 	}
 
 	// alice connects: she appears online, with her name, and the event log shows why.

@@ -9,13 +9,15 @@
 // "Authorization: OpenTera <token>". It reads presence with the user manager's RPC methods
 // (POST /api/rpc/TeraServer.UserManagerModule), follows changes on the admin's own websocket (the
 // login's websocket_url, OpenTera's JSON frames), and reads GET /api/admin/rooms, GET /api/plugins
-// and GET /api/stations (shown as absent when that answers 404). Every one of these answers 403 to
-// a principal that is not an admin, and so the page tells a non-admin that it is for admins only.
+// and GET /api/stations (shown as absent when that answers 404). The one thing it changes is a
+// station's role config, through PUT /api/stations/{uuid}/roles (SPEC §7: the admin API and the
+// dashboard edit it). Every one of these answers 403 to a principal that is not an admin, and so
+// the page tells a non-admin that it is for admins only.
 //
 // # What it does not do
 //
-// It changes nothing: no kick, no edit, no plugin upload. It has no session of its own (no
-// cookie), so it needs no CSRF defence: a request without the token in its header is refused.
+// No kick, no identity edit, no plugin upload. It has no session of its own (no cookie), so it
+// needs no CSRF defence: a request without the token in its header is refused.
 //
 // # Security headers
 //

@@ -148,6 +148,7 @@
     sessionStorage.removeItem(NAME_KEY);
     setLive(false, 'not connected');
     $('dash').hidden = true;
+    $('station-editor').hidden = true;
     $('signout').hidden = true;
     $('signin').hidden = false;
     $('who').textContent = '';
@@ -397,48 +398,131 @@
     }
   }
 
-  // ---- stations (SPEC §7; the endpoint may not exist in this build) ----
+  // ---- stations (SPEC §7; a build without a station manager answers 404) ----
+
+  let stations = new Map(); // uuid → the last station view
+  let editing = ''; // uuid of the station whose role config is in the editor
 
   async function refreshStations() {
     if (!running || stationsAbsent) return;
     try {
       const r = await call('/api/stations');
-      const list = Array.isArray(r) ? r : (r && Array.isArray(r.stations) ? r.stations : []);
-      const cols = [];
-      for (const s of list.slice(0, 50)) {
-        for (const k of Object.keys(s || {})) if (!cols.includes(k) && cols.length < 10) cols.push(k);
-      }
-      const table = $('stations-table');
-      const head = document.createElement('tr');
-      for (const c of cols) {
-        const th = document.createElement('th');
-        th.textContent = c;
-        head.appendChild(th);
-      }
-      table.tHead.replaceChildren(head);
+      const list = Array.isArray(r) ? r : ((r && r.stations) || []);
+      stations = new Map(list.map((s) => [s.uuid, s]));
       const rows = list.map((s) => {
         const tr = document.createElement('tr');
-        for (const c of cols) {
-          const v = s ? s[c] : undefined;
-          let text = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-          if (text.length > 200) text = text.slice(0, 199) + '…';
-          cell(tr, text);
-        }
+        tr.dataset.uuid = s.uuid;
+        cell(tr, s.name || names.get(s.uuid) || '(unknown)', 'name');
+        cell(tr, s.uuid, 'mono uuid');
+        cell(tr, s.online ? 'online' : 'offline', s.online ? 'online yes' : 'online');
+        cell(tr, [s.hostname, s.ip, s.mac].filter(Boolean).join(' · '), 'host');
+        cell(tr, Object.entries(s.roles || {}).map(([role, us]) => role + ' ×' + Object.keys(us || {}).length).join(', '), 'roles');
+        cell(tr, (s.running || []).map((x) => x.role + ' ' + (x.state || '')).join(', '), 'running');
+        cell(tr, s.status == null ? '' : JSON.stringify(s.status), 'mono status');
+        const res = s.last_result;
+        cell(tr, res ? res.code + (res.message ? ': ' + res.message : '') : '', 'result');
+        const td = cell(tr, '');
+        const edit = document.createElement('button');
+        edit.type = 'button';
+        edit.className = 'edit';
+        edit.textContent = 'Edit roles';
+        edit.addEventListener('click', () => openEditor(s.uuid));
+        td.appendChild(edit);
         return tr;
       });
-      fill(table.tBodies[0], rows, Math.max(cols.length, 1), 'no stations registered');
+      const table = $('stations-table');
+      fill(table.tBodies[0], rows, 9, 'no stations yet (a station device appears when it connects or gets a config)');
       table.hidden = false;
-      $('stations-note').textContent = list.length + ' station(s)';
+
+      const roles = (r && r.roles) || [];
+      const roleRows = roles.map((v) => {
+        const tr = document.createElement('tr');
+        tr.dataset.role = v.role;
+        cell(tr, v.role, 'mono');
+        const h = cell(tr, String(v.script || '').replace(/^sha256:/, '').slice(0, 12), 'mono');
+        h.title = v.script || '';
+        cell(tr, v.size, 'num');
+        cell(tr, v.loaded_at || '');
+        return tr;
+      });
+      fill($('station-roles-table').tBodies[0], roleRows, 4, 'no role plugins in the roles directory');
+      const rejected = Object.entries((r && r.rejected) || {}).map(([role, why]) => role + ': ' + why);
+      $('station-rejected').textContent = rejected.length ? 'Rejected: ' + rejected.join('; ') : '';
+      $('station-roles').hidden = false;
+      $('stations-note').textContent = list.length + ' station(s), ' + roles.length + ' role plugin(s)';
       ok('stations');
     } catch (e) {
       if (e.status === 404) {
         stationsAbsent = true;
         $('stations-table').hidden = true;
+        $('station-roles').hidden = true;
         $('stations-note').textContent = 'No station manager in this build.';
         ok('stations');
         return;
       }
       problem('stations', e);
+    }
+  }
+
+  // openEditor shows a station's role config in the form PUT takes: role → uuid → {options}.
+  function openEditor(uuid) {
+    const s = stations.get(uuid);
+    if (!s) return;
+    editing = uuid;
+    const edit = {};
+    for (const [role, us] of Object.entries(s.roles || {})) {
+      edit[role] = {};
+      for (const [u, inst] of Object.entries(us || {})) edit[role][u] = { options: (inst && inst.options) || {} };
+    }
+    $('station-edit-name').textContent = (s.name || uuid) + ' (' + uuid + ')';
+    $('station-edit-text').value = JSON.stringify(edit, null, 2);
+    $('station-edit-result').textContent = '';
+    $('station-editor').hidden = false;
+  }
+
+  async function saveEditor() {
+    const out = $('station-edit-result');
+    let body;
+    try {
+      body = JSON.parse($('station-edit-text').value || '{}');
+    } catch (e) {
+      out.textContent = 'Not valid JSON: ' + e.message;
+      return;
+    }
+    $('station-save').disabled = true;
+    try {
+      const headers = { Authorization: 'OpenTera ' + token, 'Content-Type': 'application/json' };
+      const resp = await fetch('/api/stations/' + encodeURIComponent(editing) + '/roles',
+        { method: 'PUT', headers, body: JSON.stringify(body), credentials: 'omit', cache: 'no-store' });
+      let data = null;
+      try {
+        data = await resp.json();
+      } catch {
+        data = null;
+      }
+      const res = data && data.result;
+      switch (resp.status) {
+        case 200:
+          out.textContent = 'Pushed to the station, which accepted it.';
+          break;
+        case 202:
+          out.textContent = 'Stored: the station is offline and gets it when it next registers.';
+          break;
+        case 409:
+          out.textContent = 'Refused by the station (nothing changed): ' + (res ? res.code + ': ' + res.message : '');
+          break;
+        case 401:
+        case 403:
+          problem('stations', new HTTPError(resp.status, typeof data === 'string' ? data : 'refused'));
+          return;
+        default:
+          out.textContent = 'Not saved (' + resp.status + '): ' + (typeof data === 'string' ? data : JSON.stringify(data));
+      }
+      refreshStations();
+    } catch (e) {
+      out.textContent = 'Not saved: ' + e.message;
+    } finally {
+      $('station-save').disabled = false;
     }
   }
 
@@ -479,5 +563,10 @@
 
   $('login-form').addEventListener('submit', signIn);
   $('signout').addEventListener('click', signOut);
+  $('station-save').addEventListener('click', saveEditor);
+  $('station-cancel').addEventListener('click', () => {
+    $('station-editor').hidden = true;
+    editing = '';
+  });
   if (token) start();
 })();
