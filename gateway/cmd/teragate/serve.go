@@ -127,6 +127,7 @@ func printBanner(gw *gateway.Gateway, cfg gateway.Config) {
 	fmt.Printf("  Websockets %s/wss/user|participant|device?id=<ticket from a login with_websocket=true>\n", ws)
 	fmt.Printf("  Events     POST %s/api/events   (Authorization: OpenTera <service token>)\n", base)
 	fmt.Printf("  Health     %s/healthz   Metrics %s/metrics\n", base, base)
+	fmt.Printf("  Admin      %s%s   (superadmin users: live presence, rooms, stations, plugins)\n", base, gateway.AdminPath)
 	if p := gw.CertificatePath(); p != "" {
 		note := "reused"
 		if gw.CertificateCreated() {

@@ -133,6 +133,15 @@ func TestServeBinary(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return strings.Contains(banner.String(), svcToken) }, 10*time.Second, 10*time.Millisecond,
 		"the banner lists the demo logins:\n%s", banner)
+	// The banner's Admin line is the admin page's address, served over the same TLS.
+	require.Contains(t, banner.String(), "Admin      "+base+"/admin ")
+	resp, err = client.Get(base + "/admin")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "<title>teragate admin</title>")
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "script-src 'self'")
 	pub := exec.Command(bin, "publish", "--url", base, "--token", svcToken, "-k",
 		"--topic", "websocket.user."+directory.DemoAliceUUID+".events",
 		`{"@type": "type.googleapis.com/opentera.protobuf.JoinSessionEvent", "sessionUuid": "s-42", "sessionUsers": ["`+directory.DemoAliceUUID+`"], "sessionUrl": "https://meet/s-42"}`)
