@@ -76,7 +76,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // the operator's choice, for self-signed gateways
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12} //nolint:gosec // the operator's choice, for self-signed gateways
 	a := &Agent{cfg: cfg, log: cfg.Logger, http: &http.Client{Transport: tr, Timeout: 2 * time.Minute},
 		modules: map[string]*module{}, instances: map[string]*instance{}, applied: Roles{}}
 	plog := cfg.Logger.Named("role")

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net"
@@ -18,6 +19,8 @@ type Config struct {
 	Token string
 	// InsecureSkipVerify accepts any TLS certificate (a self-signed development gateway).
 	InsecureSkipVerify bool
+	// RootCAs are the certificates to trust; nil means the system's.
+	RootCAs *x509.CertPool
 	// StateDir holds the applied role config (roles.json), the role plugin cache and the
 	// compilation cache. Required.
 	StateDir string

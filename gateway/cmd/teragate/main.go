@@ -5,6 +5,7 @@
 //	teragate rpc            call an RPC method and print the reply JSON
 //	teragate hash-password  print a bcrypt hash for the identity file
 //	teragate ws             open a websocket_url and print its frames
+//	teragate station        run a station agent (role plugins configured by the manager)
 //	teragate bench          load-test a gateway (or the bare baseline) and report figures
 //	teragate version        print the version
 package main
@@ -28,6 +29,7 @@ Commands:
   rpc            call an RPC method (POST /api/rpc/<module>) and print the reply JSON
   hash-password  print a bcrypt hash for the identity file (reads the password from stdin)
   ws             open a websocket_url from a login and print its frames (like websocat)
+  station        run a station agent: log in as a station device, run the role plugins the manager pushes
   bench          load-test a gateway or the bare gorilla baseline and report msgs/s, latency, CPU and RSS
   version        print the version
 
@@ -53,6 +55,8 @@ func main() {
 		code = runHashPassword(args)
 	case "ws":
 		code = runWS(args)
+	case "station":
+		code = runStation(args)
 	case "bench":
 		code = runBench(args)
 	case "bench-bare-server":

@@ -27,6 +27,7 @@ func runServe(args []string) int {
 	identities := fs.String("identities", "", "YAML identity file, hot-reloaded (default: embedded demo identities)")
 	plugins := fs.String("plugins", "", "plugin directory, hot-reloaded; an <id>.wasm in it replaces the built-in of that id (default <data>/plugins)")
 	builtins := fs.Bool("builtin-plugins", true, "serve the first-party plugins compiled into the binary (OpenTera's filters, rpc.sessions)")
+	roles := fs.String("roles", "", "station role plugin directory (<role>.wasm), hot-reloaded onto the stations running the role (default <data>/roles)")
 	data := fs.String("data", "", "data directory for generated state such as the TLS certificate (default ./data)")
 	redis := fs.String("redis", "", "Redis URL for multi-node deployments (default: in-memory bus)")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (default info)")
@@ -58,6 +59,8 @@ func runServe(args []string) int {
 				cfg.Plugins = *plugins
 			case "builtin-plugins":
 				cfg.BuiltinPlugins = builtins
+			case "roles":
+				cfg.Roles = *roles
 			case "data":
 				cfg.DataDir = *data
 			case "redis":
