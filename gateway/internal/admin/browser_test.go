@@ -384,16 +384,22 @@ func TestAdminPageInBrowser(t *testing.T) {
 }
 
 // TestAdminPageInsecure: the page works over plain HTTP and ws:// (--insecure) too: the admin
-// signs in, its websocket goes live, and a participant who connects appears online.
+// signs in, its websocket goes live, and participants who connect appear online; with ?rows=1 a
+// presence table shows one row and counts the others.
 func TestAdminPageInsecure(t *testing.T) {
 	alloc := browser(t)
 	e := startGateway(t, true)
 	require.True(t, strings.HasPrefix(e.base, "http://"))
-	p := openPage(t, alloc, e.base+gateway.AdminPath)
+	p := openPage(t, alloc, e.base+gateway.AdminPath+"?rows=1")
 	p.signIn("admin", "admin-demo")
 	p.waitFor("the live badge", text("#live")+` === "live"`)
 	e.connect(directory.KindParticipant, "K90i9pJL7XNf6kqX3P5CSK_TV6PDVPGAWieMVjNz")
 	pat := row("participants", directory.DemoPatUUID)
 	p.waitFor("pat online", text(pat+" td.online")+` === "online"`)
 	require.Equal(t, "Pat Demo", eval[string](p, text(pat+" td.name")))
+
+	e.connect(directory.KindParticipant, "paula:paula-demo")
+	p.waitFor("one more participant counted", text("#participants td.empty")+` === "… and 1 more (the first 1 in connection order are shown)"`)
+	require.Equal(t, 1, eval[int](p, `document.querySelectorAll("#participants tr[data-uuid]").length`))
+	require.Equal(t, "online", eval[string](p, text(pat+" td.online")), "pat connected first")
 }

@@ -8,6 +8,9 @@
   const NAME_KEY = 'teragate.admin.name';
   const ADMINS_ONLY = 'Admins only: this page is for superadmin users.';
   const MAX_LOG = 50;
+  // Rows per presence table (the first ones in connection order): 1000, or /admin?rows=N.
+  const MAX_ROWS = Math.min(Math.max(parseInt(new URLSearchParams(location.search).get('rows'), 10) || 1000, 1), 100000);
+  const PRESENCE_GAP = 1000; // ms: event-driven presence refreshes are at most this frequent
 
   const $ = (id) => document.getElementById(id);
 
@@ -19,6 +22,7 @@
   let wsTimer = 0;
   let presenceSeq = 0;
   let presenceTimer = 0;
+  let presenceLast = 0; // when the last presence refresh started (performance.now())
   let stationsAbsent = false;
   const names = new Map(); // uuid → display name
   const errors = new Map(); // section → message
@@ -138,6 +142,7 @@
     timers = [];
     clearTimeout(wsTimer);
     clearTimeout(presenceTimer);
+    presenceTimer = 0;
     if (ws) {
       ws.onclose = null;
       ws.close(1000);
@@ -293,9 +298,15 @@
     while (log.children.length > MAX_LOG) log.lastChild.remove();
   }
 
+  // schedulePresence refreshes presence soon after an event: at once when the last refresh is
+  // older than PRESENCE_GAP, else once at the end of the gap, however many events arrive.
   function schedulePresence() {
-    clearTimeout(presenceTimer);
-    presenceTimer = setTimeout(refreshPresence, 100); // one refresh for a burst of events
+    if (presenceTimer) return;
+    const wait = Math.max(0, presenceLast + PRESENCE_GAP - performance.now());
+    presenceTimer = setTimeout(() => {
+      presenceTimer = 0;
+      refreshPresence();
+    }, Math.max(wait, 50));
   }
 
   // ---- rendering helpers (textContent only: nothing from the server is parsed as HTML) ----
@@ -328,26 +339,31 @@
   async function refreshPresence() {
     if (!running) return;
     const seq = ++presenceSeq;
+    presenceLast = performance.now();
     try {
       const [su, sp, sd, bu, bp, bd] = await Promise.all(
         ['status_users', 'status_participants', 'status_devices', 'busy_users', 'busy_participants', 'busy_devices'].map(rpc));
-      const missing = [...Object.keys(su), ...Object.keys(sp), ...Object.keys(sd)].filter((u) => !names.has(u));
+      const shown = [su, sp, sd].map((st) => Object.keys(st).slice(0, MAX_ROWS));
+      const missing = shown.flat().filter((u) => !names.has(u));
       if (missing.length > 0) {
         const r = await call('/api/admin/names', { method: 'POST', body: { uuids: missing } });
         for (const [u, n] of Object.entries((r && r.names) || {})) names.set(u, n.name);
       }
       if (seq !== presenceSeq || !running) return; // a newer refresh is on its way
-      people('users', su, bu, false);
-      people('participants', sp, bp, false);
-      people('devices', sd, bd, true);
+      people('users', su, shown[0], bu, false);
+      people('participants', sp, shown[1], bp, false);
+      people('devices', sd, shown[2], bd, true);
       ok('presence');
     } catch (e) {
       problem('presence', e);
     }
   }
 
-  function people(id, status, busy, devices) {
-    const uuids = Object.keys(status).sort((a, b) =>
+  // people renders one presence table: the uuids in shown (sorted by name), and a last row
+  // counting the ones left out.
+  function people(id, status, shown, busy, devices) {
+    const cols = devices ? 6 : 4;
+    const uuids = [...shown].sort((a, b) =>
       (names.get(a) || a).localeCompare(names.get(b) || b) || a.localeCompare(b));
     const rows = uuids.map((u) => {
       const s = status[u] || {};
@@ -364,7 +380,14 @@
       }
       return tr;
     });
-    fill($(id).tBodies[0], rows, devices ? 6 : 4, 'nobody online or busy');
+    const more = Object.keys(status).length - shown.length;
+    if (more > 0) {
+      const tr = document.createElement('tr');
+      const td = cell(tr, '… and ' + more + ' more (the first ' + shown.length + ' in connection order are shown)', 'empty');
+      td.colSpan = cols;
+      rows.push(tr);
+    }
+    fill($(id).tBodies[0], rows, cols, 'nobody online or busy');
   }
 
   // ---- rooms ----
