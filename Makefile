@@ -73,6 +73,7 @@ fuzz:
 	$(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms
 	$(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms
 	$(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk || $(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk
+	$(FUZZ) '^FuzzStationMessage$$' ./gateway/internal/stations || $(FUZZ) '^FuzzStationMessage$$' ./gateway/internal/stations
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...

@@ -527,7 +527,7 @@ func cloneRoles(r Roles) Roles {
 }
 
 func (a *Agent) saveApplied() error {
-	b, err := json.MarshalIndent(a.applied, "", "  ")
+	b, err := json.Marshal(a.applied) // options byte for byte as pushed
 	if err != nil {
 		return err
 	}

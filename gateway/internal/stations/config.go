@@ -1,6 +1,7 @@
 package stations
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -74,6 +75,19 @@ func stamp(r Roles, now int64) {
 	}
 }
 
+// compact returns b as compact JSON (options are kept in one canonical form, so that equal
+// options are equal bytes); b unchanged when it is not JSON, nil when empty.
+func compact(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return json.RawMessage(b)
+	}
+	return buf.Bytes()
+}
+
 // rolesFromProto converts the wire map.
 func rolesFromProto(p map[string]*stationv1.RoleInstances) Roles {
 	out := Roles{}
@@ -83,10 +97,7 @@ func rolesFromProto(p map[string]*stationv1.RoleInstances) Roles {
 			if in == nil {
 				continue
 			}
-			i := Instance{Timestamp: in.Timestamp, Script: in.Script}
-			if in.Options != "" {
-				i.Options = json.RawMessage(in.Options)
-			}
+			i := Instance{Timestamp: in.Timestamp, Script: in.Script, Options: compact([]byte(in.Options))}
 			m[uuid] = i
 		}
 		out[role] = m

@@ -325,7 +325,7 @@ func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool)
 				delete(cur[role], uuid)
 				continue
 			}
-			opts := in.Options
+			opts := compact(in.Options)
 			if string(opts) == "null" {
 				opts = nil
 			}

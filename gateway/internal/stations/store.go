@@ -75,7 +75,7 @@ func (s store) save(r *record) error {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
+	b, err := json.Marshal(r) // options are stored compact, byte for byte as pushed
 	if err != nil {
 		return err
 	}
