@@ -7,8 +7,9 @@
 //
 // # Implementations
 //
-// [Memory] is the embedded default: a single process, no network. A Redis implementation for
-// multi-node deployments lives beside it and satisfies the same [Bus] interface.
+// [Memory] is the embedded default: a single process, no network. [Redis] is the bus of a
+// multi-node deployment (PUBLISH and PSUBSCRIBE on a shared Redis, one pub/sub connection per
+// subscription, resubscribed after a lost connection). Both pass the same behavioural tests.
 //
 // # Semantics
 //
