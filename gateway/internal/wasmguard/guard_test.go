@@ -266,15 +266,15 @@ func TestDeadline(t *testing.T) {
 func TestInstrumentRefuses(t *testing.T) {
 	calls := wasmFile(t, "calls")
 	cases := map[string][]byte{
-		"empty":                   nil,
-		"not wasm":                []byte("\x00asn\x01\x00\x00\x00"),
-		"version 2":               []byte("\x00asm\x02\x00\x00\x00"),
-		"imports the guard":       wasmFile(t, "imports_guard"),
-		"threads":                 wasmFile(t, "atomics"),
-		"truncated":               calls[:len(calls)/2],
-		"unknown section":         append([]byte("\x00asm\x01\x00\x00\x00"), 14, 0),
-		"sections out of order":   append(append([]byte(nil), calls...), 1, 1, 0),
-		"section past the end":    append([]byte("\x00asm\x01\x00\x00\x00"), 1, 9, 0),
+		"empty":                 nil,
+		"not wasm":              []byte("\x00asn\x01\x00\x00\x00"),
+		"version 2":             []byte("\x00asm\x02\x00\x00\x00"),
+		"imports the guard":     wasmFile(t, "imports_guard"),
+		"threads":               wasmFile(t, "atomics"),
+		"truncated":             calls[:len(calls)/2],
+		"unknown section":       append([]byte("\x00asm\x01\x00\x00\x00"), 14, 0),
+		"sections out of order": append(append([]byte(nil), calls...), 1, 1, 0),
+		"section past the end":  append([]byte("\x00asm\x01\x00\x00\x00"), 1, 9, 0),
 		"exception handling opcode": func() []byte {
 			// (func) whose body is `try_table` (0x1f): a type, a function and a code section.
 			return []byte("\x00asm\x01\x00\x00\x00" + "\x01\x04\x01\x60\x00\x00" + "\x03\x02\x01\x00" + "\x0a\x05\x01\x03\x00\x1f\x0b")
