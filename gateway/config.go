@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
 
@@ -74,7 +75,10 @@ type Config struct {
 	Roles string `yaml:"roles"`
 	// DataDir holds generated state (the self-signed certificate). Default "./data".
 	DataDir string `yaml:"data"`
-	// Redis is the Redis URL of a multi-node deployment. Empty means the in-memory bus.
+	// Redis is the Redis URL of a multi-node deployment (redis://[user:password@]host:port[/db],
+	// rediss:// for TLS). With it, the bus is Redis pub/sub on OpenTera's channel names, and
+	// websocket tickets, token revocations and presence live in Redis, so any node can serve any
+	// client. Empty (the default) means a single node with the in-memory bus.
 	Redis string `yaml:"redis"`
 	// LogLevel is trace, debug, info, warn or error. Default "info".
 	LogLevel string `yaml:"log_level"`
@@ -197,7 +201,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Redis != "" {
-		return bad("redis: the Redis bus is not available in this build; leave it empty for the in-memory bus")
+		if _, err := redis.ParseURL(c.Redis); err != nil {
+			return bad("redis %q: %v (want redis://[user:password@]host:port[/db] or rediss://…)", c.Redis, err)
+		}
 	}
 	for name, d := range map[string]Duration{"token_ttl": c.TokenTTL, "ticket_ttl": c.TicketTTL, "lockout_duration": c.LockoutDuration,
 		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "shutdown_timeout": c.ShutdownTimeout} {

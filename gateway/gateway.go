@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/auth"
@@ -37,6 +38,7 @@ type Gateway struct {
 	dir      *directory.Store
 	auth     *auth.Authenticator
 	tickets  auth.Tickets
+	redis    *redis.Client // nil without --redis
 	hub      *hub.Hub
 	router   *hub.Router
 	pres     *presence.Registry
@@ -84,20 +86,26 @@ func New(cfg Config) (*Gateway, error) {
 	g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
 	g.dir = directory.NewStore(snap)
 
+	if cfg.Redis != "" {
+		if err := g.openRedis(); err != nil {
+			return nil, err
+		}
+	}
 	a, err := auth.New(auth.Config{
 		JWTKey:            []byte(cfg.JWTKey),
 		TokenTTL:          time.Duration(cfg.TokenTTL),
 		MaxFailedAttempts: cfg.MaxFailedLogins,
 		LockoutDuration:   time.Duration(cfg.LockoutDuration),
 		Logger:            log.Named("auth"),
-	}, g.dir)
+	}, g.dir, g.authOptions()...)
 	if err != nil {
 		return nil, err
 	}
 	g.auth = a
-	g.tickets = auth.NewMemoryTickets(time.Duration(cfg.TicketTTL), nil)
-
-	g.bus = bus.NewMemory(bus.MemoryConfig{OnDrop: func(string, string) { g.metrics.Dropped(metrics.DropBusOverflow, 1) }})
+	g.tickets = g.newTickets()
+	if g.bus, err = g.newBus(); err != nil {
+		return nil, err
+	}
 	g.hub = hub.New(hub.Config{
 		MaxQueueFrames: cfg.MaxQueueFrames,
 		MaxQueueBytes:  cfg.MaxQueueBytes,
@@ -276,7 +284,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.cancel != nil {
 			g.cancel()
 		}
-		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx))
+		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx), g.closeRedis())
 		g.wg.Wait()
 		err = errors.Join(err, g.stopPlugins(ctx))
 	})

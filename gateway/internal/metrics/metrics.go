@@ -61,6 +61,7 @@ type Metrics struct {
 	directoryTime   prometheus.Gauge
 	plugin          pluginMetrics
 	config          configMetrics
+	redis           redisMetrics
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.
