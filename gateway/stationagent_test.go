@@ -209,10 +209,28 @@ func TestStationAgentRoles(t *testing.T) {
 	require.Equal(t, 2, e.stations().Stations[0].Registrations)
 }
 
+var (
+	stationCacheOnce sync.Once
+	stationCacheDir  string
+)
+
+// stationCache is a compilation cache shared by the agents of this test process: a role
+// compiled once (slow under -race) is not compiled again by the next test's agent.
+func stationCache(t *testing.T) string {
+	stationCacheOnce.Do(func() {
+		d, err := os.MkdirTemp("", "teragate-station-cache-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stationCacheDir = d
+	})
+	return stationCacheDir
+}
+
 // runAgent starts a station agent for the test station; cancel stops it and waits for it.
 func runAgent(t *testing.T, e *env, state string, programs map[string]string) (*station.Agent, func()) {
 	t.Helper()
-	a, err := station.New(station.Config{URL: e.base, Token: stationToken, StateDir: state, Hostname: "enc-1",
+	a, err := station.New(station.Config{URL: e.base, Token: stationToken, StateDir: state, Hostname: "enc-1", CacheDir: stationCache(t),
 		BlockedRoles: []string{"mixer"}, Programs: programs, TickInterval: 50 * time.Millisecond,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "station", Level: hclog.Warn, Output: os.Stderr})})
@@ -229,4 +247,64 @@ func runAgent(t *testing.T, e *env, state string, programs map[string]string) (*
 	}
 	t.Cleanup(stop)
 	return a, stop
+}
+
+// TestStationHostileRoles runs misbehaving role plugins (built from testdata/roles/hostile) next
+// to a healthy heartbeat on one station: a Tick that loops forever is stopped at its deadline, a
+// Start that panics and a Tick that allocates without bound fail; each failed instance is
+// discarded and restarted with backoff, reported as failed to the manager, while the heartbeat
+// keeps ticking and the station stays connected.
+func TestStationHostileRoles(t *testing.T) {
+	hb := buildHeartbeat(t, "1")
+	out := filepath.Join(t.TempDir(), "hostile.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/roles/hostile")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+	hostile, err := os.ReadFile(out)
+	require.NoError(t, err)
+
+	roles := t.TempDir()
+	dropRole(t, roles, "heartbeat", hb)
+	dropRole(t, roles, "hostile", hostile)
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids; c.Roles = roles })
+	<-e.gw.StationsReady()
+	code, resp := e.editRoles(http.MethodPut, `{"heartbeat": {"hb": {}}, "hostile": {"loop": {"options": {"mode": "loop"}},
+		"panic": {"options": {"mode": "panic"}}, "bomb": {"options": {"mode": "bomb"}}}}`)
+	require.Equal(t, http.StatusAccepted, code, "%v", resp)
+
+	a, err := station.New(station.Config{URL: e.base, Token: stationToken, StateDir: t.TempDir(),
+		TickInterval: 50 * time.Millisecond, CallTimeout: 300 * time.Millisecond, MemoryPages: 256,
+		CacheDir: stationCache(t),
+		Logger:   hclog.New(&hclog.LoggerOptions{Name: "station", Level: hclog.Error, Output: os.Stderr})})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	beats := func() int {
+		for _, r := range a.Running() {
+			if r.UUID == "hb" {
+				var s struct{ Beats int }
+				_ = json.Unmarshal([]byte(r.Status), &s)
+				return s.Beats
+			}
+		}
+		return -1
+	}
+	failed := map[string]bool{}
+	require.Eventually(t, func() bool {
+		for _, r := range e.stations().Stations[0].Running {
+			if strings.HasPrefix(r.State, "failed: ") {
+				failed[r.UUID] = true
+			}
+		}
+		return failed["loop"] && failed["panic"] && failed["bomb"] && a.Stats().Restarts >= 3
+	}, 60*time.Second, 20*time.Millisecond, "failed: %v, stats %+v", failed, a.Stats())
+	before := beats()
+	require.Eventually(t, func() bool { return beats() > before+3 }, 30*time.Second, 20*time.Millisecond, "the heartbeat keeps ticking")
+	require.Equal(t, 1, e.stations().Stations[0].Registrations)
+	require.Equal(t, 1, a.Stats().Registrations)
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// StateDir holds the applied role config (roles.json), the role plugin cache and the
 	// compilation cache. Required.
 	StateDir string
+	// CacheDir is wazero's on-disk compilation cache (safe to share between agents). Empty
+	// means StateDir/wasm-cache.
+	CacheDir string
 	// Hostname, MAC and IP describe the station; empty means detected from the machine.
 	Hostname, MAC, IP string
 	// BlockedRoles are roles this station refuses whatever the manager says.

@@ -66,7 +66,11 @@ func key(role, uuid string) string { return role + "/" + uuid }
 // cache, a memory limit and guests stopped at their call's deadline.
 func newRuntime(ctx context.Context, cfg Config, logf func(level int32, msg string)) (wazero.Runtime, error) {
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithMemoryLimitPages(cfg.MemoryPages)
-	if cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(cfg.StateDir, "wasm-cache")); err == nil {
+	dir := cfg.CacheDir
+	if dir == "" {
+		dir = filepath.Join(cfg.StateDir, "wasm-cache")
+	}
+	if cache, err := wazero.NewCompilationCacheWithDir(dir); err == nil {
 		rc = rc.WithCompilationCache(cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
