@@ -35,6 +35,7 @@ func BenchmarkFilter(b *testing.B) {
 			{"wat-rule-cached", ruleResult(&pluginv1.Rule{Cacheable: true, AnyOf: []*pluginv1.Clause{{Visible: &pluginv1.Subject{Kind: "participant", Uuid: directory.DemoPatUUID}}}}), nil, "echo"},
 			{"wat-verdicts", needRecipients, &pluginv1.FilterResult{Result: &pluginv1.FilterResult_Verdicts{Verdicts: vd}}, "echo"},
 			{"go-filter.user", nil, nil, "go"},
+			{"go-filter.user-uncached", nil, nil, "go"}, // a new subject each call: one tg_filter call each
 		}
 		for _, p := range paths {
 			b.Run(fmt.Sprintf("%s/batch=%d", p.name, n), func(b *testing.B) {
@@ -66,10 +67,17 @@ func BenchmarkFilter(b *testing.B) {
 				if err := f.Decide(ctx, ev, directory.KindUser, rs, out); err != nil {
 					b.Fatal(err)
 				}
+				evs := []*filter.Event{ev}
+				if strings.HasSuffix(p.name, "-uncached") {
+					evs = make([]*filter.Event, b.N)
+					for i := range evs {
+						evs[i] = participantEvent(fmt.Sprintf("p-%d", i))
+					}
+				}
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					if err := f.Decide(ctx, ev, directory.KindUser, rs, out); err != nil {
+					if err := f.Decide(ctx, evs[i%len(evs)], directory.KindUser, rs, out); err != nil {
 						b.Fatal(err)
 					}
 				}

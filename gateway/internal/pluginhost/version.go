@@ -30,6 +30,7 @@ type version struct {
 	hasFilter bool
 	hasRPC    bool
 	cache     ruleCache
+	deadline  string // DeadlineInstrumented or DeadlineChecks
 
 	// refs counts the registry's reference (1 while serving) plus calls and refills in flight;
 	// the version closes when it drops to zero.
