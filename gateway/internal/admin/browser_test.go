@@ -253,7 +253,7 @@ func row(table, uuid string) string { return fmt.Sprintf(`#%s tr[data-uuid=%q]`,
 // alice appears online when her websocket connects, busy when she joins a room created through the
 // rooms API (which appears in the rooms table with her session state), and disappears when her
 // websocket closes; robot1's status changes show up as they happen; the event log proves the
-// changes came over the admin's websocket; signing out drops the token.
+// changes came over the admin's websocket; signing out drops the token and revokes it.
 func TestAdminPageInBrowser(t *testing.T) {
 	alloc := browser(t)
 	e := startGateway(t, false)
@@ -381,11 +381,15 @@ func TestAdminPageInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS("#signout"))))
 	p.waitFor("the sign-in form", `!document.getElementById("signin").hidden`)
 	require.Empty(t, eval[string](p, `sessionStorage.getItem("teragate.admin.token") || ""`))
+	require.Eventually(t, func() bool { // the logout revoked it
+		code, _ := e.do("GET", "/api/plugins", "OpenTera "+stored, "")
+		return code == http.StatusUnauthorized
+	}, 10*time.Second, 20*time.Millisecond, "the signed-out token still works")
 }
 
 // TestAdminPageInsecure: the page works over plain HTTP and ws:// (--insecure) too: the admin
-// signs in, its websocket goes live, and participants who connect appear online; with ?rows=1 a
-// presence table shows one row and counts the others.
+// signs in, its websocket goes live, a participant who connects appears online, a reload keeps
+// the session; with ?rows=1 a presence table shows one row and counts the others.
 func TestAdminPageInsecure(t *testing.T) {
 	alloc := browser(t)
 	e := startGateway(t, true)
@@ -397,6 +401,12 @@ func TestAdminPageInsecure(t *testing.T) {
 	pat := row("participants", directory.DemoPatUUID)
 	p.waitFor("pat online", text(pat+" td.online")+` === "online"`)
 	require.Equal(t, "Pat Demo", eval[string](p, text(pat+" td.name")))
+
+	// A reload keeps the session (sessionStorage): no sign-in, live again.
+	require.NoError(t, chromedp.Do(p.ctx, chromedp.Reload()))
+	p.waitFor("the dashboard after a reload", `!document.getElementById("dash").hidden`)
+	p.waitFor("the live badge after a reload", text("#live")+` === "live"`)
+	p.waitFor("pat still online", text(pat+" td.online")+` === "online"`)
 
 	e.connect(directory.KindParticipant, "paula:paula-demo")
 	p.waitFor("one more participant counted", text("#participants td.empty")+` === "… and 1 more (the first 1 in connection order are shown)"`)
