@@ -27,6 +27,7 @@ func (g *Gateway) initStations() error {
 		Directory:    g.dir,
 		Tickets:      g.tickets,
 		Authenticate: g.api.Authenticate,
+		Bus:          g.bus,
 		Announce:     g.announceStation,
 		SetStatus: func(ctx context.Context, uuid, status string, tsMS int64) bool {
 			_, res := g.pres.UpdateDeviceStatus(ctx, uuid, status, rpc.Float(float64(tsMS)/1000))

@@ -242,3 +242,31 @@ func mapKeys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestStationLogout: the station device's logout (CMD_CLIENT_DISCONNECT on the bus) closes its
+// /wss/station connection with 4000, and presence sees the device go offline.
+func TestStationLogout(t *testing.T) {
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids })
+	s, _ := e.rawStation(stationToken)
+	s.send(&stationv1.StationMessage{Id: 1, Body: &stationv1.StationMessage_Register{Register: &stationv1.Register{Hostname: "h"}}})
+	s.answer(&stationv1.ConfigResult{})
+	require.Equal(t, stationv1.ErrorCode_OK, s.next().GetRegisterReply().GetResult().GetCode())
+	require.True(t, e.stations().Stations[0].Online)
+	online := func() string {
+		raw, err := e.gw.Call(context.Background(), gateway.UserManagerModule, "online_devices")
+		require.NoError(t, err)
+		return string(raw)
+	}
+	require.Eventually(t, func() bool { return online() == `["`+stationUUID+`"]` }, 10*time.Second, 10*time.Millisecond)
+
+	code, b := e.do(http.MethodGet, "/api/device/logout", nil, map[string]string{"Authorization": "OpenTera " + stationToken})
+	require.Equal(t, http.StatusOK, code, string(b))
+	_ = s.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := s.ws.ReadMessage()
+	var ce *websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, 4000, ce.Code)
+	require.Eventually(t, func() bool { return !e.stations().Stations[0].Online }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return online() == `[]` }, 10*time.Second, 10*time.Millisecond)
+}

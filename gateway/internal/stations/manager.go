@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
+	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/hub"
+	"github.com/teragate/teragate/proto/opentera"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
 )
 
@@ -44,6 +48,10 @@ type Config struct {
 	Tickets auth.Tickets
 	// Authenticate resolves an HTTP request's token (admin API, role downloads). Required.
 	Authenticate func(r *http.Request) (auth.Principal, error)
+	// Bus, when set, carries OpenTera's server commands: CMD_CLIENT_DISCONNECT on
+	// module.TeraServer.TwistedModule.events.<uuid> (a logout, a forced disconnect) closes that
+	// station's connection with 4000, as it closes the entity's other websockets.
+	Bus bus.Bus
 	// Announce publishes the station device's CONNECTED (true) or DISCONNECTED event to
 	// presence. Nil means none.
 	Announce func(uuid string, connected bool)
@@ -136,6 +144,13 @@ func New(cfg Config) (*Manager, error) {
 // Run loads the roles directory and follows it until ctx is done; then it closes every station
 // connection and waits for the manager's goroutines.
 func (m *Manager) Run(ctx context.Context) error {
+	if m.cfg.Bus != nil {
+		sub, err := m.cfg.Bus.Subscribe(ctx, hub.TopicCommandsPrefix+"*", m.onCommand)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sub.Unsubscribe(context.Background()) }()
+	}
 	err := m.lib.watchReady(ctx, m.cfg.Debounce, func() { close(m.ready) })
 	m.mu.Lock()
 	for _, st := range m.stations {
@@ -242,11 +257,45 @@ func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
 		m.cfg.Announce(uuid, true)
 	}
 	m.wg.Add(2)
-	go func() { defer m.wg.Done(); m.pinger(c) }()
+	go func() { defer m.wg.Done(); m.pinger(uuid, c) }()
 	go func() { defer m.wg.Done(); m.readLoop(st, c) }()
 }
 
-func (m *Manager) pinger(c *sconn) {
+// CloseDisconnect is the close code of a station disconnected by CMD_CLIENT_DISCONNECT, a logout
+// or the removal of its device (OpenTera's 4000: do not reconnect with the same credentials).
+const CloseDisconnect = 4000
+
+// onCommand closes a station's connection on CMD_CLIENT_DISCONNECT for its uuid.
+func (m *Manager) onCommand(msg bus.Message) {
+	uuid := strings.TrimPrefix(msg.Channel, hub.TopicCommandsPrefix)
+	var mm opentera.TeraModuleMessage
+	if proto.Unmarshal(msg.Payload, &mm) != nil {
+		return
+	}
+	for _, a := range mm.GetData() {
+		var cmd opentera.ServerCommand
+		if a.MessageIs(&cmd) && a.UnmarshalTo(&cmd) == nil && cmd.GetType() == opentera.ServerCommand_CMD_CLIENT_DISCONNECT {
+			m.mu.Lock()
+			st := m.stations[uuid]
+			m.mu.Unlock()
+			if st == nil {
+				return
+			}
+			st.mu.Lock()
+			c := st.conn
+			st.mu.Unlock()
+			if c != nil {
+				m.log.Info("station disconnected by command", "uuid", uuid)
+				c.close(CloseDisconnect, "CMD_CLIENT_DISCONNECT")
+			}
+			return
+		}
+	}
+}
+
+// pinger pings the station and closes it when its device is no longer an enabled station of the
+// directory (removed, disabled or unmarked by a reload).
+func (m *Manager) pinger(uuid string, c *sconn) {
 	t := time.NewTicker(m.cfg.PingInterval)
 	defer t.Stop()
 	for {
@@ -254,6 +303,11 @@ func (m *Manager) pinger(c *sconn) {
 		case <-c.done:
 			return
 		case <-t.C:
+			if !m.isStation(uuid) {
+				m.log.Info("station device removed or disabled; closing", "uuid", uuid)
+				c.close(CloseDisconnect, "device removed or disabled")
+				return
+			}
 			c.wmu.Lock()
 			err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
 			c.wmu.Unlock()
