@@ -9,13 +9,17 @@ type reader struct {
 }
 
 func (r *reader) byte() byte {
-	if r.p >= len(r.b) {
-		fail("unexpected end of input at %d", r.p)
+	if r.p < len(r.b) {
+		c := r.b[r.p]
+		r.p++
+		return c
 	}
-	c := r.b[r.p]
-	r.p++
-	return c
+	r.eof()
+	return 0
 }
+
+//go:noinline
+func (r *reader) eof() { fail("unexpected end of input at %d", r.p) }
 
 func (r *reader) skip(n int) {
 	if n < 0 || n > len(r.b)-r.p {
@@ -25,6 +29,15 @@ func (r *reader) skip(n int) {
 }
 
 func (r *reader) u32() uint32 {
+	if r.p < len(r.b) && r.b[r.p] < 0x80 { // one byte: most immediates
+		c := r.b[r.p]
+		r.p++
+		return uint32(c)
+	}
+	return r.u32Long()
+}
+
+func (r *reader) u32Long() uint32 {
 	var v uint32
 	for shift := uint(0); ; shift += 7 {
 		c := r.byte()
@@ -40,14 +53,14 @@ func (r *reader) u32() uint32 {
 
 // sleb skips a signed LEB128 of at most max bytes.
 func (r *reader) sleb(max int) {
-	for i := 0; ; i++ {
-		if i == max {
-			fail("integer too long at %d", r.p)
-		}
-		if r.byte() < 0x80 {
+	for i := 0; i < max && r.p < len(r.b); i++ {
+		c := r.b[r.p]
+		r.p++
+		if c < 0x80 {
 			return
 		}
 	}
+	fail("bad integer at %d", r.p)
 }
 
 // s33 decodes a block type's type index (a signed 33-bit integer).
@@ -223,25 +236,42 @@ func (w *walker) function(global, tick uint32) {
 	w.edits = append(w.edits, edit{at: entry, kind: editCountdown}) // dropped if not needed
 	// prologue: no instruction that can branch or call has run yet (entered blocks aside).
 	hasCall, prologue, loopFirst := false, true, false
+	b := r.b
 	for {
-		op := r.byte()
-		if op <= 0x13 && op != 0x01 && op != 0x02 && op != 0x03 {
+		if r.p >= len(b) {
+			r.eof()
+		}
+		op := b[r.p]
+		r.p++
+		class := opClass[op]
+		if class&opControl != 0 {
 			prologue = false
 		}
-		switch {
-		case op == 0x00, op == 0x01, op == 0x05, op == 0x0f, op == 0x1a, op == 0x1b, op >= 0x45 && op <= 0xc4, op == 0xd1:
-			// no immediates
-		case op == 0x02, op == 0x04:
+		switch class &^ opControl {
+		case immNone:
+		case immU32:
+			if r.p < len(b) && b[r.p] < 0x80 { // the common one-byte case, inlined by hand
+				r.p++
+			} else {
+				r.u32()
+			}
+		case immMemarg:
+			if r.p+1 < len(b) && b[r.p] < 0x40 && b[r.p+1] < 0x80 {
+				r.p += 2
+			} else {
+				r.memarg()
+			}
+		case immBlock: // block, if
 			r.blockType()
 			w.stack = append(w.stack, frame{edit: -1})
-		case op == 0x03:
+		case immLoop:
 			start := r.p - 1
 			r.blockType()
 			w.stack = append(w.stack, frame{edit: len(w.edits), start: start})
 			w.edits = append(w.edits, edit{at: r.p, kind: editCountdown})
 			loopFirst = loopFirst || prologue
 			prologue = false
-		case op == 0x0b:
+		case immEnd:
 			if len(w.stack) == 0 {
 				r.end("function body")
 				if hasCall && !loopFirst {
@@ -256,51 +286,109 @@ func (w *walker) function(global, tick uint32) {
 			if f.edit >= 0 {
 				w.edits[f.edit].val = weight(r.p - f.start)
 			}
-		case op == 0x0c, op == 0x0d:
-			r.u32()
-		case op == 0x0e:
+		case immBrTable:
 			for range r.u32() {
 				r.u32()
 			}
 			r.u32()
-		case op == 0x10, op == 0x12: // call, return_call
+		case immCall: // call, return_call
 			w.funcIdx()
 			hasCall = true
-		case op == 0x11, op == 0x13: // call_indirect, return_call_indirect
+		case immCallIndirect: // call_indirect, return_call_indirect
 			r.u32()
 			r.u32()
 			hasCall = true
-		case op == 0x1c: // select t*
+		case immSelect: // select t*
 			for range r.u32() {
 				r.valtype()
 			}
-		case op >= 0x20 && op <= 0x26: // local.*, global.*, table.get/set
-			r.u32()
-		case op >= 0x28 && op <= 0x3e:
-			r.memarg()
-		case op == 0x3f, op == 0x40:
-			r.u32()
-		case op == 0x41:
-			r.sleb(5)
-		case op == 0x42:
+		case immS32:
+			if r.p < len(b) && b[r.p] < 0x80 {
+				r.p++
+			} else {
+				r.sleb(5)
+			}
+		case immS64:
 			r.sleb(10)
-		case op == 0x43:
+		case immF32:
 			r.skip(4)
-		case op == 0x44:
+		case immF64:
 			r.skip(8)
-		case op == 0xd0:
+		case immRefType:
 			r.reftype()
-		case op == 0xd2:
+		case immRefFunc:
 			w.funcIdx()
-		case op == 0xfc:
+		case immMisc:
 			w.misc()
-		case op == 0xfd:
+		case immVector:
 			w.vector()
 		default:
 			fail("opcode %#x at %d", op, r.p-1)
 		}
 	}
 }
+
+// Instruction classes by opcode: how to decode the immediates, plus opControl for instructions
+// that can branch or call (they end a function's prologue).
+const (
+	immInvalid = iota
+	immNone
+	immU32
+	immMemarg
+	immBlock
+	immLoop
+	immEnd
+	immBrTable
+	immCall
+	immCallIndirect
+	immSelect
+	immS32
+	immS64
+	immF32
+	immF64
+	immRefType
+	immRefFunc
+	immMisc
+	immVector
+
+	opControl = 0x80
+)
+
+var opClass = func() (t [256]uint8) {
+	set := func(class uint8, ops ...int) {
+		for _, op := range ops {
+			t[op] = class
+		}
+	}
+	for op := 0x45; op <= 0xc4; op++ { // numeric instructions, sign extension included
+		t[op] = immNone
+	}
+	set(immNone, 0x1a, 0x1b, 0xd1)                                    // drop, select, ref.is_null
+	set(immNone|opControl, 0x00, 0x05, 0x0f)                          // unreachable, else, return
+	set(immNone, 0x01)                                                // nop
+	set(immBlock, 0x02)                                               // block
+	set(immLoop, 0x03)                                                // loop
+	set(immBlock|opControl, 0x04)                                     // if
+	set(immEnd|opControl, 0x0b)                                       // end
+	set(immU32|opControl, 0x0c, 0x0d)                                 // br, br_if
+	set(immBrTable|opControl, 0x0e)                                   // br_table
+	set(immCall|opControl, 0x10, 0x12)                                // call, return_call
+	set(immCallIndirect|opControl, 0x11, 0x13)                        // call_indirect, return_call_indirect
+	set(immSelect, 0x1c)                                              // select t*
+	set(immU32, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40) // locals, globals, table.get/set, memory.size/grow
+	for op := 0x28; op <= 0x3e; op++ {                                // loads and stores
+		t[op] = immMemarg
+	}
+	set(immS32, 0x41)
+	set(immS64, 0x42)
+	set(immF32, 0x43)
+	set(immF64, 0x44)
+	set(immRefType, 0xd0)
+	set(immRefFunc, 0xd2)
+	set(immMisc, 0xfc)
+	set(immVector, 0xfd)
+	return t
+}()
 
 // misc decodes the 0xfc instructions: saturating conversions, bulk memory and tables.
 func (w *walker) misc() {
