@@ -68,6 +68,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseDirectory$$' ./gateway/internal/directory || $(FUZZ) '^FuzzParseDirectory$$' ./gateway/internal/directory
 	$(FUZZ) '^FuzzUnpack$$' ./sdk/abi || $(FUZZ) '^FuzzUnpack$$' ./sdk/abi
 	$(FUZZ) '^FuzzApplyResult$$' ./gateway/internal/pluginhost || $(FUZZ) '^FuzzApplyResult$$' ./gateway/internal/pluginhost
+	$(FUZZ) '^FuzzInstrument$$' ./gateway/internal/wasmguard || $(FUZZ) '^FuzzInstrument$$' ./gateway/internal/wasmguard
 	$(FUZZ) '^FuzzDecodeRequest$$' ./gateway/internal/rpc || $(FUZZ) '^FuzzDecodeRequest$$' ./gateway/internal/rpc
 	$(FUZZ) '^FuzzDecodeHTTPRequest$$' ./gateway/internal/rpc || $(FUZZ) '^FuzzDecodeHTTPRequest$$' ./gateway/internal/rpc
 	$(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzDecodeBody$$' ./gateway/internal/rooms
