@@ -121,7 +121,9 @@ func (r *reader) memarg() {
 	r.u32()
 }
 
-func (r *reader) blockType() {
+// blockType decodes a block type; a type index must name one of the module's own types.
+func (w *walker) blockType() {
+	r := &w.r
 	if r.p < len(r.b) {
 		switch r.b[r.p] {
 		case 0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
@@ -129,8 +131,8 @@ func (r *reader) blockType() {
 			return
 		}
 	}
-	if v := r.s33(); v < 0 {
-		fail("block type %d", v)
+	if v := r.s33(); v < 0 || v >= int64(w.types) {
+		fail("block type %d out of range", v)
 	}
 }
 
@@ -166,8 +168,11 @@ type walker struct {
 	edits     []edit
 	stack     []frame
 	shiftFrom uint32 // function indices from here shift up by one
-	global    uint32 // the countdown
-	tick      uint32 // the imported tick function
+	// types and globals count the input's types and globals: an index at or past them was
+	// invalid in the input and would name the type or the countdown the rewriter adds.
+	types, globals uint32
+	global         uint32 // the countdown
+	tick           uint32 // the imported tick function
 }
 
 func (w *walker) reset(b []byte) {
@@ -188,6 +193,21 @@ func (w *walker) funcIdx() {
 	}
 }
 
+// typeIdx decodes a type index, which must name one of the input's types.
+func (w *walker) typeIdx() {
+	if i := w.r.u32(); i >= w.types {
+		fail("type index %d out of range", i)
+	}
+}
+
+// globalIdx decodes a global index, which must name one of the input's globals: the guest must
+// never reach the countdown.
+func (w *walker) globalIdx() {
+	if i := w.r.u32(); i >= w.globals {
+		fail("global index %d out of range", i)
+	}
+}
+
 // constExpr decodes a constant expression (a global, element or data initialiser).
 func (w *walker) constExpr() {
 	r := &w.r
@@ -204,7 +224,7 @@ func (w *walker) constExpr() {
 		case 0x44:
 			r.skip(8)
 		case 0x23:
-			r.u32()
+			w.globalIdx()
 		case 0xd0:
 			r.reftype()
 		case 0xd2:
@@ -262,11 +282,11 @@ func (w *walker) function(global, tick uint32) {
 				r.memarg()
 			}
 		case immBlock: // block, if
-			r.blockType()
+			w.blockType()
 			w.stack = append(w.stack, frame{edit: -1})
 		case immLoop:
 			start := r.p - 1
-			r.blockType()
+			w.blockType()
 			w.stack = append(w.stack, frame{edit: len(w.edits), start: start})
 			w.edits = append(w.edits, edit{at: r.p, kind: editCountdown})
 			loopFirst = loopFirst || prologue
@@ -295,7 +315,7 @@ func (w *walker) function(global, tick uint32) {
 			w.funcIdx()
 			hasCall = true
 		case immCallIndirect: // call_indirect, return_call_indirect
-			r.u32()
+			w.typeIdx()
 			r.u32()
 			hasCall = true
 		case immSelect: // select t*
@@ -314,6 +334,8 @@ func (w *walker) function(global, tick uint32) {
 			r.skip(4)
 		case immF64:
 			r.skip(8)
+		case immGlobal:
+			w.globalIdx()
 		case immRefType:
 			r.reftype()
 		case immRefFunc:
@@ -346,6 +368,7 @@ const (
 	immS64
 	immF32
 	immF64
+	immGlobal
 	immRefType
 	immRefFunc
 	immMisc
@@ -363,20 +386,21 @@ var opClass = func() (t [256]uint8) {
 	for op := 0x45; op <= 0xc4; op++ { // numeric instructions, sign extension included
 		t[op] = immNone
 	}
-	set(immNone, 0x1a, 0x1b, 0xd1)                                    // drop, select, ref.is_null
-	set(immNone|opControl, 0x00, 0x05, 0x0f)                          // unreachable, else, return
-	set(immNone, 0x01)                                                // nop
-	set(immBlock, 0x02)                                               // block
-	set(immLoop, 0x03)                                                // loop
-	set(immBlock|opControl, 0x04)                                     // if
-	set(immEnd|opControl, 0x0b)                                       // end
-	set(immU32|opControl, 0x0c, 0x0d)                                 // br, br_if
-	set(immBrTable|opControl, 0x0e)                                   // br_table
-	set(immCall|opControl, 0x10, 0x12)                                // call, return_call
-	set(immCallIndirect|opControl, 0x11, 0x13)                        // call_indirect, return_call_indirect
-	set(immSelect, 0x1c)                                              // select t*
-	set(immU32, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40) // locals, globals, table.get/set, memory.size/grow
-	for op := 0x28; op <= 0x3e; op++ {                                // loads and stores
+	set(immNone, 0x1a, 0x1b, 0xd1)                        // drop, select, ref.is_null
+	set(immNone|opControl, 0x00, 0x05, 0x0f)              // unreachable, else, return
+	set(immNone, 0x01)                                    // nop
+	set(immBlock, 0x02)                                   // block
+	set(immLoop, 0x03)                                    // loop
+	set(immBlock|opControl, 0x04)                         // if
+	set(immEnd|opControl, 0x0b)                           // end
+	set(immU32|opControl, 0x0c, 0x0d)                     // br, br_if
+	set(immBrTable|opControl, 0x0e)                       // br_table
+	set(immCall|opControl, 0x10, 0x12)                    // call, return_call
+	set(immCallIndirect|opControl, 0x11, 0x13)            // call_indirect, return_call_indirect
+	set(immSelect, 0x1c)                                  // select t*
+	set(immU32, 0x20, 0x21, 0x22, 0x25, 0x26, 0x3f, 0x40) // locals, table.get/set, memory.size/grow
+	set(immGlobal, 0x23, 0x24)                            // global.get/set
+	for op := 0x28; op <= 0x3e; op++ {                    // loads and stores
 		t[op] = immMemarg
 	}
 	set(immS32, 0x41)

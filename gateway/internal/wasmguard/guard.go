@@ -27,7 +27,10 @@
 // 2.0 (MVP, sign extension, saturating conversions, bulk memory, reference types, multi-value,
 // SIMD) and tail calls; anything else (threads, exception handling, GC, multi-memory, a module
 // already importing [ImportModule], malformed input) is an error, and the host should run that
-// module with wazero's checks instead.
+// module with wazero's checks instead. So is a type or global index past the input's own: it was
+// invalid, and would now name the added type or the countdown (a guest that could set the
+// countdown would never be stopped). The guest cannot reach the import either: no renumbered
+// index lands on it.
 package wasmguard
 
 import (
@@ -190,7 +193,9 @@ func Instrument(wasm []byte) (out []byte, err error) {
 			m.data(body)
 		case secTable:
 			m.tables(body)
-		case secFunction, secMemory, secDataCount:
+		case secFunction:
+			m.functions(body)
+		case secMemory, secDataCount:
 			m.section(id, body)
 		}
 	}
@@ -252,6 +257,7 @@ func (m *module) types(b []byte) {
 	}
 	r.end("type section")
 	m.typeIdx = n
+	m.w.types = n
 	m.w.edits = append(m.w.edits, edit{at: len(b), kind: editRaw, raw: []byte{0x60, 0, 0}})
 	m.rewritten(secType, b)
 }
@@ -270,7 +276,7 @@ func (m *module) imports(b []byte) {
 		}
 		switch kind := r.byte(); kind {
 		case 0x00:
-			r.u32()
+			m.w.typeIdx()
 			funcs++
 		case 0x01:
 			r.reftype()
@@ -288,6 +294,7 @@ func (m *module) imports(b []byte) {
 	r.end("import section")
 	m.funcImports = funcs
 	m.globalIdx = globals // plus the defined globals, counted by globals()
+	m.w.globals = globals
 	m.w.shiftFrom = funcs
 	imp := appendName(nil, ImportModule)
 	imp = appendName(imp, ImportName)
@@ -302,6 +309,10 @@ func (m *module) globals(b []byte) {
 	m.w.reset(b)
 	r := &m.w.r
 	n := m.countEdit(r, 1)
+	if n > math.MaxUint32-1-m.globalIdx {
+		fail("too many globals")
+	}
+	m.w.globals = m.globalIdx + n
 	for range n {
 		r.valtype()
 		r.byte()
@@ -314,6 +325,16 @@ func (m *module) globals(b []byte) {
 	g = append(g, 0x0b)
 	m.w.edits = append(m.w.edits, edit{at: len(b), kind: editRaw, raw: g})
 	m.rewritten(secGlobal, b)
+}
+
+// functions copies the function section, checking its type indices.
+func (m *module) functions(b []byte) {
+	m.w.reset(b)
+	for range m.w.r.u32() {
+		m.w.typeIdx()
+	}
+	m.w.r.end("function section")
+	m.section(secFunction, b)
 }
 
 // tables copies the table section, refusing initialiser expressions (typed function references).
@@ -332,12 +353,14 @@ func (m *module) exports(b []byte) {
 	r := &m.w.r
 	for range r.u32() {
 		r.name()
-		kind := r.byte()
-		if kind == 0x00 {
+		switch kind := r.byte(); kind {
+		case 0x00:
 			m.w.funcIdx()
-		} else if kind <= 0x03 {
+		case 0x01, 0x02:
 			r.u32()
-		} else {
+		case 0x03:
+			m.w.globalIdx()
+		default:
 			fail("export kind %#x", kind)
 		}
 	}

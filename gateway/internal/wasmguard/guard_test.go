@@ -291,6 +291,27 @@ func TestInstrumentRefuses(t *testing.T) {
 			require.ErrorIs(t, err, ErrUnsupported)
 		})
 	}
+	// Invalid modules whose bad index would name what the rewriter adds (the countdown global,
+	// the () -> () type): wazero refuses them, and the rewriter must not make them valid. A
+	// guest that could set the countdown would never call tick.
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	invalid := map[string][]byte{
+		"badglobal": wasmFile(t, "badglobal"),
+		"badtype":   wasmFile(t, "badtype"),
+		// (func (block (type 1))) with one type; wat2wasm drops the bad type, so by hand.
+		"badblock": []byte("\x00asm\x01\x00\x00\x00" + "\x01\x04\x01\x60\x00\x00" + "\x03\x02\x01\x00" + "\x0a\x07\x01\x05\x00\x02\x01\x0b\x0b"),
+	}
+	for name, b := range invalid {
+		t.Run(name, func(t *testing.T) {
+			_, err := rt.CompileModule(ctx, b)
+			require.Error(t, err, "wazero refuses the input")
+			_, err = Instrument(b)
+			require.ErrorIs(t, err, ErrUnsupported)
+			require.ErrorContains(t, err, "out of range")
+		})
+	}
 }
 
 // TestInstrumentSections: custom sections are kept, DWARF is dropped, the input is not modified,
