@@ -80,6 +80,10 @@ type Config struct {
 	// websocket tickets, token revocations and presence live in Redis, so any node can serve any
 	// client. Empty (the default) means a single node with the in-memory bus.
 	Redis string `yaml:"redis"`
+	// RedisNodeTTL is, with Redis, the lifetime of this node's presence heartbeat key (refreshed
+	// every third of it): a node silent for that long is dead, and another node takes its
+	// connections offline. Default 10s (a dead node's clients go offline within about 14 s).
+	RedisNodeTTL Duration `yaml:"redis_node_ttl"`
 	// LogLevel is trace, debug, info, warn or error. Default "info".
 	LogLevel string `yaml:"log_level"`
 	// JWTKey is the HS256 key of the tokens teragate issues and accepts (OpenTera's
@@ -169,6 +173,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.RedisNodeTTL == 0 {
+		c.RedisNodeTTL = Duration(10 * time.Second)
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
 	}
@@ -206,7 +213,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, d := range map[string]Duration{"token_ttl": c.TokenTTL, "ticket_ttl": c.TicketTTL, "lockout_duration": c.LockoutDuration,
-		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "shutdown_timeout": c.ShutdownTimeout} {
+		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "shutdown_timeout": c.ShutdownTimeout, "redis_node_ttl": c.RedisNodeTTL} {
 		if d < 0 {
 			return bad("%s must not be negative", name)
 		}

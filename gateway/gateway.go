@@ -38,7 +38,8 @@ type Gateway struct {
 	dir      *directory.Store
 	auth     *auth.Authenticator
 	tickets  auth.Tickets
-	redis    *redis.Client // nil without --redis
+	redis    *redis.Client          // nil without --redis
+	cluster  *presence.RedisCluster // nil without --redis
 	hub      *hub.Hub
 	router   *hub.Router
 	pres     *presence.Registry
@@ -114,7 +115,10 @@ func New(cfg Config) (*Gateway, error) {
 		Metrics:        g.metrics,
 		Logger:         log.Named("hub"),
 	})
-	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: log.Named("presence"),
+	if err := g.newCluster(); err != nil {
+		return nil, err
+	}
+	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: log.Named("presence"), Cluster: g.presenceCluster(),
 		OnPublish: func() { g.metrics.Published("presence") }})
 	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: log.Named("router")})
 	native := &filter.Native{Sessions: g.pres}
@@ -126,6 +130,7 @@ func New(cfg Config) (*Gateway, error) {
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
 		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"),
 		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
+		Announce: g.announcer(),
 	})
 
 	if err := g.initRPC(); err != nil {
@@ -176,6 +181,9 @@ func New(cfg Config) (*Gateway, error) {
 // logins and websockets and routes events.
 func (g *Gateway) Start(ctx context.Context) error {
 	ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := g.startCluster(ctx); err != nil {
+		return err
+	}
 	if err := g.pres.Start(ctx); err != nil {
 		return err
 	}
@@ -280,7 +288,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = g.srv.Shutdown(ctx)
 		n := g.hub.CloseAll(hub.CloseGoingAway, "server shutdown", metrics.DisconnectShutdown)
 		g.log.Info("shutting down", "sockets", n)
-		err = errors.Join(err, g.drain(ctx))
+		err = errors.Join(err, g.drain(ctx), g.stopCluster(ctx))
 		if g.cancel != nil {
 			g.cancel()
 		}

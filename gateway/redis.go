@@ -9,7 +9,9 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/presence"
 )
 
 // redisDialTimeout bounds the first PING of New: a wrong --redis fails the start, clearly.
@@ -73,4 +75,72 @@ func (g *Gateway) closeRedis() error {
 		return nil
 	}
 	return g.redis.Close()
+}
+
+// newCluster prepares the cluster side of the presence registry when Redis is configured.
+func (g *Gateway) newCluster() error {
+	if g.redis == nil {
+		return nil
+	}
+	c, err := presence.NewRedisCluster(presence.RedisClusterConfig{
+		Client:    g.redis,
+		Directory: g.dir,
+		NodeTTL:   time.Duration(g.cfg.RedisNodeTTL),
+		Logger:    g.log.Named("presence"),
+		OnReaped:  g.metrics.PresenceReaped,
+	})
+	if err != nil {
+		return err
+	}
+	g.cluster = c
+	return nil
+}
+
+// presenceCluster returns the registry's cluster, or nil (an untyped nil) on a single node.
+func (g *Gateway) presenceCluster() presence.Cluster {
+	if g.cluster == nil {
+		return nil
+	}
+	return g.cluster
+}
+
+// announcer returns how sockets are announced to the user manager: through the cluster (which
+// records them as this node's) with Redis, nil (the bus) otherwise.
+func (g *Gateway) announcer() func(context.Context, directory.Kind, string, bool, []byte) error {
+	if g.cluster == nil {
+		return nil
+	}
+	return g.cluster.Announce
+}
+
+func (g *Gateway) startCluster(ctx context.Context) error {
+	if g.cluster == nil {
+		return nil
+	}
+	return g.cluster.Start(ctx)
+}
+
+// stopCluster unregisters the node once its sockets are closed.
+func (g *Gateway) stopCluster(ctx context.Context) error {
+	if g.cluster == nil {
+		return nil
+	}
+	return g.cluster.Stop(ctx)
+}
+
+// NodeID returns the node's id in a Redis cluster, or "" on a single node.
+func (g *Gateway) NodeID() string {
+	if g.cluster == nil {
+		return ""
+	}
+	return g.cluster.NodeID()
+}
+
+// rpcClaim returns, with Redis, how the nodes agree on which one answers a bus RPC request (every
+// node serves the same modules on the shared bus); nil on a single node.
+func (g *Gateway) rpcClaim() func(context.Context, []byte) bool {
+	if g.cluster == nil {
+		return nil
+	}
+	return g.cluster.Claim
 }

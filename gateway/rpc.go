@@ -45,6 +45,7 @@ func (g *Gateway) initRPC() error {
 	p.bus = rpc.NewBusServer(rpc.BusConfig{
 		Bus: g.bus, Router: p.router, Logger: g.log.Named("rpc"),
 		OnMalformed: func() { m.Malformed("bus") },
+		Claim:       g.rpcClaim(),
 	})
 	g.api.Handle("POST /api/rpc/{module}", "rpc", rpc.HTTPHandler(rpc.HTTPConfig{
 		Router: p.router, Authenticate: g.rpcCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,

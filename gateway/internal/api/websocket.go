@@ -83,7 +83,11 @@ func (a *API) announce(c *hub.Conn, connected bool) {
 	}
 	source := "websocket." + c.Kind().String() + "." + uuid
 	payload, err := presence.EncodeModuleMessage(source, presence.TopicMessages, ev)
-	if err == nil {
+	switch {
+	case err != nil:
+	case a.d.Announce != nil:
+		err = a.d.Announce(context.Background(), c.Kind(), uuid, connected, payload)
+	default:
 		err = a.d.Bus.Publish(context.Background(), presence.TopicMessages, payload)
 	}
 	if errors.Is(err, bus.ErrClosed) {

@@ -1,7 +1,10 @@
 package presence
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +38,48 @@ type Config struct {
 	Logger hclog.Logger
 	// OnPublish, if set, is called after each event the registry publishes (for metrics).
 	OnPublish func()
+	// Cluster, if set, makes the registry one replica of a cluster-wide registry (Redis mode,
+	// SPEC §9): it starts from the cluster's snapshot and publishes an event only for the messages
+	// it claims, so N nodes consuming one shared bus publish each event once. Nil means a single
+	// node: every event is published.
+	Cluster Cluster
+}
+
+// Cluster is what a replica of the registry needs from the cluster (see [RedisCluster] and
+// RATIONALE.md "Presence across nodes").
+type Cluster interface {
+	// Claim reports whether this node publishes the events that follow from the module message
+	// payload. Of all the nodes consuming the same message exactly one claims it.
+	Claim(ctx context.Context, payload []byte) bool
+	// Snapshot returns every open connection of the cluster, counted per entity, and atomically
+	// with that read publishes marker on [TopicMessages]: the messages before the marker are in
+	// the snapshot, the ones after it are not.
+	Snapshot(ctx context.Context, marker []byte) ([]Count, error)
+}
+
+// Count is an entity's number of open connections in a [Cluster] snapshot.
+type Count struct {
+	Kind directory.Kind
+	UUID string
+	N    int
+}
+
+// claim decides lazily, once per incoming message, whether this node publishes its events.
+type claim struct {
+	r       *Registry
+	payload []byte
+	decided bool
+	mine    bool
+}
+
+func (c *claim) ok(ctx context.Context) bool {
+	if c == nil || c.r.cfg.Cluster == nil {
+		return true
+	}
+	if !c.decided {
+		c.decided, c.mine = true, c.r.cfg.Cluster.Claim(ctx, c.payload)
+	}
+	return c.mine
 }
 
 type key struct {
@@ -99,6 +144,11 @@ type Registry struct {
 	sessions map[string]*members // session uuid → invited entities
 
 	sub bus.Subscription
+
+	// syncing: until the snapshot marker comes by, messages are already in the snapshot.
+	syncMu     sync.Mutex
+	syncMarker []byte       // the marker awaited; nil once synced (or without a cluster)
+	syncCounts chan []Count // the snapshot, handed from Start to the delivery goroutine
 }
 
 // New returns an empty registry; call [Registry.Start] to consume the module topic.
@@ -113,14 +163,99 @@ func New(cfg Config) *Registry {
 	return r
 }
 
-// Start subscribes to the module's message topic.
+// Start subscribes to the module's message topic. With a [Cluster], it then loads the
+// cluster's snapshot: when Start returns, the registry counts every connection of the cluster.
 func (r *Registry) Start(ctx context.Context) error {
+	var marker []byte
+	if r.cfg.Cluster != nil {
+		var err error
+		if marker, err = snapshotMarker(); err != nil {
+			return err
+		}
+		r.syncMu.Lock()
+		r.syncMarker, r.syncCounts = marker, make(chan []Count, 1)
+		r.syncMu.Unlock()
+	}
 	sub, err := r.cfg.Bus.Subscribe(ctx, TopicMessages, r.onMessage)
 	if err != nil {
 		return fmt.Errorf("presence: subscribe: %w", err)
 	}
 	r.sub = sub
-	return nil
+	if marker == nil {
+		return nil
+	}
+	counts, err := r.cfg.Cluster.Snapshot(ctx, marker)
+	if err != nil {
+		_ = sub.Unsubscribe(ctx)
+		return fmt.Errorf("presence: cluster snapshot: %w", err)
+	}
+	r.syncCounts <- counts
+	// Wait until the delivery goroutine has passed the marker and applied the snapshot.
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r.syncMu.Lock()
+		synced := r.syncMarker == nil
+		r.syncMu.Unlock()
+		if synced {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// snapshotMarker returns a TeraModuleMessage without data, unique to this start, that tells the
+// snapshot's place in the message stream (other replicas find nothing to do in it).
+func snapshotMarker() ([]byte, error) {
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	return proto.Marshal(&opentera.TeraModuleMessage{Head: &opentera.TeraModuleMessage_Header{
+		Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Source: "teragate.presence.snapshot", Dest: hex.EncodeToString(nonce[:])}})
+}
+
+// syncing handles a message that arrives before the registry has applied its snapshot: it
+// reports true while the message must be skipped (it is already counted in the snapshot).
+func (r *Registry) syncing(payload []byte) bool {
+	r.syncMu.Lock()
+	marker := r.syncMarker
+	r.syncMu.Unlock()
+	if marker == nil {
+		return false
+	}
+	if !bytes.Equal(payload, marker) {
+		return true
+	}
+	r.loadSnapshot(<-r.syncCounts)
+	r.syncMu.Lock()
+	r.syncMarker = nil
+	r.syncMu.Unlock()
+	return true
+}
+
+// loadSnapshot replaces the online counts with a cluster snapshot.
+func (r *Registry) loadSnapshot(counts []Count) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range counts {
+		st := r.state(c.Kind)
+		if st == nil || c.UUID == "" || c.N <= 0 {
+			continue
+		}
+		if n := st.online.get(c.UUID); n != nil {
+			n.val.conns += int32(c.N)
+			continue
+		}
+		v := onlineVal{conns: int32(c.N)}
+		if b := st.busy.get(c.UUID); b != nil {
+			b.val.online, v.busy = true, true
+		}
+		st.online.add(c.UUID, v)
+	}
+	r.log.Debug("cluster snapshot loaded", "entities", len(counts))
 }
 
 // Stop unsubscribes.
@@ -266,18 +401,22 @@ func (ds DeviceStatus) appendJSON(b []byte) []byte {
 }
 
 func (r *Registry) onMessage(m bus.Message) {
+	if r.syncing(m.Payload) {
+		return
+	}
 	var msg opentera.TeraModuleMessage
 	if err := proto.Unmarshal(m.Payload, &msg); err != nil {
 		r.log.Warn("undecodable module message", "topic", m.Channel, "error", err)
 		return
 	}
 	ctx := context.Background()
+	c := &claim{r: r, payload: m.Payload}
 	for _, a := range msg.GetData() {
-		r.handle(ctx, a)
+		r.handle(ctx, a, c)
 	}
 }
 
-func (r *Registry) handle(ctx context.Context, a *anypb.Any) {
+func (r *Registry) handle(ctx context.Context, a *anypb.Any, c *claim) {
 	m, err := a.UnmarshalNew()
 	if err != nil {
 		r.log.Debug("ignoring module message data", "type", a.GetTypeUrl(), "error", err)
@@ -287,38 +426,38 @@ func (r *Registry) handle(ctx context.Context, a *anypb.Any) {
 	case *opentera.UserEvent:
 		switch ev.GetType() {
 		case opentera.UserEvent_USER_CONNECTED:
-			r.connect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
+			r.connect(ctx, c, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
 		case opentera.UserEvent_USER_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
+			r.disconnect(ctx, c, key{directory.KindUser, ev.GetUserUuid()}, ev, a)
 		}
 	case *opentera.ParticipantEvent:
 		switch ev.GetType() {
 		case opentera.ParticipantEvent_PARTICIPANT_CONNECTED:
-			r.connect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
+			r.connect(ctx, c, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
 		case opentera.ParticipantEvent_PARTICIPANT_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
+			r.disconnect(ctx, c, key{directory.KindParticipant, ev.GetParticipantUuid()}, ev, a)
 		}
 	case *opentera.DeviceEvent:
 		switch ev.GetType() {
 		case opentera.DeviceEvent_DEVICE_CONNECTED:
-			r.connect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
+			r.connect(ctx, c, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
 		case opentera.DeviceEvent_DEVICE_DISCONNECTED:
-			r.disconnect(ctx, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
+			r.disconnect(ctx, c, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
 		}
 	case *opentera.JoinSessionEvent:
-		r.join(ctx, ev)
+		r.join(ctx, c, ev)
 	case *opentera.StopSessionEvent:
-		r.stop(ctx, ev.GetSessionUuid())
+		r.stop(ctx, c, ev.GetSessionUuid())
 	case *opentera.LeaveSessionEvent:
 		for _, k := range memberKeys(ev.GetLeavingUsers(), ev.GetLeavingParticipants(), ev.GetLeavingDevices()) {
-			r.leave(ctx, k, ev.GetSessionUuid())
+			r.leave(ctx, c, k, ev.GetSessionUuid())
 		}
 	case *opentera.JoinSessionReplyEvent:
 		if ev.GetJoinReply() == opentera.JoinSessionReplyEvent_REPLY_ACCEPTED {
 			return
 		}
 		for _, k := range memberKeys(nonEmpty(ev.GetUserUuid()), nonEmpty(ev.GetParticipantUuid()), nonEmpty(ev.GetDeviceUuid())) {
-			r.leave(ctx, k, ev.GetSessionUuid())
+			r.leave(ctx, c, k, ev.GetSessionUuid())
 		}
 	}
 }
@@ -346,7 +485,7 @@ func memberKeys(users, participants, devices []string) []key {
 
 // connect counts one more connection of k and republishes its CONNECTED event (every socket
 // sees its own). a is the event as received, republished without re-encoding.
-func (r *Registry) connect(ctx context.Context, k key, ev proto.Message, a *anypb.Any) {
+func (r *Registry) connect(ctx context.Context, c *claim, k key, ev proto.Message, a *anypb.Any) {
 	if k.uuid == "" {
 		return
 	}
@@ -362,12 +501,14 @@ func (r *Registry) connect(ctx context.Context, k key, ev proto.Message, a *anyp
 		st.online.add(k.uuid, v)
 	}
 	r.mu.Unlock()
-	r.publishAny(ctx, ev, a)
+	if c.ok(ctx) {
+		r.publishAny(ctx, ev, a)
+	}
 }
 
 // disconnect counts one connection of k less; the last one takes k offline (clearing a device's
 // status) and republishes DISCONNECTED. Busy is kept, as in OpenTera.
-func (r *Registry) disconnect(ctx context.Context, k key, ev proto.Message, a *anypb.Any) {
+func (r *Registry) disconnect(ctx context.Context, c *claim, k key, ev proto.Message, a *anypb.Any) {
 	st := &r.kinds[k.kind]
 	r.mu.Lock()
 	n := st.online.get(k.uuid)
@@ -386,12 +527,12 @@ func (r *Registry) disconnect(ctx context.Context, k key, ev proto.Message, a *a
 		st.online.remove(n)
 	}
 	r.mu.Unlock()
-	if last {
+	if last && c.ok(ctx) {
 		r.publishAny(ctx, ev, a)
 	}
 }
 
-func (r *Registry) join(ctx context.Context, ev *opentera.JoinSessionEvent) {
+func (r *Registry) join(ctx context.Context, c *claim, ev *opentera.JoinSessionEvent) {
 	session := ev.GetSessionUuid()
 	if session == "" {
 		return
@@ -420,6 +561,9 @@ func (r *Registry) join(ctx context.Context, ev *opentera.JoinSessionEvent) {
 		}
 	}
 	r.mu.Unlock()
+	if !c.ok(ctx) {
+		return
+	}
 	for _, k := range list {
 		if k.uuid != "" {
 			r.publish(ctx, r.sessionEvent(k, true))
@@ -429,7 +573,7 @@ func (r *Registry) join(ctx context.Context, ev *opentera.JoinSessionEvent) {
 
 // leave clears k's busy state if it is busy in session, and publishes LEFT_SESSION either way
 // (as OpenTera does).
-func (r *Registry) leave(ctx context.Context, k key, session string) {
+func (r *Registry) leave(ctx context.Context, c *claim, k key, session string) {
 	if k.uuid == "" {
 		return
 	}
@@ -441,12 +585,14 @@ func (r *Registry) leave(ctx context.Context, k key, session string) {
 		r.log.Debug("leave for another session than the busy one", "kind", k.kind, "uuid", k.uuid, "busy", n.val.session, "leave", session)
 	}
 	r.mu.Unlock()
-	r.publish(ctx, r.sessionEvent(k, false))
+	if c.ok(ctx) {
+		r.publish(ctx, r.sessionEvent(k, false))
+	}
 }
 
 // stop clears the busy state of every entity busy in session, in invitation order, publishing
 // their LEFT_SESSION, and forgets the session's membership.
-func (r *Registry) stop(ctx context.Context, session string) {
+func (r *Registry) stop(ctx context.Context, c *claim, session string) {
 	r.mu.Lock()
 	var left []key
 	if m := r.sessions[session]; m != nil {
@@ -460,6 +606,9 @@ func (r *Registry) stop(ctx context.Context, session string) {
 		delete(r.sessions, session)
 	}
 	r.mu.Unlock()
+	if len(left) == 0 || !c.ok(ctx) {
+		return
+	}
 	for _, k := range left {
 		r.publish(ctx, r.sessionEvent(k, false))
 	}

@@ -27,6 +27,10 @@ type BusConfig struct {
 	Timeout time.Duration
 	// OnMalformed, if set, is called for every payload that is not a usable RPCMessage.
 	OnMalformed func()
+	// Claim, if set, decides which node answers a request when several nodes serve the same
+	// module on a shared bus (Redis mode): a request is served only where Claim returns true.
+	// Nil means always (a single node).
+	Claim func(ctx context.Context, key []byte) bool
 }
 
 // BusServer serves the router's modules on the bus: RPCMessage requests on module.<name>.rpc,
@@ -142,6 +146,9 @@ func (s *BusServer) serve(module string, msg bus.Message) {
 			s.cfg.OnMalformed()
 		}
 		return
+	}
+	if s.cfg.Claim != nil && !s.cfg.Claim(s.ctx, append([]byte("rpc\x00"+msg.Channel+"\x00"), msg.Payload...)) {
+		return // another node answers
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	v, callErr := s.cfg.Router.Call(ctx, module, req.GetMethod(), Args(req.GetArgs()))

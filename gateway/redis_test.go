@@ -1,0 +1,137 @@
+package gateway_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/testutil"
+	"github.com/teragate/teragate/proto/opentera"
+)
+
+// startRedisNodes starts n gateways on one redis-server, sharing the JWT key (as nodes behind a
+// load balancer do).
+func startRedisNodes(t *testing.T, n int) []*env {
+	t.Helper()
+	srv := testutil.StartRedis(t)
+	out := make([]*env, n)
+	for i := range out {
+		out[i] = startGateway(t, func(c *gateway.Config) {
+			c.Redis = srv.URL
+			c.JWTKey = "two-node-test-key"
+			c.RedisNodeTTL = gateway.Duration(1500 * time.Millisecond)
+		})
+	}
+	return out
+}
+
+// onNode rewrites a websocket_url issued by one node to reach another node.
+func onNode(t *testing.T, wsURL string, node *env) string {
+	t.Helper()
+	u, err := url.Parse(wsURL)
+	require.NoError(t, err)
+	b, err := url.Parse(node.base)
+	require.NoError(t, err)
+	u.Host = b.Host
+	return u.String()
+}
+
+// TestRedisTwoNodesEvents: a client on node A receives an event published on node B (POST
+// /api/events on B), and its own CONNECTED event once, not once per node.
+func TestRedisTwoNodesEvents(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	require.NotEqual(t, a.gw.NodeID(), b.gw.NodeID())
+	s := a.connect(directory.KindUser, "admin:admin-demo")
+	id := b.marker("from-b")
+	s.expectMarker(id) // nothing in between: the CONNECTED was not republished by node B
+	b.publish(umEvents, &opentera.StopSessionEvent{SessionUuid: "s-direct"})
+	require.Equal(t, "s-direct", s.event()["sessionUuid"])
+}
+
+// TestRedisTicketOtherNode: a login on node A with its websocket opened on node B; a ticket is
+// single-use across nodes.
+func TestRedisTicketOtherNode(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	wsURL := onNode(t, a.wsURL(directory.KindParticipant, "pat:pat-demo"), b)
+	s := b.dial(wsURL)
+	s.expectType("PARTICIPANT_CONNECTED")
+	_, resp, err := a.dialer.Dial(onNode(t, wsURL, a), nil)
+	require.Error(t, err, "a ticket is single-use on every node")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp.Body.Close()
+}
+
+// TestRedisLogoutOtherNode: logout on node A closes the client's socket on node B with 4000, and
+// the revoked token is refused by node B too.
+func TestRedisLogoutOtherNode(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	code, out := a.login(directory.KindUser, "alice:alice-demo", "?with_websocket=true")
+	require.Equal(t, http.StatusOK, code, out)
+	token := out["user_token"].(string)
+	s := b.dial(onNode(t, out["websocket_url"].(string), b))
+	s.expectType("USER_CONNECTED")
+	code, _ = b.login(directory.KindUser, token, "")
+	require.Equal(t, http.StatusOK, code, "the token works on node B before the logout")
+
+	code, body := a.do(http.MethodGet, "/api/user/logout", nil, map[string]string{"Authorization": "OpenTera " + token})
+	require.Equal(t, http.StatusOK, code, string(body))
+	s.expectClose(4000)
+	code, _ = b.login(directory.KindUser, token, "")
+	require.Equal(t, http.StatusUnauthorized, code, "node B refuses the token revoked on node A")
+}
+
+// TestRedisPresenceClusterWide: alice holds one socket on A and one on B; both nodes' RPC answer
+// cluster-wide, she stays online until both close, and an observer sees USER_CONNECTED per socket
+// and USER_DISCONNECTED once.
+func TestRedisPresenceClusterWide(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	obs := a.connect(directory.KindUser, "admin:admin-demo")
+	s1 := a.connect(directory.KindUser, "alice:alice-demo")
+	s2 := b.connect(directory.KindUser, "alice:alice-demo")
+	require.Equal(t, alice, obs.expectType("USER_CONNECTED")["userUuid"])
+	require.Equal(t, alice, obs.expectType("USER_CONNECTED")["userUuid"])
+	want := `["` + directory.DemoAdminUUID + `", "` + alice + `"]`
+	for _, n := range nodes {
+		require.Equal(t, want, n.returnValue("online_users"))
+	}
+	require.NoError(t, s1.ws.Close())
+	m := b.marker("after-s1")
+	obs.expectMarker(m) // no USER_DISCONNECTED: alice still has a socket on B
+	for _, n := range nodes {
+		require.Equal(t, want, n.returnValue("online_users"))
+	}
+	require.NoError(t, s2.ws.Close())
+	ev := obs.expectType("USER_DISCONNECTED")
+	require.Equal(t, alice, ev["userUuid"])
+	m = a.marker("after-s2")
+	obs.expectMarker(m) // and only once
+	for _, n := range nodes {
+		require.Equal(t, `["`+directory.DemoAdminUUID+`"]`, n.returnValue("online_users"))
+	}
+}
+
+// TestRedisNodeStartsLate: a node started while clients are connected to another node counts
+// them (it loads the cluster snapshot).
+func TestRedisNodeStartsLate(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	mk := func() *env {
+		return startGateway(t, func(c *gateway.Config) { c.Redis = srv.URL })
+	}
+	a := mk()
+	a.connect(directory.KindUser, "alice:alice-demo")
+	a.connect(directory.KindParticipant, "pat:pat-demo")
+	b := mk()
+	require.Equal(t, `["`+alice+`"]`, b.returnValue("online_users"))
+	require.Equal(t, `["`+pat+`"]`, b.returnValue("online_participants"))
+	require.True(t, strings.Contains(b.returnValue("status_users"), alice))
+}
