@@ -308,3 +308,46 @@ func TestStationHostileRoles(t *testing.T) {
 	require.Equal(t, 1, e.stations().Stations[0].Registrations)
 	require.Equal(t, 1, a.Stats().Registrations)
 }
+
+// TestStationJobOffer offers jobs through POST /api/stations/jobs (the reference's
+// StartEncodeRequest): the heartbeat instance whose program is idle takes it and runs the program
+// with the job's config as its argument; the program's completion comes back under the job's id.
+// A role nobody runs gets 503.
+func TestStationJobOffer(t *testing.T) {
+	hb := buildHeartbeat(t, "1")
+	roles := t.TempDir()
+	dropRole(t, roles, "heartbeat", hb)
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids; c.Roles = roles })
+	<-e.gw.StationsReady()
+	outFile := filepath.Join(t.TempDir(), "job.json")
+	prog := filepath.Join(t.TempDir(), "encode.sh")
+	require.NoError(t, os.WriteFile(prog, []byte("#!/bin/sh\nprintf '%s' \"$1\" > "+outFile+"\n"), 0o755))
+	code, resp := e.editRoles(http.MethodPut, `{"heartbeat": {"enc": {"options": {"program": "encode", "every": 1000000}}, "idle": {}}}`)
+	require.Equal(t, http.StatusAccepted, code, "%v", resp)
+	runAgent(t, e, t.TempDir(), map[string]string{"encode": prog})
+	require.Eventually(t, func() bool { return len(e.stations().Stations[0].Running) == 2 }, 60*time.Second, 20*time.Millisecond)
+
+	offer := func(body string) (int, map[string]any) {
+		code, b := e.do(http.MethodPost, "/api/stations/jobs", strings.NewReader(body), map[string]string{"Authorization": "OpenTera " + serviceToken})
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(b, &out), string(b))
+		return code, out
+	}
+	code, out := offer(`{"role": "heartbeat", "job": "job-1", "config": {"file": "talk-1.dv"}}`)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	require.Equal(t, stationUUID, out["station"])
+	require.Equal(t, "enc", out["instance"], "the idle instance has no program: it declines")
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(outFile)
+		return err == nil && string(b) == `{"file":"talk-1.dv"}`
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, b := e.do(http.MethodGet, "/api/stations/"+stationUUID, nil, map[string]string{"Authorization": "OpenTera " + serviceToken})
+		return strings.Contains(string(b), `"job":"job-1","program":"encode","completed":true,"exit_code":0`)
+	}, 30*time.Second, 20*time.Millisecond)
+
+	code, out = offer(`{"role": "cut", "config": {}}`)
+	require.Equal(t, http.StatusServiceUnavailable, code, "%v", out)
+	require.EqualValues(t, 0, out["offered"])
+}

@@ -39,6 +39,9 @@ const (
 	ExportRoleStop = "tg_role_stop"
 	// ExportRoleTick is tg_role_tick(len i32) -> i64: RoleCall → RoleResult.
 	ExportRoleTick = "tg_role_tick"
+	// ExportRoleOffer is tg_role_offer(len i32) -> i64: RoleCall (with job and job_config) →
+	// RoleResult (accepted). Optional: a role without it declines every job offer.
+	ExportRoleOffer = "tg_role_offer"
 )
 
 // Import names, in module [ImportModule].

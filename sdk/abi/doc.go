@@ -89,10 +89,12 @@
 //	tg_role_update(len i32) -> i64      RoleCall → RoleResult    its options changed
 //	tg_role_stop(len i32) -> i64        RoleCall → RoleResult    it is removed or replaced
 //	tg_role_tick(len i32) -> i64        RoleCall → RoleResult    periodically while it runs
+//	tg_role_offer(len i32) -> i64       RoleCall → RoleResult    a job is offered (optional)
 //
 // RoleCall carries the role, the uuid, the options (JSON) and the station's clock; a tick also
 // carries the programs of this instance that ended (ProgramExit: completed, exit code,
-// signal). RoleResult may set the instance's status (JSON text, reported to the manager and
+// signal); an offer carries the job's id and config (JSON), and RoleResult.accepted takes it (the
+// reference's StartEncodeRequest → {accepted}). RoleResult may set the instance's status (JSON text, reported to the manager and
 // shown as the station device's status in presence) and ask the station to run programs. A role
 // reaches the outside only through such capabilities, which the station's own config grants
 // (an allow-list of programs by name); everything else it imports is denied (directory,

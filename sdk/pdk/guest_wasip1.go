@@ -57,6 +57,9 @@ func tgRoleStop(n int32) uint64 { return call(hook.RoleStop, n) }
 //go:wasmexport tg_role_tick
 func tgRoleTick(n int32) uint64 { return call(hook.RoleTick, n) }
 
+//go:wasmexport tg_role_offer
+func tgRoleOffer(n int32) uint64 { return call(hook.RoleOffer, n) }
+
 var badLength = []byte("pdk: request length outside the buffer")
 
 func call(fn hook.Entry, n int32) uint64 {

@@ -27,6 +27,9 @@ type Role struct {
 	// Tick runs periodically (every second by default) while the uuid runs; c.Exits lists the
 	// programs that ended since the last call.
 	Tick func(c *RoleCall) error
+	// Offer decides whether the instance takes a job (c.Job, c.JobConfig); it usually runs a
+	// program for it with [RoleCall.Run] under the job's id. Nil declines every offer.
+	Offer func(c *RoleCall) (bool, error)
 }
 
 // RoleCall is one lifecycle call of a role instance. It is only valid during the call.
@@ -39,9 +42,13 @@ type RoleCall struct {
 	NowMS int64
 	// Exits are the programs of this instance that ended since the last call (Tick only).
 	Exits []ProgramExit
+	// Job and JobConfig (a JSON object) are the job offered (Offer only).
+	Job       string
+	JobConfig []byte
 
 	status    string
 	hasStatus bool
+	accepted  bool
 	run       []runRequest
 }
 
@@ -126,6 +133,16 @@ func init() {
 	})
 	hook.RoleStop = roleEntry(func(r *Role) func(*RoleCall) error { return r.Stop })
 	hook.RoleTick = roleEntry(func(r *Role) func(*RoleCall) error { return r.Tick })
+	hook.RoleOffer = roleEntry(func(r *Role) func(*RoleCall) error {
+		if r.Offer == nil {
+			return nil // declined
+		}
+		return func(c *RoleCall) error {
+			ok, err := r.Offer(c)
+			c.accepted = ok && err == nil
+			return err
+		}
+	})
 }
 
 // dispatchRoleInfo serves tg_role_info: → RoleInfo.
@@ -184,6 +201,10 @@ func roleEntry(pick func(r *Role) func(*RoleCall) error) hook.Entry {
 					}
 				})
 				c.Exits = append(c.Exits, e)
+			case 6:
+				c.Job = string(f.b)
+			case 7:
+				c.JobConfig = f.b
 			}
 		})
 		if !ok {
@@ -197,6 +218,7 @@ func roleEntry(pick func(r *Role) func(*RoleCall) error) hook.Entry {
 		b := out[:0]
 		b = appendString(b, 1, c.status)
 		b = appendBool(b, 2, c.hasStatus)
+		b = appendBool(b, 4, c.accepted)
 		for _, r := range c.run {
 			b = appendMessage(b, 3, func(b []byte) []byte {
 				b = appendString(b, 1, r.job)

@@ -37,6 +37,13 @@ func TestRoleDispatch(t *testing.T) {
 			return nil
 		},
 		Stop: func(*pdk.RoleCall) error { return errors.New("cannot stop") },
+		Offer: func(c *pdk.RoleCall) (bool, error) {
+			if string(c.JobConfig) != `{"file": "a.dv"}` {
+				return false, nil
+			}
+			c.Run(c.Job, "encode", string(c.JobConfig))
+			return true, nil
+		},
 	})
 
 	res, failed := hook.RoleInfo(nil)
@@ -80,6 +87,14 @@ func TestRoleDispatch(t *testing.T) {
 	_, msg = call(hook.RoleUpdate, &pluginv1.RoleCall{Role: "encode", Uuid: "u1"})
 	require.Equal(t, "cannot stop", msg)
 	require.Equal(t, []string{"start u1", "exit j1 ffmpeg"}, seen)
+
+	r, msg = call(hook.RoleOffer, &pluginv1.RoleCall{Role: "encode", Uuid: "u1", Job: "job-9", JobConfig: []byte(`{"file": "a.dv"}`)})
+	require.Empty(t, msg)
+	require.True(t, r.Accepted)
+	require.Equal(t, "job-9", r.Run[0].Job)
+	r, msg = call(hook.RoleOffer, &pluginv1.RoleCall{Role: "encode", Uuid: "u1", Job: "job-10", JobConfig: []byte(`{}`)})
+	require.Empty(t, msg)
+	require.False(t, r.Accepted)
 
 	_, failed = hook.RoleStart([]byte{0xff})
 	require.True(t, failed, "a malformed request is an error result, not a panic")

@@ -293,6 +293,16 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 			}
 			a.mu.Unlock()
 			a.log.Info("registered with the manager", "result", res.GetCode().String(), "message", res.GetMessage())
+		case *stationv1.ManagerMessage_JobOffer:
+			id, o := msg.Id, body.JobOffer
+			pending.Add(1)
+			go func() {
+				defer pending.Done()
+				r := a.offer(ctx, o)
+				if err := c.send(&stationv1.StationMessage{Id: id, Body: &stationv1.StationMessage_JobReply{JobReply: r}}); err != nil {
+					a.log.Debug("job reply not sent", "error", err)
+				}
+			}()
 		case *stationv1.ManagerMessage_UpdateConfiguration:
 			id, roles := msg.Id, fromProto(body.UpdateConfiguration.GetRoles())
 			pending.Add(1)

@@ -25,7 +25,9 @@
 // runtime that stops a guest at its deadline, with a memory limit; an instance whose call
 // fails is discarded and started again with backoff. The only capability a role has is running
 // the programs [Config.Programs] allow-lists, by name; how they end (exit code, signal) is
-// reported to the role on its next tick and to the manager.
+// reported to the role on its next tick and to the manager. A job the manager offers
+// (JobOffer) is offered to the running instances of its role in turn (tg_role_offer) until one
+// accepts.
 //
 // # Concurrency
 //

@@ -202,8 +202,10 @@ func (a *Agent) instantiate(ctx context.Context, m *module, role, uuid string) (
 	in := &instance{role: role, uuid: uuid, script: m.script, mod: mod, mem: mod.Memory(), fns: map[string]api.Function{},
 		procs: map[string]*os.Process{}}
 	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit, abi.ExportRoleInfo,
-		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick} {
-		in.fns[name] = mod.ExportedFunction(name)
+		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick, abi.ExportRoleOffer} {
+		if f := mod.ExportedFunction(name); f != nil {
+			in.fns[name] = f
+		}
 	}
 	if in.mem == nil {
 		_ = mod.Close(ctx)
@@ -269,21 +271,30 @@ func classify(ctx context.Context, err error) error {
 // lifecycle calls a lifecycle export of in and handles its RoleResult (status, programs).
 // On failure the instance is closed and marked failed for a restart with backoff. a.mu is held.
 func (a *Agent) lifecycle(ctx context.Context, in *instance, export string) error {
+	_, err := a.roleCall(ctx, in, export, nil)
+	return err
+}
+
+// roleCall is lifecycle with the RoleCall adjusted by with (a job offer) and the result returned.
+func (a *Agent) roleCall(ctx context.Context, in *instance, export string, with func(*pluginv1.RoleCall)) (*pluginv1.RoleResult, error) {
 	rc := &pluginv1.RoleCall{Role: in.role, Uuid: in.uuid, Options: in.options, NowMs: time.Now().UnixMilli()}
 	if export == abi.ExportRoleTick {
 		rc.Exits, in.exits = in.exits, nil
+	}
+	if with != nil {
+		with(rc)
 	}
 	req, _ := proto.Marshal(rc)
 	out, err := a.call(ctx, in, export, req)
 	if err != nil {
 		a.fail(ctx, in, err)
-		return err
+		return nil, err
 	}
 	var res pluginv1.RoleResult
 	if err := proto.Unmarshal(out, &res); err != nil {
 		err = fmt.Errorf("%w: RoleResult: %w", ErrCall, err)
 		a.fail(ctx, in, err)
-		return err
+		return nil, err
 	}
 	if res.HasStatus && res.Status != in.status {
 		in.status = res.Status
@@ -293,7 +304,32 @@ func (a *Agent) lifecycle(ctx context.Context, in *instance, export string) erro
 	for _, r := range res.Run {
 		a.runProgram(in, r)
 	}
-	return nil
+	return &res, nil
+}
+
+// offer asks the running instances of the offer's role in turn (by uuid) until one accepts.
+func (a *Agent) offer(ctx context.Context, o *stationv1.JobOffer) *stationv1.JobOfferReply {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	asked := 0
+	for _, k := range slices.Sorted(maps.Keys(a.instances)) {
+		x := a.instances[k]
+		if x.role != o.Role || x.mod == nil || x.fns[abi.ExportRoleOffer] == nil {
+			continue
+		}
+		asked++
+		res, err := a.roleCall(ctx, x, abi.ExportRoleOffer, func(rc *pluginv1.RoleCall) {
+			rc.Job, rc.JobConfig = o.Job, []byte(o.Config)
+		})
+		if err == nil && res.Accepted {
+			a.log.Info("job accepted", "role", x.role, "uuid", x.uuid, "job", o.Job)
+			return &stationv1.JobOfferReply{Accepted: true, Uuid: x.uuid}
+		}
+	}
+	if asked == 0 {
+		return &stationv1.JobOfferReply{Reason: "no running instance of role " + o.Role + " takes offers"}
+	}
+	return &stationv1.JobOfferReply{Reason: "declined"}
 }
 
 // fail discards in's Wasm instance after a failed call; the tick loop starts it again after a

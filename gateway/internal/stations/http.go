@@ -24,6 +24,7 @@ import (
 //	PUT   /api/stations/{uuid}/roles     admin: replace its role config, pushed live
 //	PATCH /api/stations/{uuid}/roles     admin: merge into it (null removes a role or a uuid)
 //	GET   /api/stations/roles/{hash}     a role plugin by sha256 hex (stations and admins)
+//	POST  /api/stations/jobs             admin: offer a job to the stations running a role
 func (m *Manager) Mount(handle func(pattern, name string, h http.HandlerFunc)) {
 	handle("GET /wss/station", "websocket", m.ServeStation)
 	handle("GET /api/stations", "stations", m.admin(m.handleList))
@@ -31,6 +32,7 @@ func (m *Manager) Mount(handle func(pattern, name string, h http.HandlerFunc)) {
 	handle("PUT /api/stations/{uuid}/roles", "stations", m.admin(m.handleEdit(false)))
 	handle("PATCH /api/stations/{uuid}/roles", "stations", m.admin(m.handleEdit(true)))
 	handle("GET /api/stations/roles/{hash}", "station_roles", m.handleRole)
+	handle("POST /api/stations/jobs", "stations", m.admin(m.handleOffer))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -196,7 +196,7 @@ type sconn struct {
 	wmu     sync.Mutex
 	ids     atomic.Uint64
 	pmu     sync.Mutex
-	pending map[uint64]chan *stationv1.ConfigResult
+	pending map[uint64]chan *stationv1.StationMessage // requests (pushes, offers) awaiting their answer
 	done    chan struct{}
 	once    sync.Once
 }
@@ -243,7 +243,7 @@ func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(4 << 20)
-	c := &sconn{ws: ws, pending: map[uint64]chan *stationv1.ConfigResult{}, done: make(chan struct{})}
+	c := &sconn{ws: ws, pending: map[uint64]chan *stationv1.StationMessage{}, done: make(chan struct{})}
 	st := m.get(uuid)
 	st.mu.Lock()
 	old := st.conn
@@ -364,13 +364,13 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
 	case *stationv1.StationMessage_Register:
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.register(st, c, msg.Id, b.Register) }()
-	case *stationv1.StationMessage_ConfigResult:
+	case *stationv1.StationMessage_ConfigResult, *stationv1.StationMessage_JobReply:
 		c.pmu.Lock()
 		ch := c.pending[msg.Id]
 		delete(c.pending, msg.Id)
 		c.pmu.Unlock()
 		if ch != nil {
-			ch <- b.ConfigResult
+			ch <- msg
 		}
 	case *stationv1.StationMessage_Status:
 		m.roleStatus(st, b.Status)
@@ -449,30 +449,12 @@ func (m *Manager) fillScripts(r Roles) {
 // push sends roles to the station on c and waits for its answer; on success the config is the
 // station's new stored config (persisted). st.op is held.
 func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigResult, error) {
-	id := c.ids.Add(1)
-	ch := make(chan *stationv1.ConfigResult, 1)
-	c.pmu.Lock()
-	if c.pending == nil {
-		c.pmu.Unlock()
-		return nil, ErrNoAnswer
+	answer, err := c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_UpdateConfiguration{
+		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}, m.cfg.PushTimeout)
+	if err != nil {
+		return nil, err
 	}
-	c.pending[id] = ch
-	c.pmu.Unlock()
-	defer func() { c.pmu.Lock(); delete(c.pending, id); c.pmu.Unlock() }()
-	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_UpdateConfiguration{
-		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoAnswer, err)
-	}
-	t := time.NewTimer(m.cfg.PushTimeout)
-	defer t.Stop()
-	var res *stationv1.ConfigResult
-	select {
-	case res = <-ch:
-	case <-c.done:
-		return nil, fmt.Errorf("%w: disconnected", ErrNoAnswer)
-	case <-t.C:
-		return nil, fmt.Errorf("%w: no ConfigResult within %s", ErrNoAnswer, m.cfg.PushTimeout)
-	}
+	res := answer.GetConfigResult()
 	if res == nil {
 		res = &stationv1.ConfigResult{}
 	}
@@ -498,6 +480,34 @@ func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigRes
 		m.log.Warn("station refused its configuration", "uuid", st.uuid, "code", res.Code.String(), "message", res.Message, "roles", res.Roles)
 	}
 	return res, nil
+}
+
+// request sends msg with a new id and waits up to timeout for the station's answer.
+func (c *sconn) request(msg *stationv1.ManagerMessage, timeout time.Duration) (*stationv1.StationMessage, error) {
+	id := c.ids.Add(1)
+	msg.Id = id
+	ch := make(chan *stationv1.StationMessage, 1)
+	c.pmu.Lock()
+	if c.pending == nil {
+		c.pmu.Unlock()
+		return nil, fmt.Errorf("%w: disconnected", ErrNoAnswer)
+	}
+	c.pending[id] = ch
+	c.pmu.Unlock()
+	defer func() { c.pmu.Lock(); delete(c.pending, id); c.pmu.Unlock() }()
+	if err := c.send(msg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		return res, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%w: disconnected", ErrNoAnswer)
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no answer within %s", ErrNoAnswer, timeout)
+	}
 }
 
 // roleChanged pushes a role's new plugin to every online station running that role.

@@ -3,7 +3,8 @@
 // Command role.heartbeat is a sample station role plugin (SPEC §7): each instance (one per role
 // uuid) reports a status every tick — its label, how many ticks it has seen, the plugin version —
 // and, when its options name a program, asks the station to run it every `every` ticks and
-// reports how the last run ended (the reference's Completed / Failed{exitCode, signal}). See
+// reports how the last run ended (the reference's Completed / Failed{exitCode, signal}); it takes
+// a job offered while its program is idle. See
 // README.md. Build it with `make plugins` (build/plugins/role.heartbeat.wasm) and drop it into the
 // manager's roles directory as heartbeat.wasm.
 package main
@@ -47,6 +48,16 @@ func init() {
 			return nil
 		},
 		Tick: tick,
+		// A job offer is taken when a program is configured and none is running: the program
+		// runs with the job's config (JSON) as its argument, as the reference's encode role.
+		Offer: func(c *pdk.RoleCall) (bool, error) {
+			if program == "" || running {
+				return false, nil
+			}
+			c.Run(c.Job, program, string(c.JobConfig))
+			running = true
+			return true, nil
+		},
 	})
 }
 

@@ -1,5 +1,6 @@
 // teragate plugin ABI v1, role plugins (SPEC §7): the payloads of the role lifecycle exports
-// (tg_role_info, tg_role_start, tg_role_update, tg_role_stop, tg_role_tick; see sdk/abi). A role
+// (tg_role_info, tg_role_start, tg_role_update, tg_role_stop, tg_role_tick and the optional
+// tg_role_offer; see sdk/abi). A role
 // plugin runs on a station, one Wasm instance per role uuid. Guests decode these with protowire
 // (sdk/pdk does). Never renumber a field; reserve removed ones.
 
@@ -103,7 +104,10 @@ type RoleCall struct {
 	// The station's clock, milliseconds since the Unix epoch.
 	NowMs int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
 	// Programs started by this instance that ended since the last call (tg_role_tick only).
-	Exits         []*ProgramExit `protobuf:"bytes,5,rep,name=exits,proto3" json:"exits,omitempty"`
+	Exits []*ProgramExit `protobuf:"bytes,5,rep,name=exits,proto3" json:"exits,omitempty"`
+	// A job offered to the instance (tg_role_offer only): its id and its config, a JSON object.
+	Job           string `protobuf:"bytes,6,opt,name=job,proto3" json:"job,omitempty"`
+	JobConfig     []byte `protobuf:"bytes,7,opt,name=job_config,json=jobConfig,proto3" json:"job_config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -173,6 +177,20 @@ func (x *RoleCall) GetExits() []*ProgramExit {
 	return nil
 }
 
+func (x *RoleCall) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *RoleCall) GetJobConfig() []byte {
+	if x != nil {
+		return x.JobConfig
+	}
+	return nil
+}
+
 // RoleResult is what a lifecycle export returns.
 type RoleResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -182,7 +200,10 @@ type RoleResult struct {
 	HasStatus bool   `protobuf:"varint,2,opt,name=has_status,json=hasStatus,proto3" json:"has_status,omitempty"`
 	// Programs the instance asks the station to start (the "programs" capability: only names the
 	// station's own config allow-lists are run; others end at once with a refusal).
-	Run           []*RunProgram `protobuf:"bytes,3,rep,name=run,proto3" json:"run,omitempty"`
+	Run []*RunProgram `protobuf:"bytes,3,rep,name=run,proto3" json:"run,omitempty"`
+	// tg_role_offer only: the instance takes the job (the reference's StartEncodeRequest
+	// {accepted}). A role that takes a job usually runs a program with the job's id.
+	Accepted      bool `protobuf:"varint,4,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -236,6 +257,13 @@ func (x *RoleResult) GetRun() []*RunProgram {
 		return x.Run
 	}
 	return nil
+}
+
+func (x *RoleResult) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
 }
 
 // RunProgram asks the station to start a program (no shell; argv as given).
@@ -398,19 +426,23 @@ const file_plugin_v1_role_proto_rawDesc = "" +
 	"\bRoleInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinstances\x18\x02 \x01(\x05R\tinstances\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion\"\x9a\x01\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\"\xcb\x01\n" +
 	"\bRoleCall\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x18\n" +
 	"\aoptions\x18\x03 \x01(\fR\aoptions\x12\x15\n" +
 	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\x125\n" +
-	"\x05exits\x18\x05 \x03(\v2\x1f.teragate.plugin.v1.ProgramExitR\x05exits\"u\n" +
+	"\x05exits\x18\x05 \x03(\v2\x1f.teragate.plugin.v1.ProgramExitR\x05exits\x12\x10\n" +
+	"\x03job\x18\x06 \x01(\tR\x03job\x12\x1d\n" +
+	"\n" +
+	"job_config\x18\a \x01(\fR\tjobConfig\"\x91\x01\n" +
 	"\n" +
 	"RoleResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1d\n" +
 	"\n" +
 	"has_status\x18\x02 \x01(\bR\thasStatus\x120\n" +
-	"\x03run\x18\x03 \x03(\v2\x1e.teragate.plugin.v1.RunProgramR\x03run\"L\n" +
+	"\x03run\x18\x03 \x03(\v2\x1e.teragate.plugin.v1.RunProgramR\x03run\x12\x1a\n" +
+	"\baccepted\x18\x04 \x01(\bR\baccepted\"L\n" +
 	"\n" +
 	"RunProgram\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x18\n" +

@@ -704,6 +704,7 @@ type StationMessage struct {
 	//	*StationMessage_Status
 	//	*StationMessage_Job
 	//	*StationMessage_Running
+	//	*StationMessage_JobReply
 	Body          isStationMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -798,6 +799,15 @@ func (x *StationMessage) GetRunning() *Running {
 	return nil
 }
 
+func (x *StationMessage) GetJobReply() *JobOfferReply {
+	if x != nil {
+		if x, ok := x.Body.(*StationMessage_JobReply); ok {
+			return x.JobReply
+		}
+	}
+	return nil
+}
+
 type isStationMessage_Body interface {
 	isStationMessage_Body()
 }
@@ -824,6 +834,11 @@ type StationMessage_Running struct {
 	Running *Running `protobuf:"bytes,6,opt,name=running,proto3,oneof"`
 }
 
+type StationMessage_JobReply struct {
+	// The answer to a JobOffer (id = the offer's id).
+	JobReply *JobOfferReply `protobuf:"bytes,7,opt,name=job_reply,json=jobReply,proto3,oneof"`
+}
+
 func (*StationMessage_Register) isStationMessage_Body() {}
 
 func (*StationMessage_ConfigResult) isStationMessage_Body() {}
@@ -833,6 +848,8 @@ func (*StationMessage_Status) isStationMessage_Body() {}
 func (*StationMessage_Job) isStationMessage_Body() {}
 
 func (*StationMessage_Running) isStationMessage_Body() {}
+
+func (*StationMessage_JobReply) isStationMessage_Body() {}
 
 // Running is the station's list of running role instances.
 type Running struct {
@@ -889,6 +906,7 @@ type ManagerMessage struct {
 	//
 	//	*ManagerMessage_RegisterReply
 	//	*ManagerMessage_UpdateConfiguration
+	//	*ManagerMessage_JobOffer
 	Body          isManagerMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -956,6 +974,15 @@ func (x *ManagerMessage) GetUpdateConfiguration() *UpdateConfiguration {
 	return nil
 }
 
+func (x *ManagerMessage) GetJobOffer() *JobOffer {
+	if x != nil {
+		if x, ok := x.Body.(*ManagerMessage_JobOffer); ok {
+			return x.JobOffer
+		}
+	}
+	return nil
+}
+
 type isManagerMessage_Body interface {
 	isManagerMessage_Body()
 }
@@ -968,9 +995,143 @@ type ManagerMessage_UpdateConfiguration struct {
 	UpdateConfiguration *UpdateConfiguration `protobuf:"bytes,3,opt,name=update_configuration,json=updateConfiguration,proto3,oneof"`
 }
 
+type ManagerMessage_JobOffer struct {
+	// A job for one of the station's running instances of a role; answered by a job_reply.
+	JobOffer *JobOffer `protobuf:"bytes,4,opt,name=job_offer,json=jobOffer,proto3,oneof"`
+}
+
 func (*ManagerMessage_RegisterReply) isManagerMessage_Body() {}
 
 func (*ManagerMessage_UpdateConfiguration) isManagerMessage_Body() {}
+
+func (*ManagerMessage_JobOffer) isManagerMessage_Body() {}
+
+// JobOffer offers a job to a station (the reference's StartEncodeRequest / StartCutRequest): the
+// station asks its running instances of the role in turn until one accepts.
+type JobOffer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Role  string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// The job's id, used by the role for the programs it runs (JobResult.job).
+	Job string `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// The job's config, a JSON object.
+	Config        string `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobOffer) Reset() {
+	*x = JobOffer{}
+	mi := &file_station_v1_station_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOffer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOffer) ProtoMessage() {}
+
+func (x *JobOffer) ProtoReflect() protoreflect.Message {
+	mi := &file_station_v1_station_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOffer.ProtoReflect.Descriptor instead.
+func (*JobOffer) Descriptor() ([]byte, []int) {
+	return file_station_v1_station_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *JobOffer) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *JobOffer) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *JobOffer) GetConfig() string {
+	if x != nil {
+		return x.Config
+	}
+	return ""
+}
+
+// JobOfferReply answers a JobOffer.
+type JobOfferReply struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Accepted bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// The role instance that accepted it.
+	Uuid string `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// Why nobody accepted, for the logs ("no running instance", "declined").
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobOfferReply) Reset() {
+	*x = JobOfferReply{}
+	mi := &file_station_v1_station_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobOfferReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobOfferReply) ProtoMessage() {}
+
+func (x *JobOfferReply) ProtoReflect() protoreflect.Message {
+	mi := &file_station_v1_station_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobOfferReply.ProtoReflect.Descriptor instead.
+func (*JobOfferReply) Descriptor() ([]byte, []int) {
+	return file_station_v1_station_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *JobOfferReply) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *JobOfferReply) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *JobOfferReply) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 var File_station_v1_station_proto protoreflect.FileDescriptor
 
@@ -1029,22 +1190,32 @@ const file_station_v1_station_proto_rawDesc = "" +
 	"\tcompleted\x18\x05 \x01(\bR\tcompleted\x12\x1b\n" +
 	"\texit_code\x18\x06 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06signal\x18\a \x01(\x05R\x06signal\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\xd8\x02\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\x9b\x03\n" +
 	"\x0eStationMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
 	"\bregister\x18\x02 \x01(\v2\x1d.teragate.station.v1.RegisterH\x00R\bregister\x12H\n" +
 	"\rconfig_result\x18\x03 \x01(\v2!.teragate.station.v1.ConfigResultH\x00R\fconfigResult\x129\n" +
 	"\x06status\x18\x04 \x01(\v2\x1f.teragate.station.v1.RoleStatusH\x00R\x06status\x122\n" +
 	"\x03job\x18\x05 \x01(\v2\x1e.teragate.station.v1.JobResultH\x00R\x03job\x128\n" +
-	"\arunning\x18\x06 \x01(\v2\x1c.teragate.station.v1.RunningH\x00R\arunningB\x06\n" +
+	"\arunning\x18\x06 \x01(\v2\x1c.teragate.station.v1.RunningH\x00R\arunning\x12A\n" +
+	"\tjob_reply\x18\a \x01(\v2\".teragate.station.v1.JobOfferReplyH\x00R\bjobReplyB\x06\n" +
 	"\x04body\"A\n" +
 	"\aRunning\x126\n" +
-	"\x05roles\x18\x01 \x03(\v2 .teragate.station.v1.RunningRoleR\x05roles\"\xd4\x01\n" +
+	"\x05roles\x18\x01 \x03(\v2 .teragate.station.v1.RunningRoleR\x05roles\"\x92\x02\n" +
 	"\x0eManagerMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12K\n" +
 	"\x0eregister_reply\x18\x02 \x01(\v2\".teragate.station.v1.RegisterReplyH\x00R\rregisterReply\x12]\n" +
-	"\x14update_configuration\x18\x03 \x01(\v2(.teragate.station.v1.UpdateConfigurationH\x00R\x13updateConfigurationB\x06\n" +
-	"\x04body*Z\n" +
+	"\x14update_configuration\x18\x03 \x01(\v2(.teragate.station.v1.UpdateConfigurationH\x00R\x13updateConfiguration\x12<\n" +
+	"\tjob_offer\x18\x04 \x01(\v2\x1d.teragate.station.v1.JobOfferH\x00R\bjobOfferB\x06\n" +
+	"\x04body\"H\n" +
+	"\bJobOffer\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x10\n" +
+	"\x03job\x18\x02 \x01(\tR\x03job\x12\x16\n" +
+	"\x06config\x18\x03 \x01(\tR\x06config\"W\n" +
+	"\rJobOfferReply\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x12\n" +
+	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*Z\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\x10\n" +
 	"\fROLE_BLOCKED\x10\x01\x12\x18\n" +
@@ -1064,7 +1235,7 @@ func file_station_v1_station_proto_rawDescGZIP() []byte {
 }
 
 var file_station_v1_station_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_station_v1_station_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_station_v1_station_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_station_v1_station_proto_goTypes = []any{
 	(ErrorCode)(0),              // 0: teragate.station.v1.ErrorCode
 	(*RoleInstance)(nil),        // 1: teragate.station.v1.RoleInstance
@@ -1079,15 +1250,17 @@ var file_station_v1_station_proto_goTypes = []any{
 	(*StationMessage)(nil),      // 10: teragate.station.v1.StationMessage
 	(*Running)(nil),             // 11: teragate.station.v1.Running
 	(*ManagerMessage)(nil),      // 12: teragate.station.v1.ManagerMessage
-	nil,                         // 13: teragate.station.v1.RoleInstances.InstancesEntry
-	nil,                         // 14: teragate.station.v1.Register.RolesEntry
-	nil,                         // 15: teragate.station.v1.UpdateConfiguration.RolesEntry
+	(*JobOffer)(nil),            // 13: teragate.station.v1.JobOffer
+	(*JobOfferReply)(nil),       // 14: teragate.station.v1.JobOfferReply
+	nil,                         // 15: teragate.station.v1.RoleInstances.InstancesEntry
+	nil,                         // 16: teragate.station.v1.Register.RolesEntry
+	nil,                         // 17: teragate.station.v1.UpdateConfiguration.RolesEntry
 }
 var file_station_v1_station_proto_depIdxs = []int32{
-	13, // 0: teragate.station.v1.RoleInstances.instances:type_name -> teragate.station.v1.RoleInstances.InstancesEntry
-	14, // 1: teragate.station.v1.Register.roles:type_name -> teragate.station.v1.Register.RolesEntry
+	15, // 0: teragate.station.v1.RoleInstances.instances:type_name -> teragate.station.v1.RoleInstances.InstancesEntry
+	16, // 1: teragate.station.v1.Register.roles:type_name -> teragate.station.v1.Register.RolesEntry
 	6,  // 2: teragate.station.v1.RegisterReply.result:type_name -> teragate.station.v1.ConfigResult
-	15, // 3: teragate.station.v1.UpdateConfiguration.roles:type_name -> teragate.station.v1.UpdateConfiguration.RolesEntry
+	17, // 3: teragate.station.v1.UpdateConfiguration.roles:type_name -> teragate.station.v1.UpdateConfiguration.RolesEntry
 	0,  // 4: teragate.station.v1.ConfigResult.code:type_name -> teragate.station.v1.ErrorCode
 	7,  // 5: teragate.station.v1.ConfigResult.running:type_name -> teragate.station.v1.RunningRole
 	3,  // 6: teragate.station.v1.StationMessage.register:type_name -> teragate.station.v1.Register
@@ -1095,17 +1268,19 @@ var file_station_v1_station_proto_depIdxs = []int32{
 	8,  // 8: teragate.station.v1.StationMessage.status:type_name -> teragate.station.v1.RoleStatus
 	9,  // 9: teragate.station.v1.StationMessage.job:type_name -> teragate.station.v1.JobResult
 	11, // 10: teragate.station.v1.StationMessage.running:type_name -> teragate.station.v1.Running
-	7,  // 11: teragate.station.v1.Running.roles:type_name -> teragate.station.v1.RunningRole
-	4,  // 12: teragate.station.v1.ManagerMessage.register_reply:type_name -> teragate.station.v1.RegisterReply
-	5,  // 13: teragate.station.v1.ManagerMessage.update_configuration:type_name -> teragate.station.v1.UpdateConfiguration
-	1,  // 14: teragate.station.v1.RoleInstances.InstancesEntry.value:type_name -> teragate.station.v1.RoleInstance
-	2,  // 15: teragate.station.v1.Register.RolesEntry.value:type_name -> teragate.station.v1.RoleInstances
-	2,  // 16: teragate.station.v1.UpdateConfiguration.RolesEntry.value:type_name -> teragate.station.v1.RoleInstances
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	14, // 11: teragate.station.v1.StationMessage.job_reply:type_name -> teragate.station.v1.JobOfferReply
+	7,  // 12: teragate.station.v1.Running.roles:type_name -> teragate.station.v1.RunningRole
+	4,  // 13: teragate.station.v1.ManagerMessage.register_reply:type_name -> teragate.station.v1.RegisterReply
+	5,  // 14: teragate.station.v1.ManagerMessage.update_configuration:type_name -> teragate.station.v1.UpdateConfiguration
+	13, // 15: teragate.station.v1.ManagerMessage.job_offer:type_name -> teragate.station.v1.JobOffer
+	1,  // 16: teragate.station.v1.RoleInstances.InstancesEntry.value:type_name -> teragate.station.v1.RoleInstance
+	2,  // 17: teragate.station.v1.Register.RolesEntry.value:type_name -> teragate.station.v1.RoleInstances
+	2,  // 18: teragate.station.v1.UpdateConfiguration.RolesEntry.value:type_name -> teragate.station.v1.RoleInstances
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_station_v1_station_proto_init() }
@@ -1119,10 +1294,12 @@ func file_station_v1_station_proto_init() {
 		(*StationMessage_Status)(nil),
 		(*StationMessage_Job)(nil),
 		(*StationMessage_Running)(nil),
+		(*StationMessage_JobReply)(nil),
 	}
 	file_station_v1_station_proto_msgTypes[11].OneofWrappers = []any{
 		(*ManagerMessage_RegisterReply)(nil),
 		(*ManagerMessage_UpdateConfiguration)(nil),
+		(*ManagerMessage_JobOffer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1130,7 +1307,7 @@ func file_station_v1_station_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_station_v1_station_proto_rawDesc), len(file_station_v1_station_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -38,4 +38,4 @@ var Init, Filter, RPC Entry
 
 // RoleInfo, RoleStart, RoleUpdate, RoleStop and RoleTick are the bodies of the role plugin
 // exports (tg_role_info …), set by package pdk.
-var RoleInfo, RoleStart, RoleUpdate, RoleStop, RoleTick Entry
+var RoleInfo, RoleStart, RoleUpdate, RoleStop, RoleTick, RoleOffer Entry
