@@ -135,3 +135,32 @@ func TestRedisNodeStartsLate(t *testing.T) {
 	require.Equal(t, `["`+pat+`"]`, b.returnValue("online_participants"))
 	require.True(t, strings.Contains(b.returnValue("status_users"), alice))
 }
+
+// TestRedisDeviceStatusClusterWide: a device online on node A, its status updated through node
+// B's RPC: both nodes' status_devices show it, an observer sees DEVICE_STATUS_CHANGED once, and an
+// older timestamp is ignored everywhere.
+func TestRedisDeviceStatusClusterWide(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	obs := a.connect(directory.KindUser, "admin:admin-demo")
+	a.connect(directory.KindDevice, demoToken(directory.KindDevice, robot1))
+	require.Equal(t, robot1, obs.expectType("DEVICE_CONNECTED")["deviceUuid"])
+	code, body := b.rpcCall(serviceToken, "TeraServer.UserManagerModule",
+		`{"method": "update_device_status", "args": ["`+robot1+`", "{\"battery\": 10.4}", 1732145425.5]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	ev := obs.expectType("DEVICE_STATUS_CHANGED")
+	require.Equal(t, `{"status": "{\"battery\": 10.4}", "timestamp": 1732145425.5}`, ev["deviceStatus"])
+	want := `{"` + robot1 + `": {"online": true, "busy": false, "status": {"status": "{\"battery\": 10.4}", "timestamp": 1732145425.5}}}`
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return n.returnValue("status_devices") == want }, 5*time.Second, 10*time.Millisecond,
+			"status_devices on every node: %s", n.returnValue("status_devices"))
+	}
+	code, body = a.rpcCall(serviceToken, "TeraServer.UserManagerModule",
+		`{"method": "update_device_status", "args": ["`+robot1+`", "{}", 5]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	m := b.marker("after-stale")
+	obs.expectMarker(m) // one DEVICE_STATUS_CHANGED above, none for the stale update
+	for _, n := range nodes {
+		require.Equal(t, want, n.returnValue("status_devices"))
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -357,6 +359,9 @@ func (r *Registry) InSession(kind directory.Kind, uuid, session string) bool {
 // (equal timestamps are accepted). It returns the status now in force (the new one, or the kept
 // one when stale) and the outcome; an offline device gets [StatusOffline] and nothing is stored.
 func (r *Registry) UpdateDeviceStatus(ctx context.Context, uuid, status string, ts rpc.Number) (DeviceStatus, UpdateResult) {
+	if r.cfg.Cluster != nil {
+		return r.updateClustered(ctx, uuid, status, ts)
+	}
 	r.mu.Lock()
 	n := r.kinds[directory.KindDevice].online.get(uuid)
 	if n == nil {
@@ -378,6 +383,83 @@ func (r *Registry) UpdateDeviceStatus(ctx context.Context, uuid, status string, 
 	}
 	r.publish(ctx, ev)
 	return ds, StatusUpdated
+}
+
+// updateClustered is UpdateDeviceStatus on a replica: the outcome is decided on the local
+// replica for the reply, and the status travels as a DEVICE_STATUS_CHANGED module message on the
+// stream, so every replica stores it in the same order (applyStatus) and one publishes the event.
+func (r *Registry) updateClustered(ctx context.Context, uuid, status string, ts rpc.Number) (DeviceStatus, UpdateResult) {
+	r.mu.RLock()
+	n := r.kinds[directory.KindDevice].online.get(uuid)
+	var cur DeviceStatus
+	stale := false
+	if n != nil && n.val.hasStatus && ts.Less(n.val.status.Timestamp) {
+		cur, stale = n.val.status, true
+	}
+	r.mu.RUnlock()
+	switch {
+	case n == nil:
+		return DeviceStatus{}, StatusOffline
+	case stale:
+		return cur, StatusStale
+	}
+	ds := DeviceStatus{Status: status, Timestamp: ts}
+	ev := &opentera.DeviceEvent{DeviceUuid: uuid, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED, DeviceStatus: EncodeDeviceStatus(ds)}
+	if d, ok := r.cfg.Directory.Current().Device(uuid); ok {
+		ev.DeviceName = d.Name
+	}
+	payload, err := EncodeModuleMessage("teragate.presence", TopicMessages, ev)
+	if err == nil {
+		err = r.cfg.Bus.Publish(ctx, TopicMessages, payload)
+	}
+	if err != nil {
+		r.log.Error("publishing a device status to the cluster", "uuid", uuid, "error", err)
+	}
+	return ds, StatusUpdated
+}
+
+// applyStatus stores a device status received on the stream (cluster mode), with the same rules
+// as UpdateDeviceStatus, and publishes DEVICE_STATUS_CHANGED if this node claims the message.
+func (r *Registry) applyStatus(ctx context.Context, c *claim, ev *opentera.DeviceEvent, a *anypb.Any) {
+	ds, ok := parseStatusEvent(ev.GetDeviceStatus())
+	if !ok {
+		r.log.Warn("undecodable device status ignored", "uuid", ev.GetDeviceUuid())
+		return
+	}
+	r.mu.Lock()
+	n := r.kinds[directory.KindDevice].online.get(ev.GetDeviceUuid())
+	if n == nil || (n.val.hasStatus && ds.Timestamp.Less(n.val.status.Timestamp)) {
+		r.mu.Unlock()
+		return
+	}
+	n.val.status, n.val.hasStatus = ds, true
+	r.mu.Unlock()
+	if c.ok(ctx) {
+		r.publishAny(ctx, ev, a)
+	}
+}
+
+// parseStatusEvent parses the device_status text of a DEVICE_STATUS_CHANGED event (the inverse
+// of [EncodeDeviceStatus]).
+func parseStatusEvent(s string) (DeviceStatus, bool) {
+	var v struct {
+		Status    *string     `json:"status"`
+		Timestamp json.Number `json:"timestamp"`
+	}
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil || v.Status == nil || v.Timestamp == "" {
+		return DeviceStatus{}, false
+	}
+	ds := DeviceStatus{Status: *v.Status}
+	if i, err := v.Timestamp.Int64(); err == nil && !strings.ContainsAny(string(v.Timestamp), ".eE") {
+		ds.Timestamp = rpc.Int(i)
+	} else if f, err := v.Timestamp.Float64(); err == nil {
+		ds.Timestamp = rpc.Float(f)
+	} else {
+		return DeviceStatus{}, false
+	}
+	return ds, true
 }
 
 // EncodeDeviceStatus returns the device_status text of a DEVICE_STATUS_CHANGED event as OpenTera
@@ -443,6 +525,10 @@ func (r *Registry) handle(ctx context.Context, a *anypb.Any, c *claim) {
 			r.connect(ctx, c, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
 		case opentera.DeviceEvent_DEVICE_DISCONNECTED:
 			r.disconnect(ctx, c, key{directory.KindDevice, ev.GetDeviceUuid()}, ev, a)
+		case opentera.DeviceEvent_DEVICE_STATUS_CHANGED:
+			if r.cfg.Cluster != nil { // a replica's update (updateClustered)
+				r.applyStatus(ctx, c, ev, a)
+			}
 		}
 	case *opentera.JoinSessionEvent:
 		r.join(ctx, c, ev)
