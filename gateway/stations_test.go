@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,4 +272,54 @@ func TestStationLogout(t *testing.T) {
 	require.Equal(t, 4000, ce.Code)
 	require.Eventually(t, func() bool { return !e.stations().Stations[0].Online }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return online() == `[]` }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestStationEditHammer: concurrent admin edits of one online station (each PATCH adds its own
+// uuid) are serialised with their pushes: every edit is pushed, answered and kept — no lost
+// update — and the last push holds them all.
+func TestStationEditHammer(t *testing.T) {
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids })
+	s, _ := e.rawStation(stationToken)
+	s.send(&stationv1.StationMessage{Id: 1, Body: &stationv1.StationMessage_Register{Register: &stationv1.Register{Hostname: "h"}}})
+	s.answer(&stationv1.ConfigResult{})
+	s.next() // RegisterReply
+
+	const workers, each = 4, 10
+	n := workers * each
+	if testing.Short() {
+		n = workers * 3
+	}
+	pushes := make(chan int, n)
+	go func() { // the station answers every push and reports how many uuids it was given
+		for range n {
+			roles := s.answer(&stationv1.ConfigResult{})
+			pushes <- len(roles["monitor"].GetInstances())
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / workers {
+				code, out := e.editRoles(http.MethodPatch, `{"monitor": {"u-`+strconv.Itoa(w)+`-`+strconv.Itoa(i)+`": {}}}`)
+				if code != http.StatusOK {
+					errs <- fmt.Sprint(code, out)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	got := 0
+	for range n {
+		got = max(got, <-pushes)
+	}
+	require.Equal(t, n, got, "the last push holds every uuid")
+	require.Len(t, e.stations().Stations[0].Roles["monitor"], n)
 }
