@@ -189,6 +189,12 @@ func TestStationAgentRoles(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(string(b), `"rejected":{"heartbeat"`)
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, scriptOf(v2), e.stations().Roles[0].Script)
+	_, metrics := e.do(http.MethodGet, "/metrics", nil, nil)
+	for _, want := range []string{`teragate_stations_online 1`, `teragate_stations_role_loads_total{result="loaded"} 2`,
+		`teragate_stations_role_loads_total{result="rejected"} 1`, `teragate_stations_pushes_total{result="ROLE_BLOCKED"} 1`,
+		`teragate_stations_pushes_total{result="MISSING_ROLE_FACTORY"} 1`, `teragate_stations_role_reload_pushes_total 1`} {
+		require.Contains(t, string(metrics), want)
+	}
 
 	// Options change (update in place) and a removal, per uuid.
 	code, out = e.editRoles(http.MethodPatch, `{"heartbeat": {"hb-1": {"options": {"label": "studio C"}}, "hb-2": null}}`)

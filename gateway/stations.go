@@ -35,6 +35,7 @@ func (g *Gateway) initStations() error {
 		},
 		PingInterval: time.Duration(g.cfg.PingInterval),
 		PongTimeout:  time.Duration(g.cfg.PongTimeout),
+		Registerer:   g.metrics.Registry(),
 		Logger:       g.log.Named("stations"),
 	})
 	if err != nil {

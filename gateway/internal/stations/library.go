@@ -47,6 +47,7 @@ type library struct {
 	log      hclog.Logger
 	onChange func(role, script string)
 	loadMu   sync.Mutex // serialises loadFile: versions are installed and announced in order
+	counted  func(ok bool)
 
 	mu       sync.RWMutex
 	current  map[string]*RoleVersion // role → current version
@@ -176,9 +177,15 @@ func (l *library) loadFile(role string) {
 	changed, err := l.add(role, data)
 	if err != nil {
 		l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
+		if l.counted != nil {
+			l.counted(false)
+		}
 		return
 	}
 	if changed {
+		if l.counted != nil {
+			l.counted(true)
+		}
 		s := l.script(role)
 		l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
 		if l.onChange != nil {

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
@@ -67,6 +68,8 @@ type Config struct {
 	PongTimeout time.Duration
 	// Debounce delays reloading a role file after its last change. Zero value means 50ms.
 	Debounce time.Duration
+	// Registerer receives the manager's metrics (teragate_stations_*). Nil means none.
+	Registerer prometheus.Registerer
 	// Logger is the manager's logger. Nil means no logging.
 	Logger hclog.Logger
 }
@@ -79,6 +82,7 @@ type Manager struct {
 	lib   *library
 	up    websocket.Upgrader
 	ready chan struct{}
+	met   *metricsSet
 
 	mu       sync.Mutex
 	stations map[string]*station // device uuid → station
@@ -128,8 +132,16 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{})}
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}),
+		met: newMetrics(cfg.Registerer)}
 	m.lib = newLibrary(cfg.RolesDir, cfg.Logger.Named("roles"), m.roleChanged)
+	m.lib.counted = func(ok bool) {
+		if ok {
+			m.met.loads.WithLabelValues("loaded").Inc()
+		} else {
+			m.met.loads.WithLabelValues("rejected").Inc()
+		}
+	}
 	m.up = websocket.Upgrader{HandshakeTimeout: 10 * time.Second, CheckOrigin: func(*http.Request) bool { return true }}
 	recs, errs := m.store.loadAll()
 	for _, err := range errs {
@@ -252,6 +264,9 @@ func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
 	if old != nil {
 		old.close(websocket.ClosePolicyViolation, "replaced by a new connection of the same station")
 	}
+	if old == nil {
+		m.met.online.Inc()
+	}
 	m.log.Info("station connected", "uuid", uuid, "remote", r.RemoteAddr)
 	if m.cfg.Announce != nil && old == nil {
 		m.cfg.Announce(uuid, true)
@@ -351,6 +366,9 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 		clear(st.statuses)
 	}
 	st.mu.Unlock()
+	if last {
+		m.met.online.Dec()
+	}
 	m.log.Info("station disconnected", "uuid", st.uuid)
 	if last && m.cfg.Announce != nil {
 		m.cfg.Announce(st.uuid, false)
@@ -452,12 +470,14 @@ func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigRes
 	answer, err := c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_UpdateConfiguration{
 		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}, m.cfg.PushTimeout)
 	if err != nil {
+		m.met.pushes.WithLabelValues("no_answer").Inc()
 		return nil, err
 	}
 	res := answer.GetConfigResult()
 	if res == nil {
 		res = &stationv1.ConfigResult{}
 	}
+	m.met.pushes.WithLabelValues(res.Code.String()).Inc()
 	st.mu.Lock()
 	st.lastResult = res
 	var rec record
@@ -532,6 +552,7 @@ func (m *Manager) roleChanged(role, script string) {
 				return
 			}
 			m.log.Info("reloaded role pushed", "uuid", st.uuid, "role", role, "script", script)
+			m.met.reloads.Inc()
 		}()
 	}
 }
