@@ -52,7 +52,8 @@
 // package variables are that uuid's state. Each [RoleCall] carries the uuid's options (JSON,
 // [RoleCall.Option]); [RoleCall.SetStatus] reports a status (the station device's status in
 // presence) and [RoleCall.Run] asks the station to run an allow-listed program, whose exit code
-// or signal arrives in a later Tick ([RoleCall.Exits]). plugins/role/heartbeat is a sample.
+// or signal arrives in a later Tick ([RoleCall.Exits]); [Role.Offer] takes or declines a job the
+// manager offers ([RoleCall.Job], [RoleCall.JobConfig]). plugins/role/heartbeat is a sample.
 //
 // # Host functions
 //
