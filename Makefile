@@ -75,6 +75,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms || $(FUZZ) '^FuzzParseHawkHeader$$' ./gateway/internal/rooms
 	$(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk || $(FUZZ) '^FuzzParseJSON$$' ./sdk/pdk
 	$(FUZZ) '^FuzzStationMessage$$' ./gateway/internal/stations || $(FUZZ) '^FuzzStationMessage$$' ./gateway/internal/stations
+	$(FUZZ) '^FuzzManagerMessage$$' ./sdk/station || $(FUZZ) '^FuzzManagerMessage$$' ./sdk/station
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/...
