@@ -121,6 +121,12 @@ func TestStationAgentRoles(t *testing.T) {
 		}
 	}
 
+	// … and the user manager's status_devices RPC returns it.
+	raw, err := e.gw.Call(context.Background(), gateway.UserManagerModule, "status_devices")
+	require.NoError(t, err)
+	require.Contains(t, string(raw), stationUUID)
+	require.Contains(t, string(raw), `\"role\":\"heartbeat\"`)
+
 	// The programs capability: the allow-listed script failed with exit code 3; rm is refused.
 	require.Eventually(t, func() bool {
 		var jobs struct {
