@@ -19,8 +19,10 @@
 // # Calls and failures
 //
 // A call takes an instance from the pool (waiting with the caller's context when all are busy),
-// runs the export under a per-call deadline (runtimes use WithCloseOnContextDone, so a looping
-// guest is stopped), and returns the instance. An instance that trapped, timed out, reported an
+// runs the export under a per-call deadline, and returns the instance. A looping guest is stopped:
+// modules are rewritten by wasmguard to call the host's tick, which ends a call whose context is
+// done, every ~16,384 units of work (a module the rewriter refuses runs under wazero's
+// WithCloseOnContextDone instead; [Info].Deadline says which). An instance that trapped, timed out, reported an
 // error or returned an out-of-range or oversized result is closed and replaced in the background,
 // never reused. After MaxFailures consecutive failures the version is quarantined: calls fail fast
 // (closed) until a new file (or the same file touched again) loads. With OnQuarantine [Rollback]
