@@ -79,3 +79,6 @@ func (g *Gateway) announceStation(uuid string, connected bool) {
 		g.log.Error("announcing station", "uuid", uuid, "connected", connected, "error", err)
 	}
 }
+
+// RolesDir returns the directory of station role plugins (<role>.wasm) the gateway watches.
+func (g *Gateway) RolesDir() string { return g.stations.RolesDir() }

@@ -139,6 +139,8 @@ func printBanner(gw *gateway.Gateway, cfg gateway.Config) {
 		fmt.Printf("  TLS        self-signed certificate %s: %s (curl --cacert %s …, or -k)\n", note, p, p)
 	}
 	printPlugins(gw, cfg)
+	fmt.Printf("  Stations   %s/wss/station (teragate station, as a device with station: true); /api/stations\n", ws)
+	fmt.Printf("             drop <role>.wasm into %s: stations running the role hot-reload it\n", gw.RolesDir())
 	if demo {
 		fmt.Println("\nDemo logins (embedded demo identities):")
 		for _, l := range directory.DemoLogins {

@@ -584,3 +584,6 @@ func (m *Manager) update(st *station, edit func(Roles) (Roles, error)) (*station
 	}
 	return m.push(st, c, next)
 }
+
+// RolesDir returns the watched directory of role plugins.
+func (m *Manager) RolesDir() string { return m.cfg.RolesDir }
