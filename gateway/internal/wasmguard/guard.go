@@ -474,7 +474,8 @@ func (m *module) custom(b []byte) {
 	m.section(secCustom, b)
 }
 
-// names renumbers the function names (subsection 1) and local names (2) of a name section whose
+// names renumbers the function names (subsection 1), local names (2) and label names (3, of the
+// extended name section) of a name section whose
 // content starts at p in b. It reports false if the section does not decode, or if it comes
 // before the import section (it must follow the data section).
 func (m *module) names(b []byte, p int) (out []byte, ok bool) {
@@ -499,7 +500,7 @@ func (m *module) names(b []byte, p int) (out []byte, ok bool) {
 		}
 		sub := b[r.p : r.p+int(size)]
 		r.p += int(size)
-		if id == 1 || id == 2 {
+		if id == 1 || id == 2 || id == 3 { // function, local and label names, by function index
 			var w walker
 			w.reset(sub)
 			w.shiftFrom = m.funcImports

@@ -356,3 +356,50 @@ func TestLEB(t *testing.T) {
 		}
 	}
 }
+
+// TestNameSection: function, local and label names follow their functions past the shift.
+func TestNameSection(t *testing.T) {
+	// loops.wasm without its name section: one import (env.add), then "sum" is function 1.
+	orig := wasmFile(t, "loops")
+	var mod []byte
+	r := reader{b: orig, p: 8}
+	mod = append(mod, orig[:8]...)
+	for r.p < len(orig) {
+		start := r.p
+		id := r.byte()
+		size := int(r.u32())
+		body := orig[r.p : r.p+size]
+		r.p += size
+		if id == 0 && (&reader{b: body}).name() == "name" {
+			continue
+		}
+		mod = append(mod, orig[start:r.p]...)
+	}
+	sub := func(id byte, content []byte) []byte {
+		return append(appendU32([]byte{id}, uint32(len(content))), content...)
+	}
+	indirect := func(fn uint32, idx uint32, name string) []byte { // one function, one entry
+		return appendName(appendU32(appendU32(appendU32(appendU32(nil, 1), fn), 1), idx), name)
+	}
+	names := appendName(nil, "name")
+	names = append(names, sub(1, appendName(appendU32(appendU32(nil, 1), 1), "summer"))...)
+	names = append(names, sub(2, indirect(1, 0, "count"))...)
+	names = append(names, sub(3, indirect(1, 0, "outer"))...)
+	mod = append(append(mod, 0), appendU32(nil, uint32(len(names)))...)
+	mod = append(mod, names...)
+
+	out, err := Instrument(mod)
+	require.NoError(t, err)
+	want := appendName(nil, "name")
+	want = append(want, sub(1, appendName(appendU32(appendU32(nil, 1), 2), "summer"))...)
+	want = append(want, sub(2, indirect(2, 0, "count"))...)
+	want = append(want, sub(3, indirect(2, 0, "outer"))...)
+	require.True(t, bytes.HasSuffix(out, want), "the name section, renumbered, ends the module")
+
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	cm, err := rt.CompileModule(ctx, out)
+	require.NoError(t, err)
+	require.Equal(t, "summer", cm.ExportedFunctions()["sum"].Name())
+}
