@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,7 +65,7 @@ func (g *Gateway) newBus() (bus.Bus, error) {
 	return bus.NewRedis(bus.RedisConfig{
 		Client:      g.redis,
 		OnDrop:      onDrop,
-		OnReconnect: func() { g.metrics.RedisReconnect("bus") },
+		OnReconnect: g.busReconnected,
 		Logger:      g.log.Named("bus"),
 	})
 }
@@ -143,4 +144,32 @@ func (g *Gateway) rpcClaim() func(context.Context, []byte) bool {
 		return nil
 	}
 	return g.cluster.Claim
+}
+
+// busReconnected counts a restored Redis subscription. When it is the presence subscription,
+// messages were lost meanwhile: the node checks its own registration at once (after a Redis
+// restart it rewrites its ownership, so its sockets' closes count again), then, one heartbeat
+// period later — when every live node has rewritten its own — reloads its replica from the
+// cluster's ownership hashes.
+func (g *Gateway) busReconnected(patterns []string) {
+	g.metrics.RedisReconnect("bus")
+	if g.cluster == nil || g.pres == nil || !slices.Contains(patterns, presence.TopicMessages) {
+		return
+	}
+	ttl := time.Duration(g.cfg.RedisNodeTTL)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*ttl)
+		defer cancel()
+		if err := g.cluster.Check(ctx); err != nil {
+			g.log.Warn("presence registration check after a Redis reconnect failed", "error", err)
+		}
+		select {
+		case <-time.After(ttl/3 + ttl/10):
+		case <-ctx.Done():
+			return
+		}
+		if err := g.pres.Resync(ctx); err != nil {
+			g.log.Warn("presence resync after a Redis reconnect failed", "error", err)
+		}
+	}()
 }

@@ -1,8 +1,10 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,13 @@ import (
 // load balancer do).
 func startRedisNodes(t *testing.T, n int) []*env {
 	t.Helper()
+	nodes, _ := startRedisNodesOn(t, n)
+	return nodes
+}
+
+// startRedisNodesOn is startRedisNodes that also returns the redis-server.
+func startRedisNodesOn(t *testing.T, n int) ([]*env, *testutil.RedisServer) {
+	t.Helper()
 	srv := testutil.StartRedis(t)
 	out := make([]*env, n)
 	for i := range out {
@@ -28,7 +37,7 @@ func startRedisNodes(t *testing.T, n int) []*env {
 			c.RedisNodeTTL = gateway.Duration(1500 * time.Millisecond)
 		})
 	}
-	return out
+	return out, srv
 }
 
 // onNode rewrites a websocket_url issued by one node to reach another node.
@@ -162,5 +171,77 @@ func TestRedisDeviceStatusClusterWide(t *testing.T) {
 	obs.expectMarker(m) // one DEVICE_STATUS_CHANGED above, none for the stale update
 	for _, n := range nodes {
 		require.Equal(t, want, n.returnValue("status_devices"))
+	}
+}
+
+// TestRedisRestartReconcile: redis-server restarts empty under two nodes. The nodes resubscribe,
+// rewrite their ownership from their own sockets and resynchronise every replica, so presence is
+// right again: sockets still open are online on both nodes, and a socket that closes afterwards
+// goes offline everywhere with its DISCONNECTED event.
+func TestRedisRestartReconcile(t *testing.T) {
+	nodes, srv := startRedisNodesOn(t, 2)
+	a, b := nodes[0], nodes[1]
+	obs := a.connect(directory.KindUser, "admin:admin-demo")
+	s := b.connect(directory.KindUser, "alice:alice-demo")
+	require.Equal(t, alice, obs.expectType("USER_CONNECTED")["userUuid"])
+	b.connect(directory.KindParticipant, "pat:pat-demo")
+	require.Equal(t, pat, obs.expectType("PARTICIPANT_CONNECTED")["participantUuid"])
+
+	srv.Restart(t)
+	// Both nodes' registrations are gone with the data; each notices (bus reconnect, heartbeat),
+	// rewrites its ownership and has the replicas resync. After a resync the online lists are in
+	// snapshot order, not connection order: compare them as sets.
+	set := func(list string) []string {
+		var out []string
+		_ = json.Unmarshal([]byte(list), &out)
+		slices.Sort(out)
+		return out
+	}
+	wantUsers := set(`["` + directory.DemoAdminUUID + `", "` + alice + `"]`)
+	for _, n := range nodes {
+		require.Eventually(t, func() bool {
+			return slices.Equal(set(n.returnValue("online_users")), wantUsers) && n.returnValue("online_participants") == `["`+pat+`"]`
+		}, 15*time.Second, 20*time.Millisecond)
+	}
+	// Wait until the observer's node routes events again: publish a marker every 100 ms until
+	// one arrives (those published before its subscription was restored are lost).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			b.publishQuiet(umEvents, &opentera.StopSessionEvent{SessionUuid: "probe"})
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	for obs.event()["sessionUuid"] != "probe" {
+	}
+	close(stop)
+	<-done
+	// The ownership is back in Redis: a close is published and counted out everywhere.
+	require.NoError(t, s.ws.Close())
+	ev := drainUntilType(t, obs, "USER_DISCONNECTED")
+	require.Equal(t, alice, ev["userUuid"])
+	for _, n := range nodes {
+		require.Eventually(t, func() bool { return n.returnValue("online_users") == `["`+directory.DemoAdminUUID+`"]` },
+			5*time.Second, 20*time.Millisecond)
+	}
+}
+
+// publishQuiet is publish without assertions, for use off the test goroutine.
+func (e *env) publishQuiet(topic string, m *opentera.StopSessionEvent) {
+	body := `{"header": {"version": 1, "time": 1, "topic": "` + topic + `"}, "events": [{"@type": "type.googleapis.com/opentera.protobuf.StopSessionEvent", "sessionUuid": "` + m.GetSessionUuid() + `"}]}`
+	req, err := http.NewRequest(http.MethodPost, e.base+"/api/events", strings.NewReader(body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", "OpenTera "+serviceToken)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := e.client.Do(req); err == nil {
+		resp.Body.Close()
 	}
 }

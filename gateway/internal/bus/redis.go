@@ -22,10 +22,10 @@ type RedisConfig struct {
 	MaxPending int
 	// OnDrop, if set, is called for every message dropped because a subscription's queue was full.
 	OnDrop func(pattern, channel string)
-	// OnReconnect, if set, is called each time a subscription's connection was lost and its
-	// patterns are subscribed again on a new connection (messages published in between are lost:
-	// Redis pub/sub keeps nothing).
-	OnReconnect func()
+	// OnReconnect, if set, is called with the subscription's patterns each time a subscription's
+	// connection was lost and its patterns are subscribed again on a new connection (messages
+	// published in between are lost: Redis pub/sub keeps nothing).
+	OnReconnect func(patterns []string)
 	// Logger logs lost and restored subscriptions. Nil means no logging.
 	Logger hclog.Logger
 	// RetryBackoff is the longest wait between two attempts to reconnect a lost subscription.
@@ -202,7 +202,7 @@ func (s *redisSub) receive() {
 				lost, wait = false, 10*time.Millisecond
 				s.bus.log.Info("redis subscription restored", "patterns", s.patterns)
 				if s.bus.cfg.OnReconnect != nil {
-					s.bus.cfg.OnReconnect()
+					s.bus.cfg.OnReconnect(s.patterns)
 				}
 			}
 		}

@@ -50,7 +50,7 @@ func TestRedisResubscribesAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(t)
 	var reconnects atomic.Int64
-	b := newRedisBus(t, srv.URL, RedisConfig{OnReconnect: func() { reconnects.Add(1) }, RetryBackoff: 50 * time.Millisecond})
+	b := newRedisBus(t, srv.URL, RedisConfig{OnReconnect: func([]string) { reconnects.Add(1) }, RetryBackoff: 50 * time.Millisecond})
 	got, mu, _ := collect(t, b, "r.*")
 	other, otherMu, err := func() (*[]Message, *sync.Mutex, error) {
 		var m sync.Mutex

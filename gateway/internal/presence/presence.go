@@ -150,7 +150,8 @@ type Registry struct {
 	// syncing: until the snapshot marker comes by, messages are already in the snapshot.
 	syncMu     sync.Mutex
 	syncMarker []byte       // the marker awaited; nil once synced (or without a cluster)
-	syncCounts chan []Count // the snapshot, handed from Start to the delivery goroutine
+	syncCounts chan snapshot // the snapshot, handed from Resync to the delivery goroutine
+	resyncMu   sync.Mutex   // one Resync at a time
 }
 
 // New returns an empty registry; call [Registry.Start] to consume the module topic.
@@ -168,30 +169,51 @@ func New(cfg Config) *Registry {
 // Start subscribes to the module's message topic. With a [Cluster], it then loads the
 // cluster's snapshot: when Start returns, the registry counts every connection of the cluster.
 func (r *Registry) Start(ctx context.Context) error {
-	var marker []byte
 	if r.cfg.Cluster != nil {
-		var err error
-		if marker, err = snapshotMarker(); err != nil {
-			return err
-		}
-		r.syncMu.Lock()
-		r.syncMarker, r.syncCounts = marker, make(chan []Count, 1)
-		r.syncMu.Unlock()
+		r.syncCounts = make(chan snapshot, 1)
 	}
 	sub, err := r.cfg.Bus.Subscribe(ctx, TopicMessages, r.onMessage)
 	if err != nil {
 		return fmt.Errorf("presence: subscribe: %w", err)
 	}
 	r.sub = sub
-	if marker == nil {
+	if r.cfg.Cluster == nil {
 		return nil
 	}
+	if err := r.Resync(ctx); err != nil {
+		_ = sub.Unsubscribe(ctx)
+		return err
+	}
+	return nil
+}
+
+// Resync replaces the replica's online counts with the cluster's snapshot (Redis mode; a no-op on
+// a single node). The gateway calls it when its presence subscription was restored (messages were
+// lost meanwhile), once every node has had a heartbeat to rewrite its ownership. It returns once
+// the snapshot is applied. It must not be called from a bus handler.
+func (r *Registry) Resync(ctx context.Context) error {
+	if r.cfg.Cluster == nil {
+		return nil
+	}
+	r.resyncMu.Lock()
+	defer r.resyncMu.Unlock()
+	marker, err := snapshotMarker()
+	if err != nil {
+		return err
+	}
+	// The marker is awaited before the snapshot is taken: every message delivered until the marker
+	// was published before it, hence is in the snapshot, and is skipped.
+	r.syncMu.Lock()
+	r.syncMarker = marker
+	r.syncMu.Unlock()
 	counts, err := r.cfg.Cluster.Snapshot(ctx, marker)
 	if err != nil {
-		_ = sub.Unsubscribe(ctx)
+		r.syncMu.Lock()
+		r.syncMarker = nil
+		r.syncMu.Unlock()
 		return fmt.Errorf("presence: cluster snapshot: %w", err)
 	}
-	r.syncCounts <- counts
+	r.syncCounts <- snapshot{marker, counts}
 	// Wait until the delivery goroutine has passed the marker and applied the snapshot.
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
@@ -204,11 +226,26 @@ func (r *Registry) Start(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			// The marker was lost (the subscription dropped meanwhile): stop skipping messages.
+			r.syncMu.Lock()
+			if bytes.Equal(r.syncMarker, marker) {
+				r.syncMarker = nil
+				select {
+				case <-r.syncCounts:
+				default:
+				}
+			}
+			r.syncMu.Unlock()
+			return fmt.Errorf("presence: cluster snapshot not applied: %w", ctx.Err())
 		case <-t.C:
 		}
 	}
 }
+
+// ResyncSource is the source of the module message (without data) a node publishes after
+// rewriting its ownership (its registration was lost: Redis restarted, or it was taken for dead),
+// for the record; replicas do nothing with it.
+const ResyncSource = "teragate.presence.resync"
 
 // snapshotMarker returns a TeraModuleMessage without data, unique to this start, that tells the
 // snapshot's place in the message stream (other replicas find nothing to do in it).
@@ -231,17 +268,61 @@ func (r *Registry) syncing(payload []byte) bool {
 	if !bytes.Equal(payload, marker) {
 		return true
 	}
-	r.loadSnapshot(<-r.syncCounts)
+	// Resync hands the snapshot over once its script returns; it never comes if the call failed
+	// after the script ran (then the messages go on unapplied-snapshot, and the next resync fixes).
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for waiting := true; waiting; {
+		select {
+		case sn := <-r.syncCounts:
+			if bytes.Equal(sn.marker, marker) {
+				r.loadSnapshot(sn.counts)
+				waiting = false
+			}
+		case <-timeout.C:
+			r.log.Warn("cluster snapshot not received; going on without it")
+			waiting = false
+		}
+	}
 	r.syncMu.Lock()
 	r.syncMarker = nil
 	r.syncMu.Unlock()
 	return true
 }
 
-// loadSnapshot replaces the online counts with a cluster snapshot.
+// snapshot is a cluster snapshot and the marker that places it in the stream.
+type snapshot struct {
+	marker []byte
+	counts []Count
+}
+
+// loadSnapshot replaces the online counts with a cluster snapshot. Device statuses are kept for
+// the devices still online.
 func (r *Registry) loadSnapshot(counts []Count) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	statuses := map[string]DeviceStatus{}
+	for k := range r.kinds {
+		st := &r.kinds[k]
+		for n := st.online.head; n != nil; {
+			next := n.next
+			if n.val.hasStatus {
+				statuses[n.uuid] = n.val.status
+			}
+			if b := st.busy.get(n.uuid); b != nil {
+				b.val.online = false
+			}
+			st.online.remove(n)
+			n = next
+		}
+	}
+	defer func() {
+		for uuid, ds := range statuses {
+			if n := r.kinds[directory.KindDevice].online.get(uuid); n != nil {
+				n.val.status, n.val.hasStatus = ds, true
+			}
+		}
+	}()
 	for _, c := range counts {
 		st := r.state(c.Kind)
 		if st == nil || c.UUID == "" || c.N <= 0 {

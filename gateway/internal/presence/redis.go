@@ -24,12 +24,13 @@ import (
 
 // Redis keys of the cluster registry (SPEC §9: per-node ownership + heartbeat).
 const (
-	redisNodes       = "teragate:presence:nodes"  // set of registered node ids
-	redisAlivePrefix = "teragate:presence:alive:" // + node: heartbeat key with a TTL
-	redisConnsPrefix = "teragate:presence:conns:" // + node: hash "<kind>:<uuid>" → sockets open there
-	redisClaimPrefix = "teragate:presence:claim:" // + sha256(message): the node publishing its events
-	claimTTL         = 2 * time.Minute            // longer than any bus delivery delay
-	defaultNodeTTL   = 10 * time.Second           // a dead node's sockets go offline within ~NodeTTL + NodeTTL/3
+	redisNodes        = "teragate:presence:nodes"   // set of registered node ids
+	redisAlivePrefix  = "teragate:presence:alive:"  // + node: heartbeat key with a TTL
+	redisConnsPrefix  = "teragate:presence:conns:"  // + node: hash "<kind>:<uuid>" → sockets open there
+	redisReapedPrefix = "teragate:presence:reaped:" // + node: tombstone of a node taken for dead
+	redisClaimPrefix  = "teragate:presence:claim:"  // + sha256(message): the node publishing its events
+	claimTTL          = 2 * time.Minute             // longer than any bus delivery delay
+	defaultNodeTTL    = 10 * time.Second            // a dead node's sockets go offline within ~NodeTTL + NodeTTL/3
 )
 
 // RedisClusterConfig configures [NewRedisCluster].
@@ -73,8 +74,15 @@ type RedisCluster struct {
 	id   string
 	seq  atomic.Uint32
 	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+
+	// own is what this node has announced and Redis executed: its sockets per entity, the
+	// authority to rewrite its hash from when Redis lost it. Announces hold ownMu for reading
+	// (they run concurrently), a rewrite holds it for writing.
+	ownMu   sync.RWMutex
+	ownLock sync.Mutex
+	own     map[string]int
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // NewRedisCluster returns the cluster side of this node; call [RedisCluster.Start] before the
@@ -94,7 +102,7 @@ func NewRedisCluster(cfg RedisClusterConfig) (*RedisCluster, error) {
 		_, _ = rand.Read(b[:])
 		cfg.NodeID = hex.EncodeToString(b[:])
 	}
-	return &RedisCluster{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), id: cfg.NodeID, stop: make(chan struct{})}, nil
+	return &RedisCluster{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), id: cfg.NodeID, stop: make(chan struct{}), own: map[string]int{}}, nil
 }
 
 // NodeID returns this node's id.
@@ -102,7 +110,7 @@ func (c *RedisCluster) NodeID() string { return c.id }
 
 // Start registers the node, then heartbeats and looks for dead nodes every NodeTTL/3 until Stop.
 func (c *RedisCluster) Start(ctx context.Context) error {
-	if err := c.heartbeat(ctx); err != nil {
+	if _, err := c.heartbeat(ctx); err != nil {
 		return fmt.Errorf("presence: register node: %w", err)
 	}
 	c.log.Info("presence node registered", "ttl", c.cfg.NodeTTL)
@@ -111,13 +119,63 @@ func (c *RedisCluster) Start(ctx context.Context) error {
 	return nil
 }
 
-func (c *RedisCluster) heartbeat(ctx context.Context) error {
-	_, err := c.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+// heartbeat refreshes the node's key and registration. It reports lost = true when the node was
+// no longer registered: Redis lost its data (a restart without persistence) or another node took
+// it for dead and reaped its sockets.
+func (c *RedisCluster) heartbeat(ctx context.Context) (lost bool, err error) {
+	var added *redis.IntCmd
+	_, err = c.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, redisAlivePrefix+c.id, strconv.FormatInt(time.Now().Unix(), 10), c.cfg.NodeTTL)
-		p.SAdd(ctx, redisNodes, c.id)
+		added = p.SAdd(ctx, redisNodes, c.id)
 		return nil
 	})
+	if err != nil {
+		return false, err
+	}
+	return added.Val() == 1, nil
+}
+
+// Check refreshes the node's heartbeat and, if its registration was lost, rewrites its ownership
+// from its own sockets and has every replica resynchronised. The heartbeat runs it every
+// NodeTTL/3; the gateway also runs it as soon as its bus is back after a Redis restart.
+func (c *RedisCluster) Check(ctx context.Context) error {
+	lost, err := c.heartbeat(ctx)
+	if err == nil && lost {
+		err = c.rewrite(ctx)
+	}
 	return err
+}
+
+// rewriteScript replaces the node's hash with ARGV[3…] (field, count pairs), registers it, and
+// publishes the resync message (ARGV[2]) on ARGV[1], in one step.
+var rewriteScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SADD', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[4])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1`)
+
+// rewrite restores the node's hash from what it has announced, after its registration was
+// lost, and tells every replica to reload the snapshot.
+func (c *RedisCluster) rewrite(ctx context.Context) error {
+	msg, err := proto.Marshal(&opentera.TeraModuleMessage{Head: &opentera.TeraModuleMessage_Header{
+		Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Seq: c.seq.Add(1), Source: ResyncSource, Dest: TopicMessages}})
+	if err != nil {
+		return err
+	}
+	c.ownMu.Lock()
+	defer c.ownMu.Unlock()
+	args := []any{TopicMessages, msg}
+	for f, n := range c.own {
+		args = append(args, f, n)
+	}
+	if err := rewriteScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id, redisNodes, c.id, redisReapedPrefix + c.id}, args...).Err(); err != nil {
+		return err
+	}
+	c.log.Warn("presence registration was lost (Redis restarted, or this node was taken for dead): ownership rewritten, replicas resynchronised",
+		"entities", len(c.own))
+	return nil
 }
 
 func (c *RedisCluster) loop() {
@@ -132,7 +190,7 @@ func (c *RedisCluster) loop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.NodeTTL/3)
-		err := c.heartbeat(ctx)
+		err := c.Check(ctx)
 		if err == nil {
 			err = c.reap(ctx)
 		}
@@ -162,11 +220,13 @@ func (c *RedisCluster) Stop(ctx context.Context) error {
 
 // announceScript counts one socket more or less in the node's hash and publishes the module
 // message, atomically. A close of a socket the node no longer holds (the node was taken for dead
-// and reaped meanwhile) is not published: the replicas have already counted it out.
+// and reaped meanwhile: its tombstone says so) is not published: the replicas have already
+// counted it out. When Redis lost the hash instead (a restart), there is no tombstone and the close
+// is published.
 var announceScript = redis.NewScript(`
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-if n < 0 then return 0 end
+if n < 0 and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`)
 
@@ -177,7 +237,20 @@ func (c *RedisCluster) Announce(ctx context.Context, kind directory.Kind, uuid s
 	if !connected {
 		delta = "-1"
 	}
-	return announceScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id}, field(kind, uuid), delta, TopicMessages, payload).Err()
+	f := field(kind, uuid)
+	c.ownMu.RLock()
+	defer c.ownMu.RUnlock()
+	err := announceScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id, redisReapedPrefix + c.id}, f, delta, TopicMessages, payload).Err()
+	// The socket is open (closed) here whether or not Redis heard of it: own follows the sockets,
+	// and a rewrite after Redis comes back tells the cluster.
+	c.ownLock.Lock()
+	if connected {
+		c.own[f]++
+	} else if c.own[f]--; c.own[f] <= 0 {
+		delete(c.own, f)
+	}
+	c.ownLock.Unlock()
+	return err
 }
 
 func field(kind directory.Kind, uuid string) string { return strconv.Itoa(int(kind)) + ":" + uuid }
@@ -245,6 +318,7 @@ var reapScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return -2 end
 redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], '1', 'EX', 86400)
 for i = 3, #ARGV do redis.call('PUBLISH', ARGV[2], ARGV[i]) end
 return #ARGV - 2`)
 
@@ -289,7 +363,7 @@ func (c *RedisCluster) reap(ctx context.Context) error {
 				args = append(args, payload)
 			}
 		}
-		n, err := reapScript.Run(ctx, c.cfg.Client, []string{redisNodes, redisAlivePrefix + id, redisConnsPrefix + id}, args...).Int()
+		n, err := reapScript.Run(ctx, c.cfg.Client, []string{redisNodes, redisAlivePrefix + id, redisConnsPrefix + id, redisReapedPrefix + id}, args...).Int()
 		if err != nil {
 			return err
 		}
