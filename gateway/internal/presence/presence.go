@@ -149,9 +149,9 @@ type Registry struct {
 
 	// syncing: until the snapshot marker comes by, messages are already in the snapshot.
 	syncMu     sync.Mutex
-	syncMarker []byte       // the marker awaited; nil once synced (or without a cluster)
+	syncMarker []byte        // the marker awaited; nil once synced (or without a cluster)
 	syncCounts chan snapshot // the snapshot, handed from Resync to the delivery goroutine
-	resyncMu   sync.Mutex   // one Resync at a time
+	resyncMu   sync.Mutex    // one Resync at a time
 }
 
 // New returns an empty registry; call [Registry.Start] to consume the module topic.
