@@ -106,7 +106,7 @@ func TestStationAgentRoles(t *testing.T) {
 				}
 			}
 			return true
-		}, 60*time.Second, 20*time.Millisecond)
+		}, 3*time.Minute, 20*time.Millisecond) // a cold compile under -race on a busy 2-core box is slow
 	}
 	waitRunning(scriptOf(v1), "hb-1", "hb-2")
 	require.Equal(t, 1, e.stations().Stations[0].Registrations)
@@ -314,7 +314,7 @@ func TestStationHostileRoles(t *testing.T) {
 			}
 		}
 		return failed["loop"] && failed["panic"] && failed["bomb"] && a.Stats().Restarts >= 3
-	}, 60*time.Second, 20*time.Millisecond, "failed: %v, stats %+v", failed, a.Stats())
+	}, 3*time.Minute, 20*time.Millisecond, "failed: %v, stats %+v", failed, a.Stats())
 	before := beats()
 	require.Eventually(t, func() bool { return beats() > before+3 }, 30*time.Second, 20*time.Millisecond, "the heartbeat keeps ticking")
 	require.Equal(t, 1, e.stations().Stations[0].Registrations)
@@ -338,7 +338,7 @@ func TestStationJobOffer(t *testing.T) {
 	code, resp := e.editRoles(http.MethodPut, `{"heartbeat": {"enc": {"options": {"program": "encode", "every": 1000000}}, "idle": {}}}`)
 	require.Equal(t, http.StatusAccepted, code, "%v", resp)
 	runAgent(t, e, t.TempDir(), map[string]string{"encode": prog})
-	require.Eventually(t, func() bool { return len(e.stations().Stations[0].Running) == 2 }, 60*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(e.stations().Stations[0].Running) == 2 }, 3*time.Minute, 20*time.Millisecond)
 
 	offer := func(body string) (int, map[string]any) {
 		code, b := e.do(http.MethodPost, "/api/stations/jobs", strings.NewReader(body), map[string]string{"Authorization": "OpenTera " + serviceToken})

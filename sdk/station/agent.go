@@ -282,17 +282,23 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 		case *stationv1.ManagerMessage_RegisterReply:
 			res := body.RegisterReply.GetResult()
 			registered = true
-			a.mu.Lock()
-			a.stats.Registrations++
-			// The manager forgot the statuses when the last connection closed: send them again.
-			for _, x := range a.instances {
-				if x.status != "" {
-					a.sendAsync(&stationv1.StationMessage{Body: &stationv1.StationMessage_Status{Status: &stationv1.RoleStatus{
-						Role: x.role, Uuid: x.uuid, Status: x.status, Timestamp: time.Now().UnixMilli()}}})
-				}
-			}
-			a.mu.Unlock()
 			a.log.Info("registered with the manager", "result", res.GetCode().String(), "message", res.GetMessage())
+			// Off the read loop: a.mu may be held by a long apply (a cold compile), and the read
+			// loop must keep answering the manager's pings.
+			pending.Add(1)
+			go func() {
+				defer pending.Done()
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				a.stats.Registrations++
+				// The manager forgot the statuses when the last connection closed: send them again.
+				for _, x := range a.instances {
+					if x.status != "" {
+						a.sendAsync(&stationv1.StationMessage{Body: &stationv1.StationMessage_Status{Status: &stationv1.RoleStatus{
+							Role: x.role, Uuid: x.uuid, Status: x.status, Timestamp: time.Now().UnixMilli()}}})
+					}
+				}
+			}()
 		case *stationv1.ManagerMessage_JobOffer:
 			id, o := msg.Id, body.JobOffer
 			pending.Add(1)

@@ -389,6 +389,18 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
 		c.pmu.Unlock()
 		if ch != nil {
 			ch <- msg
+			return
+		}
+		// A late answer (the push timed out, e.g. on a slow first compile): the station runs
+		// what it says; keep the admin view true (the config is not stored: it was not
+		// confirmed in time).
+		if r := msg.GetConfigResult(); r != nil && r.Code == stationv1.ErrorCode_OK {
+			st.mu.Lock()
+			if st.conn == c {
+				st.running = r.Running
+				st.pruneStatuses()
+			}
+			st.mu.Unlock()
 		}
 	case *stationv1.StationMessage_Status:
 		m.roleStatus(st, b.Status)
