@@ -1,0 +1,121 @@
+package presence
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/testutil"
+	"github.com/teragate/teragate/proto/opentera"
+)
+
+// clusterNode is one node of a cluster test: a Redis bus, its cluster side and its replica.
+type clusterNode struct {
+	c   *RedisCluster
+	r   *Registry
+	bus *bus.Redis
+}
+
+func newClusterNode(t *testing.T, url, id string) *clusterNode {
+	t.Helper()
+	ctx := context.Background()
+	opt, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	client := redis.NewClient(opt)
+	b, err := bus.NewRedis(bus.RedisConfig{Client: client})
+	require.NoError(t, err)
+	dir := directory.NewStore(directory.Demo())
+	c, err := NewRedisCluster(RedisClusterConfig{Client: client, Directory: dir, NodeID: id, NodeTTL: 600 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx))
+	r := New(Config{Bus: b, Directory: dir, Cluster: c})
+	require.NoError(t, r.Start(ctx))
+	t.Cleanup(func() {
+		_ = r.Stop(ctx)
+		_ = c.Stop(ctx)
+		_ = b.Close(ctx)
+		_ = client.Close()
+	})
+	return &clusterNode{c: c, r: r, bus: b}
+}
+
+// announce opens (or closes) one socket of the user on the node.
+func (n *clusterNode) announce(t *testing.T, uuid string, on bool) {
+	t.Helper()
+	payload, err := EncodeModuleMessage("websocket.user."+uuid, TopicMessages, userConn(uuid, on))
+	require.NoError(t, err)
+	require.NoError(t, n.c.Announce(context.Background(), directory.KindUser, uuid, on, payload))
+}
+
+// kill stops the node's heartbeat without unregistering it, as SIGKILL would.
+func (n *clusterNode) kill() {
+	n.c.once.Do(func() {
+		close(n.c.stop)
+		n.c.wg.Wait()
+	})
+}
+
+// TestRedisClusterKilledNode: a node dies holding two sockets of alice while node A holds a third.
+// Both live nodes race to reap it: alice's count drops by two on every replica (she stays online
+// thanks to A), a later close on A publishes USER_DISCONNECTED exactly once, and the dead node's
+// own late close (a paused node coming back) is not counted again.
+func TestRedisClusterKilledNode(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	a := newClusterNode(t, srv.URL, "a")
+	b := newClusterNode(t, srv.URL, "b")
+	dead := newClusterNode(t, srv.URL, "dead")
+	var mu sync.Mutex
+	var disconnects int
+	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
+		var te opentera.TeraEvent
+		if proto.Unmarshal(m.Payload, &te) != nil {
+			return
+		}
+		for _, x := range te.GetEvents() {
+			var ev opentera.UserEvent
+			if x.UnmarshalTo(&ev) == nil && ev.GetType() == opentera.UserEvent_USER_DISCONNECTED {
+				mu.Lock()
+				disconnects++
+				mu.Unlock()
+			}
+		}
+	})
+	require.NoError(t, err)
+	alice := directory.DemoAliceUUID
+	a.announce(t, alice, true)
+	dead.announce(t, alice, true)
+	dead.announce(t, alice, true)
+	for _, n := range []*clusterNode{a, b, dead} {
+		require.Eventually(t, func() bool { return n.r.Connections(directory.KindUser, alice) == 3 }, 5*time.Second, 5*time.Millisecond)
+	}
+
+	dead.kill()
+	for _, n := range []*clusterNode{a, b} {
+		require.Eventually(t, func() bool { return n.r.Connections(directory.KindUser, alice) == 1 }, 10*time.Second, 10*time.Millisecond)
+	}
+	dead.announce(t, alice, false) // the zombie's close: suppressed by the reaper's tombstone
+	bob := directory.DemoBobUUID
+	a.announce(t, bob, true) // published after the zombie's close: once bob is online, it has been applied
+	for _, n := range []*clusterNode{a, b} {
+		require.Eventually(t, func() bool { return n.r.Online(directory.KindUser, bob) }, 5*time.Second, 5*time.Millisecond)
+		require.Equal(t, 1, n.r.Connections(directory.KindUser, alice), "the zombie's close was not counted")
+	}
+	a.announce(t, alice, false)
+	for _, n := range []*clusterNode{a, b} {
+		require.Eventually(t, func() bool { return !n.r.Online(directory.KindUser, alice) }, 5*time.Second, 5*time.Millisecond)
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return disconnects == 1 }, 5*time.Second, 5*time.Millisecond)
+	// A node that starts now sees only bob (the dead node's hash is gone).
+	c := newClusterNode(t, srv.URL, "c")
+	require.Equal(t, []string{bob}, c.r.OnlineList(directory.KindUser))
+	mu.Lock()
+	require.Equal(t, 1, disconnects, "USER_DISCONNECTED once, not once per node")
+	mu.Unlock()
+}
