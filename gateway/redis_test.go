@@ -1,18 +1,23 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/testutil"
 	"github.com/teragate/teragate/proto/opentera"
 )
@@ -244,4 +249,59 @@ func (e *env) publishQuiet(topic string, m *opentera.StopSessionEvent) {
 	if resp, err := e.client.Do(req); err == nil {
 		resp.Body.Close()
 	}
+}
+
+// BenchmarkRedisCrossNode: events published on node B's bus (Redis) and delivered as JSON frames
+// to an admin's websocket on node A; the timer stops when the last frame has been read. Reports
+// events/s through the whole path (PUBLISH, node A's subscription, router, filter, websocket).
+func BenchmarkRedisCrossNode(b *testing.B) {
+	srv := testutil.StartRedis(b)
+	mk := func() *gateway.Gateway {
+		gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: b.TempDir(), Redis: srv.URL,
+			JWTKey: "cross-node-bench-key", Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: os.Stderr})})
+		require.NoError(b, err)
+		require.NoError(b, gw.Start(context.Background()))
+		b.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+		return gw
+	}
+	a, nodeB := mk(), mk()
+	req, err := http.NewRequest(http.MethodGet, a.URL()+"/api/user/login?with_websocket=true", nil)
+	require.NoError(b, err)
+	req.SetBasicAuth("admin", "admin-demo")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(b, err)
+	var out struct {
+		URL string `json:"websocket_url"`
+	}
+	require.NoError(b, json.NewDecoder(resp.Body).Decode(&out))
+	resp.Body.Close()
+	ws, r, err := websocket.DefaultDialer.Dial(out.URL, nil)
+	require.NoError(b, err)
+	r.Body.Close()
+	defer ws.Close()
+	_, _, err = ws.ReadMessage() // own USER_CONNECTED
+	require.NoError(b, err)
+	payload, err := presence.EncodeEvent(umEvents, &opentera.StopSessionEvent{SessionUuid: "bench-session-0000000000000000000000000000"})
+	require.NoError(b, err)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < b.N; i++ {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := nodeB.Publish(ctx, umEvents, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, <-done)
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
