@@ -119,3 +119,43 @@ func TestRedisClusterKilledNode(t *testing.T) {
 	require.Equal(t, 1, disconnects, "USER_DISCONNECTED once, not once per node")
 	mu.Unlock()
 }
+
+// TestRedisClusterIdenticalAnnounces: two sockets of one entity announced with the same bytes
+// (same microsecond) are two messages: each gets its CONNECTED event, counted and published once.
+func TestRedisClusterIdenticalAnnounces(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	a := newClusterNode(t, srv.URL, "a")
+	b := newClusterNode(t, srv.URL, "b")
+	var mu sync.Mutex
+	var connects int
+	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
+		var te opentera.TeraEvent
+		if proto.Unmarshal(m.Payload, &te) != nil {
+			return
+		}
+		for _, x := range te.GetEvents() {
+			var ev opentera.UserEvent
+			if x.UnmarshalTo(&ev) == nil && ev.GetType() == opentera.UserEvent_USER_CONNECTED {
+				mu.Lock()
+				connects++
+				mu.Unlock()
+			}
+		}
+	})
+	require.NoError(t, err)
+	alice := directory.DemoAliceUUID
+	payload, err := EncodeModuleMessage("websocket.user."+alice, TopicMessages, userConn(alice, true))
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, a.c.Announce(context.Background(), directory.KindUser, alice, true, payload))
+	}
+	for _, n := range []*clusterNode{a, b} {
+		require.Eventually(t, func() bool { return n.r.Connections(directory.KindUser, alice) == 2 }, 5*time.Second, 5*time.Millisecond)
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects == 2 }, 5*time.Second, 5*time.Millisecond)
+	var msg opentera.TeraModuleMessage
+	require.NoError(t, proto.Unmarshal(a.c.stamp(payload), &msg))
+	require.NotZero(t, msg.GetHead().GetSeq())
+	require.Equal(t, "websocket.user."+alice, msg.GetHead().GetSource(), "the rest of the header is kept")
+	require.Len(t, msg.GetData(), 1)
+}
