@@ -88,7 +88,7 @@ func (m *Memory) SubscribeAll(_ context.Context, patterns []string, h Handler) (
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	s := &memSub{bus: m, h: h, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &memSub{bus: m, mailbox: newMailbox(h, m.cfg.MaxPending, m.cfg.OnDrop)}
 	old := m.subs.Load()
 	nt := &subTable{exact: make(map[string][]entry, len(old.exact)+len(patterns)), patterns: append([]entry(nil), old.patterns...)}
 	for k, v := range old.exact {
@@ -103,7 +103,7 @@ func (m *Memory) SubscribeAll(_ context.Context, patterns []string, h Handler) (
 	}
 	m.subs.Store(nt)
 	m.wg.Add(1)
-	go s.run()
+	go s.run(&m.wg)
 	return s, nil
 }
 
@@ -159,82 +159,7 @@ func (m *Memory) Close(ctx context.Context) error {
 
 type memSub struct {
 	bus *Memory
-	h   Handler
-
-	mu      sync.Mutex
-	queue   []Message
-	stopped bool
-	wake    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-}
-
-func (s *memSub) push(pattern, channel string, payload []byte) {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	if len(s.queue) >= s.bus.cfg.MaxPending {
-		s.mu.Unlock()
-		if s.bus.cfg.OnDrop != nil {
-			s.bus.cfg.OnDrop(pattern, channel)
-		}
-		return
-	}
-	s.queue = append(s.queue, Message{Pattern: pattern, Channel: channel, Payload: payload})
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *memSub) run() {
-	defer s.bus.wg.Done()
-	var batch []Message
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.wake:
-		}
-		for {
-			s.mu.Lock()
-			if s.stopped {
-				s.mu.Unlock()
-				return
-			}
-			batch, s.queue = s.queue, batch[:0]
-			s.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for i := range batch {
-				if s.isStopped() {
-					return
-				}
-				s.h(batch[i])
-				batch[i] = Message{}
-			}
-		}
-	}
-}
-
-func (s *memSub) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
-func (s *memSub) stop() {
-	s.once.Do(func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.queue = nil
-		s.mu.Unlock()
-		close(s.done)
-	})
+	mailbox
 }
 
 // Unsubscribe implements [Subscription].

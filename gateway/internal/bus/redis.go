@@ -118,7 +118,7 @@ func (b *Redis) SubscribeAll(ctx context.Context, patterns []string, h Handler) 
 			confirmed++
 		}
 	}
-	s := &redisSub{bus: b, ps: ps, h: h, patterns: patterns, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &redisSub{bus: b, ps: ps, patterns: patterns, mailbox: newMailbox(h, b.cfg.MaxPending, b.cfg.OnDrop)}
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
@@ -129,7 +129,7 @@ func (b *Redis) SubscribeAll(ctx context.Context, patterns []string, h Handler) 
 	b.wg.Add(2)
 	b.mu.Unlock()
 	go s.receive()
-	go s.deliver()
+	go s.run(&b.wg)
 	return s, nil
 }
 
@@ -159,15 +159,8 @@ func (b *Redis) Close(ctx context.Context) error {
 type redisSub struct {
 	bus      *Redis
 	ps       *redis.PubSub
-	h        Handler
 	patterns []string
-
-	mu      sync.Mutex
-	queue   []Message
-	stopped bool
-	wake    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	mailbox
 }
 
 // receive reads the pub/sub connection until the subscription stops, reconnecting after errors.
@@ -209,73 +202,10 @@ func (s *redisSub) receive() {
 	}
 }
 
-func (s *redisSub) push(pattern, channel string, payload []byte) {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	if len(s.queue) >= s.bus.cfg.MaxPending {
-		s.mu.Unlock()
-		if s.bus.cfg.OnDrop != nil {
-			s.bus.cfg.OnDrop(pattern, channel)
-		}
-		return
-	}
-	s.queue = append(s.queue, Message{Pattern: pattern, Channel: channel, Payload: payload})
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *redisSub) deliver() {
-	defer s.bus.wg.Done()
-	var batch []Message
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-s.wake:
-		}
-		for {
-			s.mu.Lock()
-			if s.stopped {
-				s.mu.Unlock()
-				return
-			}
-			batch, s.queue = s.queue, batch[:0]
-			s.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for i := range batch {
-				if s.isStopped() {
-					return
-				}
-				s.h(batch[i])
-				batch[i] = Message{}
-			}
-		}
-	}
-}
-
-func (s *redisSub) isStopped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
-}
-
 func (s *redisSub) stop() {
-	s.once.Do(func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.queue = nil
-		s.mu.Unlock()
-		close(s.done)
+	if s.mailbox.stop() {
 		_ = s.ps.Close() // unblocks Receive
-	})
+	}
 }
 
 // Unsubscribe implements [Subscription]: it closes the subscription's connection.
