@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/pluginhost"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/scope"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
+	"github.com/teragate/teragate/sdk/abi"
 )
 
 // PluginConfig is one plugin's entry in the config file's plugin_config map, keyed by plugin id
@@ -85,13 +89,14 @@ func (g *Gateway) initPlugins() error {
 	}
 	pp := &pluginParts{modules: map[string]string{}, ready: make(chan struct{})}
 	reg, err := pluginhost.New(pluginhost.Config{
-		CacheDir: filepath.Join(g.cfg.DataDir, "wasm-cache"),
-		Settings: settings,
-		Deps:     pluginhost.Deps{Directory: g.dir, Presence: g.pres, Publisher: g.bus, RPC: rpcJSON{g.rpc.router}},
-		Observer: g.metrics,
-		Logger:   g.log.Named("pluginhost"),
-		OnChange: g.pluginChanged,
-		Builtin:  builtins,
+		CacheDir:       filepath.Join(g.cfg.DataDir, "wasm-cache"),
+		Settings:       settings,
+		Deps:           pluginhost.Deps{Directory: g.dir, Presence: g.pres, Publisher: g.bus, RPC: rpcJSON{g.rpc.router}},
+		Observer:       g.metrics,
+		Logger:         g.log.Named("pluginhost"),
+		OnChange:       g.pluginChanged,
+		ReservedModule: g.rpc.router.Reserved,
+		Builtin:        builtins,
 	})
 	if err != nil {
 		return err
@@ -178,8 +183,20 @@ func (g *Gateway) pluginMethod(id, method string) rpc.Handler {
 		if c, ok := rpc.CallerFrom(ctx); ok {
 			call.Caller = &pluginv1.Subject{Kind: c.Kind.String(), Uuid: c.UUID}
 			call.CallerAdmin = c.Admin
+			if !c.Admin {
+				// The host imports the plugin uses for this call reach only what the caller may.
+				ctx = pluginhost.WithScope(ctx, scope.Of(c.Access))
+			}
 		}
 		out, err := g.plugins.reg.CallRPC(ctx, id, method, call)
+		if errors.Is(err, pluginhost.ErrForbidden) {
+			// The reason the plugin gave, or the host's.
+			msg := "a host call named an entity outside the caller's access"
+			if e := err.Error(); strings.Contains(e, abi.ForbiddenPrefix) {
+				msg = e[strings.LastIndex(e, abi.ForbiddenPrefix)+len(abi.ForbiddenPrefix):]
+			}
+			return nil, fmt.Errorf("%w: %s", rpc.ErrForbidden, msg)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -42,6 +42,7 @@ func (g *Gateway) initRPC() error {
 	if err := p.router.Register(presence.Module, g.pres.Methods()); err != nil {
 		return err
 	}
+	p.router.Reserve(presence.Module) // plugins may not replace or remove the user manager
 	p.bus = rpc.NewBusServer(rpc.BusConfig{
 		Bus: g.bus, Router: p.router, Logger: g.log.Named("rpc"),
 		OnMalformed: func() { m.Malformed("bus") },

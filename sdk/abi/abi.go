@@ -67,6 +67,11 @@ const (
 	LogError = 4
 )
 
+// ForbiddenPrefix starts the failure message of a tg_rpc call the plugin refuses because the
+// caller may not do it (for example it named an entity outside its access): the gateway answers
+// such a failure as forbidden (HTTP 403, RPC status "forbidden") instead of a plain error.
+const ForbiddenPrefix = "forbidden: "
+
 // Negative returns of host functions.
 const (
 	// HostErrBadRequest: the request did not decode or named an unknown query.

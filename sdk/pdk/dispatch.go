@@ -2,9 +2,12 @@ package pdk
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/teragate/teragate/sdk/abi"
 	protowire "github.com/teragate/teragate/sdk/pdk/internal/wire"
 
 	"github.com/teragate/teragate/sdk/pdk/internal/hook"
@@ -198,16 +201,31 @@ func dispatchRPC(req []byte) (res []byte, failed bool) {
 	defer guard(&res, &failed)
 	var method string
 	var argsJSON []byte
-	if !walk(req, func(f *field) {
+	var who Caller
+	ok := walk(req, func(f *field) {
 		switch f.num {
 		case 1:
 			method = string(f.b)
 		case 2:
 			argsJSON = f.b
+		case 3:
+			walk(f.b, func(sf *field) {
+				switch sf.num {
+				case 1:
+					who.Kind = Kind(sf.b)
+				case 2:
+					who.UUID = string(sf.b)
+				}
+			})
+		case 4:
+			who.Admin = f.v != 0
 		}
-	}) {
+	})
+	if !ok {
 		return fail(ErrBadRequest)
 	}
+	caller = who
+	defer func() { caller = Caller{} }()
 	if reg.rpc == nil {
 		return fail(ErrNoHandler)
 	}
@@ -229,6 +247,9 @@ func dispatchRPC(req []byte) (res []byte, failed bool) {
 	}
 	ret, err := fn(args)
 	if err != nil {
+		if errors.Is(err, ErrForbidden) && !strings.HasPrefix(err.Error(), abi.ForbiddenPrefix) {
+			err = fmt.Errorf("%s%w", abi.ForbiddenPrefix, err)
+		}
 		return fail(err)
 	}
 	body, err := AppendJSON(jsonBuf[:0], ret)

@@ -45,6 +45,16 @@
 // [HandleRPC] declares a module and its methods; each [RPCFunc] takes the positional arguments
 // decoded from JSON and returns a value encoded with [AppendJSON] (a reflection-free encoder).
 //
+// A method acts for its caller ([CurrentCaller]: the authenticated user, participant, device or
+// service, or the zero Caller for a trusted service on the bus). A caller may name only the
+// entities it may see: check every uuid argument with [CallerReaches] first and return an error
+// wrapping [ErrForbidden] (the gateway answers 403 / "forbidden") for one it may not. The gateway
+// enforces the same rule on the host functions during the call — a presence question or a
+// publish about an entity beyond the caller's reach is denied and the whole call then answers
+// forbidden — so a method that forgets to check cannot be used to reach further. An error a
+// method returns is an answer, not a plugin failure: it never counts toward quarantine.
+// plugins/rpc/sessions is the example.
+//
 // # Roles
 //
 // [HandleRole] registers a station role plugin (SPEC §7): a [Role] with its name, instance limit

@@ -12,8 +12,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/scope"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -58,6 +60,12 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err.Error())
 		return
 	}
+	if err := a.mayPublish(p, te); err != nil {
+		a.d.Metrics.Denied("publish")
+		a.log.Info("service publish refused", "service", p.UUID, "topic", te.Header.Topic, "reason", err)
+		writeError(w, http.StatusForbidden, "Forbidden: "+err.Error())
+		return
+	}
 	if te.Header.Version == 0 {
 		te.Header.Version = 1
 	}
@@ -78,6 +86,21 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 var errMediaType = errors.New("unsupported content type")
+
+// mayPublish applies the publishing rules of package scope to a service: an admin service may
+// publish anything; another only on its own topic or to entities it reaches (its projects).
+func (a *API) mayPublish(p auth.Principal, te *opentera.TeraEvent) error {
+	if p.Admin {
+		return nil
+	}
+	snap := a.d.Directory.Current()
+	acc, _ := snap.Principal(directory.KindService, p.UUID)
+	name := ""
+	if svc, ok := snap.Service(p.UUID); ok {
+		name = svc.Name
+	}
+	return scope.Of(acc).CheckServicePublish(name, te.Header.Topic, te.Events)
+}
 
 // DecodeTeraEvent decodes and validates a TeraEvent body of the given content type: it must have
 // a header with a topic that is a valid channel name and at least one event.
@@ -114,6 +137,13 @@ func DecodeTeraEvent(contentType string, body []byte) (*opentera.TeraEvent, erro
 	for i, ev := range te.Events {
 		if ev == nil || ev.TypeUrl == "" {
 			return nil, fmt.Errorf("events[%d] has no type", i)
+		}
+		// The JSON decoder resolves and checks every event already; a binary body carries the
+		// events as opaque bytes, which are decoded here so that an unknown type or a malformed
+		// event (invalid UTF-8 in a string, bad wire data) is refused now rather than dropped by
+		// the router after a 202.
+		if _, err := ev.UnmarshalNew(); err != nil {
+			return nil, fmt.Errorf("events[%d] (%s) cannot be decoded: %v", i, ev.TypeUrl, err)
 		}
 	}
 	return te, nil

@@ -138,7 +138,7 @@ func (s *Snapshot) sees(v *node, vi, si int32) bool {
 	}
 	sn := &s.nodes[si]
 	switch v.kind {
-	case KindUser:
+	case KindUser, KindService:
 		if sn.kind == KindService || v.mask&sn.mask == 0 {
 			return false
 		}

@@ -19,7 +19,7 @@
 //	users:        [{uuid: …, username: alice, password_hash: <bcrypt>, fullname: Alice A, superadmin: false, projects: [p1]}]
 //	participants: [{uuid: …, username: pat, password_hash: <bcrypt>, token: <secret>, name: Pat, project: p1}]
 //	devices:      [{uuid: …, token: <secret>, name: Robot 1, sites: [s1], participants: [<participant uuid>], onlineable: true, station: false}]
-//	services:     [{uuid: …, name: VideoRehab, token: <secret>, admin: true}]
+//	services:     [{uuid: …, name: VideoRehab, token: <secret>, admin: true}, {uuid: …, name: Reports, token: <secret>, projects: [p1]}]
 //
 // Unknown keys are ignored. Users, participants and devices accept `enabled: false` (the default is
 // true), which makes every login of that entity fail with a "disabled" error. The rules that
@@ -32,8 +32,9 @@
 //     device belongs to project P when one of the device's sites is P's site.
 //   - A participant sees itself and its linked devices (the devices whose participants list names it).
 //   - A device sees itself and its linked participants.
-//   - An admin service sees everyone; any other service sees only itself. (OpenTera services do not
-//     receive websocket events, so this only matters to callers that ask.)
+//   - An admin service sees everyone. A non-admin service sees itself and, when it lists projects,
+//     the users, participants and devices of those projects (as a user of them would). What a
+//     service sees is also what it may publish about and name in RPC arguments.
 //
 // # Concurrency
 //

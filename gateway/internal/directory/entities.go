@@ -91,6 +91,10 @@ type Service struct {
 	Token string `yaml:"token"`
 	// Admin services may publish any event and see every entity.
 	Admin bool `yaml:"admin"`
+	// Projects (ids) a non-admin service reaches: it sees, and may address events and RPC
+	// arguments to, the users, participants and devices of these projects, like a user of them.
+	// Without projects a non-admin service reaches only itself.
+	Projects []string `yaml:"projects"`
 }
 
 // UnmarshalYAML decodes a user, defaulting Enabled to true.

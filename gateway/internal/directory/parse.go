@@ -294,6 +294,11 @@ func (v *validator) build() *Snapshot {
 		} else {
 			addToken(l, idx, sv.Token)
 		}
+		for _, pid := range sv.Projects {
+			if p, ok := projectIdx(l, pid); ok {
+				s.nodes[idx].projs = append(s.nodes[idx].projs, p)
+			}
+		}
 	}
 
 	// Normalise the access records: sorted, unique, with the project summary mask.

@@ -62,6 +62,7 @@ type Metrics struct {
 	plugin          pluginMetrics
 	config          configMetrics
 	redis           redisMetrics
+	denied          *prometheus.CounterVec
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.
@@ -99,11 +100,19 @@ func New() *Metrics {
 	m.directoryReload = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "directory_reloads_total", Help: "Identity directory reloads by result."}, []string{"result"})
 	m.directoryOK = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "directory_last_reload_successful", Help: "1 if the last identity directory reload succeeded."})
 	m.directoryTime = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "directory_last_reload_timestamp_seconds", Help: "Unix time of the last successful identity directory load."})
-	for _, c := range []prometheus.Collector{conns, connTotal, deliv, fdur, ferr, drops, disc, m.eventsReceived, m.logins, m.published, m.httpRequests, m.directoryReload, m.directoryOK, m.directoryTime} {
+	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "access_denied_total",
+		Help: "Requests refused because they named entities, topics or event types beyond the caller's scope: publish (POST /api/events by a service without admin), plugin_rpc (an RPC plugin asked about or published to entities its caller may not reach)."}, []string{"what"})
+	m.denied.WithLabelValues("publish")
+	m.denied.WithLabelValues("plugin_rpc")
+	for _, c := range []prometheus.Collector{m.denied, conns, connTotal, deliv, fdur, ferr, drops, disc, m.eventsReceived, m.logins, m.published, m.httpRequests, m.directoryReload, m.directoryOK, m.directoryTime} {
 		f(c)
 	}
 	return m
 }
+
+// Denied counts one request refused for going beyond its caller's scope (what: publish,
+// plugin_rpc).
+func (m *Metrics) Denied(what string) { m.denied.WithLabelValues(what).Inc() }
 
 // Registry returns the registry, for registering more collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

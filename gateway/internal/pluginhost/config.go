@@ -22,6 +22,9 @@ var (
 	ErrTrap = errors.New("pluginhost: guest trapped")
 	// ErrGuest: the guest returned an error (the ABI's error flag).
 	ErrGuest = errors.New("pluginhost: guest error")
+	// ErrForbidden: an RPC call refused because its caller may not do what it asked (see
+	// [WithScope]).
+	ErrForbidden = errors.New("pluginhost: forbidden")
 	// ErrProtocol: the guest broke the ABI (bad pointer, oversized or undecodable result).
 	ErrProtocol = errors.New("pluginhost: ABI violation")
 	// ErrQuarantined: the version failed too often and is not called until a new file loads.
@@ -192,6 +195,10 @@ type Config struct {
 	// unless the plugin directory holds a valid <id>.wasm, which replaces it; removing that file
 	// brings the built-in back. Reported with File [BuiltinFile].
 	Builtin map[string][]byte
+	// ReservedModule, if set, reports the RPC modules plugins may not declare (the gateway's
+	// built-in ones, such as OpenTera's user manager): a plugin declaring one is rejected at load
+	// with the reason, and whatever served the id before keeps serving.
+	ReservedModule func(module string) bool
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
 	// plugin's serving version changes; info is nil when the plugin was unloaded. The gateway
 	// uses it to register RPC plugins' methods.

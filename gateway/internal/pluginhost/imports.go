@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/scope"
 	"github.com/teragate/teragate/proto/opentera"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
 	"github.com/teragate/teragate/sdk/abi"
@@ -47,8 +48,8 @@ func (r *Registry) hostModule(ctx context.Context, rt wazero.Runtime, v *version
 			st[0] = api.EncodeI32(hostQuery(ctx, m.Memory(), qp, qn, op, oc, handle))
 		}
 	}
-	b.NewFunctionBuilder().WithGoModuleFunction(query(r.directoryQuery), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export(abi.ImportDirectory)
-	b.NewFunctionBuilder().WithGoModuleFunction(query(r.presenceQuery), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export(abi.ImportPresence)
+	b.NewFunctionBuilder().WithGoModuleFunction(query(r.directoryQuery(v)), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export(abi.ImportDirectory)
+	b.NewFunctionBuilder().WithGoModuleFunction(query(r.presenceQuery(v)), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export(abi.ImportPresence)
 	b.NewFunctionBuilder().WithGoModuleFunction(query(r.rpcQuery(v)), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).Export(abi.ImportRPCCall)
 	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, st []uint64) {
 		ptr, n := uint32(st[0]), uint32(st[1])
@@ -100,11 +101,27 @@ func marshalResult(res *pluginv1.QueryResult) ([]byte, int32) {
 	return b, 0
 }
 
-func (r *Registry) directoryQuery(_ context.Context, qb []byte) ([]byte, int32) {
-	var q pluginv1.DirectoryQuery
-	if proto.Unmarshal(qb, &q) != nil {
-		return nil, abi.HostErrBadRequest
+func (r *Registry) directoryQuery(v *version) func(context.Context, []byte) ([]byte, int32) {
+	return func(ctx context.Context, qb []byte) ([]byte, int32) {
+		var q pluginv1.DirectoryQuery
+		if proto.Unmarshal(qb, &q) != nil {
+			return nil, abi.HostErrBadRequest
+		}
+		sc := scopeOf(ctx)
+		if !sc.Trusted() {
+			k, uuid, ok := subjectOf(q.GetSubject())
+			vk, vuuid, vok := subjectOf(q.GetViewer())
+			if (ok && !sc.Reaches(k, uuid)) || (vok && !sc.Reaches(vk, vuuid)) {
+				// Outside the caller's access: as if unknown (an answer, not an incident:
+				// plugins ask can_see to check their arguments).
+				return marshalResult(&pluginv1.QueryResult{})
+			}
+		}
+		return r.directoryAnswer(&q)
 	}
+}
+
+func (r *Registry) directoryAnswer(q *pluginv1.DirectoryQuery) ([]byte, int32) {
 	if r.cfg.Deps.Directory == nil {
 		return nil, abi.HostErrFailed
 	}
@@ -151,18 +168,28 @@ func (r *Registry) directoryQuery(_ context.Context, qb []byte) ([]byte, int32) 
 	return marshalResult(res)
 }
 
-func (r *Registry) presenceQuery(_ context.Context, qb []byte) ([]byte, int32) {
-	var q pluginv1.PresenceQuery
-	if proto.Unmarshal(qb, &q) != nil {
-		return nil, abi.HostErrBadRequest
+func (r *Registry) presenceQuery(v *version) func(context.Context, []byte) ([]byte, int32) {
+	return func(ctx context.Context, qb []byte) ([]byte, int32) {
+		var q pluginv1.PresenceQuery
+		if proto.Unmarshal(qb, &q) != nil {
+			return nil, abi.HostErrBadRequest
+		}
+		k, uuid, ok := subjectOf(q.GetSubject())
+		if !ok {
+			return nil, abi.HostErrBadRequest
+		}
+		if err := scopeOf(ctx).Check(scope.Entity{Kind: k, UUID: uuid}); err != nil {
+			r.denied(ctx, v, "presence", err)
+			return nil, abi.HostErrDenied
+		}
+		return r.presenceAnswer(&q, k, uuid)
 	}
+}
+
+func (r *Registry) presenceAnswer(q *pluginv1.PresenceQuery, k directory.Kind, uuid string) ([]byte, int32) {
 	pr := r.cfg.Deps.Presence
 	if pr == nil {
 		return nil, abi.HostErrFailed
-	}
-	k, uuid, ok := subjectOf(q.GetSubject())
-	if !ok {
-		return nil, abi.HostErrBadRequest
 	}
 	res := &pluginv1.QueryResult{Found: true}
 	switch q.GetQuery() {
@@ -243,6 +270,12 @@ func (r *Registry) publish(ctx context.Context, v *version, mem api.Memory, ptr,
 	if !TopicAllowed(v.settings.PublishTopics, q.GetTopic()) {
 		v.p.log.Warn("publish denied: topic not allowed", "topic", q.GetTopic())
 		return abi.HostErrDenied
+	}
+	if sc := scopeOf(ctx); !sc.Trusted() {
+		if err := r.scopedPublish(sc, &q); err != nil {
+			r.denied(ctx, v, "publish", err)
+			return abi.HostErrDenied
+		}
 	}
 	if r.cfg.Deps.Publisher == nil {
 		return abi.HostErrFailed

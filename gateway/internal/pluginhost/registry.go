@@ -292,6 +292,10 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 		in.close()
 		return nil, fmt.Errorf("declares RPC methods but does not export %s", abi.ExportRPC)
 	}
+	if m := info.GetRpcModule(); m != "" && r.cfg.ReservedModule != nil && r.cfg.ReservedModule(m) {
+		in.close()
+		return nil, fmt.Errorf("InitResult.rpc_module %q is reserved: the gateway serves that module itself", m)
+	}
 	if err := v.prewarm(in); err != nil {
 		v.close()
 		return nil, fmt.Errorf("pre-warm: %w", err)

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tetratelabs/wazero/api"
@@ -30,6 +31,9 @@ func (r *Registry) CallRPC(ctx context.Context, id, method string, call *pluginv
 	if !v.hasRPC {
 		return nil, fmt.Errorf("%s: %w: not an RPC plugin", id, ErrNotLoaded)
 	}
+	if st, ok := ctx.Value(scopeKey{}).(*scopeState); ok {
+		ctx = context.WithValue(ctx, scopeKey{}, &scopeState{sc: st.sc}) // this call's refusals only
+	}
 	c := proto.Clone(call).(*pluginv1.RPCCall)
 	c.Method = method
 	req, err := proto.Marshal(c)
@@ -37,8 +41,16 @@ func (r *Registry) CallRPC(ctx context.Context, id, method string, call *pluginv
 		return nil, err
 	}
 	var ret []byte
+	var answer error // the method's own error reply
 	err = v.do(ctx, exportRPC, func(_ *instance, call func([]byte) ([]byte, error)) error {
 		res, err := call(req)
+		if errors.Is(err, ErrGuest) {
+			// An error the method returned is an answer to its caller (bad arguments, a refusal),
+			// not a fault of the plugin: the instance is sound and nothing counts toward
+			// quarantine, so no caller can quarantine a plugin by sending it bad requests.
+			answer = err
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -49,7 +61,13 @@ func (r *Registry) CallRPC(ctx context.Context, id, method string, call *pluginv
 		ret = rr.GetReturnJson()
 		return nil
 	})
-	return ret, err
+	if err == nil && answer != nil {
+		err = fmt.Errorf("%s: %w", id, answer)
+	}
+	if err = forbidden(ctx, err); err != nil {
+		return nil, err
+	}
+	return ret, nil
 }
 
 // callRaw calls an export with raw request bytes and returns a copy of the raw result (tests).

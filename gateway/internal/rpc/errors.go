@@ -17,6 +17,8 @@ var (
 	ErrBadArgs = errors.New("rpc: bad arguments")
 	// ErrForbidden is returned when the caller may not call the method (with these arguments).
 	ErrForbidden = errors.New("rpc: forbidden")
+	// ErrReserved is returned when a plugin's module would replace built-in methods.
+	ErrReserved = errors.New("rpc: module reserved for the gateway's built-in methods")
 	// ErrBadName is returned when registering an empty or invalid module or method name.
 	ErrBadName = errors.New("rpc: bad name")
 	// ErrDuplicate is returned when registering a method that already exists.

@@ -40,7 +40,8 @@ type RouterConfig struct {
 type Router struct {
 	cfg RouterConfig
 
-	mu       sync.Mutex // serialises changes
+	mu       sync.Mutex      // serialises changes
+	reserved map[string]bool // modules of built-in methods ([Router.Reserve]): never replaced or removed
 	table    atomic.Pointer[table]
 	watchers map[int]func()
 	nextW    int
@@ -53,7 +54,7 @@ type table struct {
 
 // NewRouter returns a router without modules.
 func NewRouter(cfg RouterConfig) *Router {
-	r := &Router{cfg: cfg, watchers: map[int]func(){}}
+	r := &Router{cfg: cfg, watchers: map[int]func(){}, reserved: map[string]bool{}}
 	r.table.Store(&table{modules: map[string]Methods{}})
 	return r
 }
@@ -92,15 +93,41 @@ func (r *Router) Register(module string, methods Methods) error {
 }
 
 // Replace sets module's methods to exactly methods (a plugin reload), or removes the module when
-// methods is empty.
+// methods is empty. On a reserved module ([Router.Reserve]) it fails with [ErrReserved] and
+// changes nothing.
 func (r *Router) Replace(module string, methods Methods) error {
-	return r.change(module, func(Methods) (Methods, error) { return maps.Clone(methods), nil }, methods)
+	return r.change(module, func(Methods) (Methods, error) {
+		if r.reserved[module] {
+			return nil, fmt.Errorf("%w: %s", ErrReserved, module)
+		}
+		return maps.Clone(methods), nil
+	}, methods)
+}
+
+// Reserve marks modules as the gateway's own (built-in methods): [Router.Replace] refuses them
+// and [Router.Unregister] leaves them, so no plugin can take them over or remove them.
+func (r *Router) Reserve(modules ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range modules {
+		r.reserved[m] = true
+	}
+}
+
+// Reserved reports whether module is reserved ([Router.Reserve]).
+func (r *Router) Reserved(module string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reserved[module]
 }
 
 // Unregister removes the named methods of module, or the whole module when none are named.
-// Unknown names are ignored.
+// Unknown names are ignored, and so is a reserved module (built-in methods stay).
 func (r *Router) Unregister(module string, methods ...string) {
 	_ = r.change(module, func(old Methods) (Methods, error) {
+		if r.reserved[module] {
+			return old, nil
+		}
 		if len(methods) == 0 {
 			return nil, nil
 		}

@@ -193,3 +193,20 @@ func BenchmarkRouterCall(b *testing.B) {
 		}
 	})
 }
+
+// TestRouterReserved: a reserved module cannot be replaced or removed; others can.
+func TestRouterReserved(t *testing.T) {
+	r := rpc.NewRouter(rpc.RouterConfig{})
+	h := rpc.HandlerFunc(func(context.Context, rpc.Args) (any, error) { return "builtin", nil })
+	require.NoError(t, r.Register("Core", rpc.Methods{"a": h}))
+	r.Reserve("Core")
+	require.True(t, r.Reserved("Core"))
+	require.False(t, r.Reserved("Plugin"))
+	err := r.Replace("Core", rpc.Methods{"a": rpc.HandlerFunc(func(context.Context, rpc.Args) (any, error) { return "pwned", nil })})
+	require.ErrorIs(t, err, rpc.ErrReserved)
+	r.Unregister("Core")
+	v, err := r.Call(context.Background(), "Core", "a", nil)
+	require.NoError(t, err)
+	require.Equal(t, "builtin", v)
+	require.NoError(t, r.Replace("Plugin", rpc.Methods{"b": h}))
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/teragate/teragate/sdk/pdk"
@@ -21,6 +22,28 @@ var (
 	ErrBadInvitation = errors.New("sessions: invitation must be a JoinSessionEvent JSON object with a sessionUuid")
 	ErrBadKind       = errors.New("sessions: kind must be user, participant or device")
 )
+
+// checkReach refuses a call naming an entity outside the caller's access, before anything is
+// done: a user may invite, and ask about, only the entities it may see (its projects'), a
+// participant itself and its linked devices, and so on (the gateway's directory rules). Trusted
+// callers (services on the bus, admins) may name anyone. The gateway enforces the same rule on
+// every presence question and publish this plugin makes for the caller; checking first gives
+// the caller a clear error and makes the call all-or-nothing.
+func checkReach(kind pdk.Kind, uuids ...string) error {
+	for _, u := range uuids {
+		if u == "" {
+			continue
+		}
+		ok, err := pdk.CallerReaches(kind, u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: sessions: %s %q is outside your access", pdk.ErrForbidden, kind, u)
+		}
+	}
+	return nil
+}
 
 // replyTopic is the configured default reply topic (plugin config {"reply_topic": "..."}).
 var replyTopic = DefaultReplyTopic
@@ -57,6 +80,11 @@ func invite(args []any) (any, error) {
 	}
 	inv, topic, err := parseInvitation(args[0])
 	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(checkReach(pdk.KindUser, inv.SessionUsers...),
+		checkReach(pdk.KindParticipant, inv.SessionParticipants...),
+		checkReach(pdk.KindDevice, inv.SessionDevices...)); err != nil {
 		return nil, err
 	}
 	free := inv
@@ -128,6 +156,9 @@ func busy(args []any) (any, error) {
 	case pdk.KindUser, pdk.KindParticipant, pdk.KindDevice:
 	default:
 		return nil, ErrBadKind
+	}
+	if err := checkReach(pdk.Kind(kind), uuid); err != nil {
+		return nil, err
 	}
 	session, isBusy, err := pdk.PresenceBusy(pdk.Kind(kind), uuid)
 	if err != nil || !isBusy {

@@ -104,3 +104,69 @@ func TestBusyMethod(t *testing.T) {
 	_, err = h.Call("busy", "robot", "x")
 	require.ErrorContains(t, err, "kind")
 }
+
+// TestCallerScope: a caller may name only the entities it may see. An invitation naming a
+// stranger is refused whole (nothing published, no busy state revealed), busy() about a stranger
+// is refused, and trusted callers (bus services, admins) may name anyone.
+func TestCallerScope(t *testing.T) {
+	alice := pdk.Caller{Kind: pdk.KindUser, UUID: "alice"}
+	sees := map[pdk.Subject]map[pdk.Subject]bool{
+		{Kind: pdk.KindUser, UUID: "alice"}: {{Kind: pdk.KindParticipant, UUID: "pat"}: true, {Kind: pdk.KindUser, UUID: "alice"}: true},
+	}
+	invite := func(users, participants string) string {
+		return `{"sessionUuid": "s", "sessionUrl": "https://evil.example/", "sessionUsers": [` + users + `], "sessionParticipants": [` + participants + `]}`
+	}
+	tests := []struct {
+		name      string
+		caller    pdk.Caller
+		method    string
+		args      []any
+		wantErr   string
+		published int
+	}{
+		{"invite a stranger", alice, "invite", []any{invite(`"alice"`, `"paula"`)}, `participant "paula" is outside your access`, 0},
+		{"invite a stranger user", alice, "invite", []any{invite(`"bob"`, `"pat"`)}, `user "bob" is outside your access`, 0},
+		{"invite own project", alice, "invite", []any{invite(`"alice"`, `"pat"`)}, "", 2},
+		{"busy of a stranger", alice, "busy", []any{"user", "bob"}, "outside your access", 0},
+		{"busy of a visible one", alice, "busy", []any{"participant", "pat"}, "", 0},
+		{"admin invites anyone", pdk.Caller{Kind: pdk.KindUser, UUID: "root", Admin: true}, "invite", []any{invite(`"bob"`, `"paula"`)}, "", 2},
+		{"bus caller invites anyone", pdk.Caller{}, "invite", []any{invite(`"bob"`, `"paula"`)}, "", 2},
+		{"participant names another", pdk.Caller{Kind: pdk.KindParticipant, UUID: "pat"}, "busy", []any{"user", "alice"}, "outside your access", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := pdktest.New(t)
+			h.CanSee = func(viewer, subject pdk.Subject) bool { return viewer == subject || sees[viewer][subject] }
+			h.Presence.SetBusy(pdk.KindUser, "bob", "s-secret")
+			got, err := h.CallAs(tt.caller, tt.method, tt.args...)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.NotContains(t, err.Error(), "s-secret")
+				require.Nil(t, got)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Len(t, h.Published(), tt.published)
+		})
+	}
+}
+
+// TestHostEnforcesScope: even a plugin that forgets to check (here, a method that asks about
+// and publishes to whatever it is given) cannot reach past its caller: the host denies it.
+func TestHostEnforcesScope(t *testing.T) {
+	h := pdktest.New(t, pdktest.WithRPC("careless", map[string]pdk.RPCFunc{
+		"poke": func(args []any) (any, error) {
+			uuid, _ := args[0].(string)
+			if _, _, err := pdk.PresenceBusy(pdk.KindUser, uuid); err != nil {
+				return nil, err
+			}
+			return nil, pdk.Publish("websocket.user."+uuid+".events", pdk.JoinSessionEvent{SessionUUID: "s"})
+		},
+	}))
+	h.CanSee = func(viewer, subject pdk.Subject) bool { return viewer == subject }
+	_, err := h.CallAs(pdk.Caller{Kind: pdk.KindUser, UUID: "alice"}, "poke", "bob")
+	require.ErrorContains(t, err, "denied")
+	_, err = h.CallAs(pdk.Caller{Kind: pdk.KindUser, UUID: "alice"}, "poke", "alice")
+	require.NoError(t, err)
+	require.Len(t, h.Published(), 1)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -128,6 +129,8 @@ type Harness struct {
 
 	id     string
 	config []byte
+
+	caller pdk.Caller // the caller of the RPC call in progress ([Harness.CallAs])
 
 	mu        sync.Mutex
 	published []Published
@@ -333,6 +336,18 @@ func (h *Harness) inSession(kind pdk.Kind, uuid, session string) bool {
 // Call makes one tg_rpc call: the arguments are encoded as a JSON array, the result decoded from
 // JSON (numbers as float64). A failed call returns an error wrapping [ErrPlugin].
 func (h *Harness) Call(method string, args ...any) (any, error) {
+	return h.CallAs(pdk.Caller{}, method, args...)
+}
+
+// CallAs makes one tg_rpc call for caller, as the gateway does for an authenticated HTTP
+// caller. While it runs, the fake host applies the gateway's scope rules for a caller that is not
+// trusted: presence questions about an entity the caller may not see (per CanSee) are denied,
+// directory queries about one answer "not found", and a publish to websocket.<kind>.<uuid>.events
+// of such an entity is denied. (The gateway also refuses to publish events that name such an
+// entity.)
+func (h *Harness) CallAs(caller pdk.Caller, method string, args ...any) (any, error) {
+	h.caller = caller
+	defer func() { h.caller = pdk.Caller{} }()
 	if args == nil {
 		args = []any{}
 	}
@@ -340,7 +355,11 @@ func (h *Harness) Call(method string, args ...any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := proto.Marshal(&pluginv1.RPCCall{Method: method, ArgsJson: argsJSON})
+	call := &pluginv1.RPCCall{Method: method, ArgsJson: argsJSON, CallerAdmin: caller.Admin}
+	if caller.UUID != "" {
+		call.Caller = &pluginv1.Subject{Kind: string(caller.Kind), Uuid: caller.UUID}
+	}
+	req, err := proto.Marshal(call)
 	if err != nil {
 		return nil, err
 	}
@@ -410,9 +429,12 @@ func (h *Harness) directory(q []byte) ([]byte, int32) {
 		return nil, abi.HostErrBadRequest
 	}
 	subject := pdk.Subject{Kind: pdk.Kind(req.GetSubject().GetKind()), UUID: req.GetSubject().GetUuid()}
+	viewer := pdk.Subject{Kind: pdk.Kind(req.GetViewer().GetKind()), UUID: req.GetViewer().GetUuid()}
+	if !h.reaches(subject) || (viewer.UUID != "" && !h.reaches(viewer)) {
+		return marshal(&pluginv1.QueryResult{}) // outside the caller's access: unknown
+	}
 	var res pluginv1.QueryResult
 	if req.GetQuery() == "can_see" {
-		viewer := pdk.Subject{Kind: pdk.Kind(req.GetViewer().GetKind()), UUID: req.GetViewer().GetUuid()}
 		res.Found = true
 		res.Flag = h.canSee(viewer, subject)
 	} else {
@@ -423,6 +445,15 @@ func (h *Harness) directory(q []byte) ([]byte, int32) {
 		res.Found, res.Flag, res.Values = found, flag, values
 	}
 	return marshal(&res)
+}
+
+// reaches reports whether the caller of the RPC call in progress may name subject.
+func (h *Harness) reaches(subject pdk.Subject) bool {
+	c := h.caller
+	if c.Trusted() || subject == (pdk.Subject{Kind: c.Kind, UUID: c.UUID}) {
+		return true
+	}
+	return h.canSee(pdk.Subject{Kind: c.Kind, UUID: c.UUID}, subject)
 }
 
 // presence answers the presence import.
@@ -436,6 +467,9 @@ func (h *Harness) presence(q []byte) ([]byte, int32) {
 		return nil, abi.HostErrBadRequest
 	}
 	kind, uuid := pdk.Kind(req.GetSubject().GetKind()), req.GetSubject().GetUuid()
+	if !h.reaches(pdk.Subject{Kind: kind, UUID: uuid}) {
+		return nil, abi.HostErrDenied
+	}
 	var res pluginv1.QueryResult
 	switch req.GetQuery() {
 	case "online":
@@ -471,6 +505,11 @@ func (h *Harness) publish(req []byte) int32 {
 	var pr pluginv1.PublishRequest
 	if err := proto.Unmarshal(req, &pr); err != nil || pr.GetTopic() == "" {
 		return abi.HostErrBadRequest
+	}
+	if rest, ok := strings.CutPrefix(pr.GetTopic(), "websocket."); ok {
+		if k, u, ok := strings.Cut(strings.TrimSuffix(rest, ".events"), "."); ok && !h.reaches(pdk.Subject{Kind: pdk.Kind(k), UUID: u}) {
+			return abi.HostErrDenied
+		}
 	}
 	p := Published{Topic: pr.GetTopic()}
 	for _, e := range pr.GetEvents() {
