@@ -24,6 +24,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
+	"github.com/teragate/teragate/gateway/internal/rpc"
 	"github.com/teragate/teragate/gateway/internal/stations"
 	"github.com/teragate/teragate/gateway/internal/tlsgen"
 	"github.com/teragate/teragate/gateway/internal/transport"
@@ -40,6 +41,7 @@ type Gateway struct {
 	tickets  auth.Tickets
 	redis    *redis.Client          // nil without --redis
 	cluster  *presence.RedisCluster // nil without --redis
+	lease    *rpc.RedisLease        // nil without --redis
 	hub      *hub.Hub
 	router   *hub.Router
 	pres     *presence.Registry
@@ -184,13 +186,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err := g.startCluster(ctx); err != nil {
 		return err
 	}
+	// The RPC server first: the presence subscription carries the user manager's requests.
+	if err := g.startRPC(ctx); err != nil {
+		return err
+	}
 	if err := g.pres.Start(ctx); err != nil {
 		return err
 	}
 	if err := g.router.Start(ctx); err != nil {
-		return err
-	}
-	if err := g.startRPC(ctx); err != nil {
 		return err
 	}
 	g.startRooms(ctx)

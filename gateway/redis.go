@@ -13,6 +13,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/rpc"
 )
 
 // redisDialTimeout bounds the first PING of New: a wrong --redis fails the start, clearly.
@@ -137,13 +138,16 @@ func (g *Gateway) NodeID() string {
 	return g.cluster.NodeID()
 }
 
-// rpcClaim returns, with Redis, how the nodes agree on which one answers a bus RPC request (every
-// node serves the same modules on the shared bus); nil on a single node.
-func (g *Gateway) rpcClaim() func(context.Context, []byte) bool {
+// rpcLease returns, with Redis, how the nodes agree on which one answers a module's bus RPC
+// requests (every node serves the same modules on the shared bus): one lease holder per module,
+// with failover after redis_node_ttl. Nil on a single node.
+func (g *Gateway) rpcLease() rpc.Lease {
 	if g.cluster == nil {
 		return nil
 	}
-	return g.cluster.Claim
+	g.lease = rpc.NewRedisLease(rpc.RedisLeaseConfig{Client: g.redis, NodeID: g.cluster.NodeID(),
+		TTL: time.Duration(g.cfg.RedisNodeTTL), Logger: g.log.Named("rpc.lease")})
+	return g.lease
 }
 
 // busReconnected counts a restored Redis subscription. When it is the presence subscription,

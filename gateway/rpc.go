@@ -46,8 +46,12 @@ func (g *Gateway) initRPC() error {
 	p.bus = rpc.NewBusServer(rpc.BusConfig{
 		Bus: g.bus, Router: p.router, Logger: g.log.Named("rpc"),
 		OnMalformed: func() { m.Malformed("bus") },
-		Claim:       g.rpcClaim(),
+		Lease:       g.rpcLease(),
+		// The user manager's requests come through the presence subscription, in order with
+		// the presence messages published before them.
+		External: []string{presence.Module},
 	})
+	g.pres.Also(rpc.Pattern(presence.Module), p.bus.Handler(presence.Module))
 	g.api.Handle("POST /api/rpc/{module}", "rpc", rpc.HTTPHandler(rpc.HTTPConfig{
 		Router: p.router, Authenticate: g.rpcCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,
 	}))
@@ -74,7 +78,13 @@ func (g *Gateway) rpcCaller(r *http.Request) (rpc.Caller, error) {
 
 func (g *Gateway) startRPC(ctx context.Context) error { return g.rpc.bus.Start(ctx) }
 
-func (g *Gateway) stopRPC(ctx context.Context) error { return g.rpc.bus.Stop(ctx) }
+func (g *Gateway) stopRPC(ctx context.Context) error {
+	err := g.rpc.bus.Stop(ctx) // releases the leases: another node answers at once
+	if g.lease != nil {
+		g.lease.Close()
+	}
+	return err
+}
 
 // Call runs an RPC method in process, as a trusted caller that sees everything (like the bus),
 // and returns its return value as JSON text in OpenTera's style (for example

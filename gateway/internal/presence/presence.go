@@ -145,7 +145,8 @@ type Registry struct {
 	kinds    [directory.KindDevice + 1]kindState
 	sessions map[string]*members // session uuid → invited entities
 
-	sub bus.Subscription
+	sub  bus.Subscription
+	also map[string]bus.Handler // more patterns in the same ordered subscription ([Registry.Also])
 
 	// syncing: until the snapshot marker comes by, messages are already in the snapshot.
 	syncMu     sync.Mutex
@@ -166,13 +167,39 @@ func New(cfg Config) *Registry {
 	return r
 }
 
+// Also adds pattern to the registry's subscription, with its own handler: its messages and the
+// module's messages reach their handlers one at a time, in publish order across both (one Redis
+// connection). The gateway adds the user manager's RPC channel, so that a reply reflects every
+// presence message published before its request, as in OpenTera, whose user manager reads both
+// on one connection. Call it before [Registry.Start].
+func (r *Registry) Also(pattern string, h bus.Handler) {
+	if r.also == nil {
+		r.also = map[string]bus.Handler{}
+	}
+	r.also[pattern] = h
+}
+
 // Start subscribes to the module's message topic. With a [Cluster], it then loads the
 // cluster's snapshot: when Start returns, the registry counts every connection of the cluster.
 func (r *Registry) Start(ctx context.Context) error {
 	if r.cfg.Cluster != nil {
 		r.syncCounts = make(chan snapshot, 1)
 	}
-	sub, err := r.cfg.Bus.Subscribe(ctx, TopicMessages, r.onMessage)
+	patterns := []string{TopicMessages}
+	for p := range r.also {
+		patterns = append(patterns, p)
+	}
+	h := r.onMessage
+	if len(r.also) > 0 {
+		h = func(m bus.Message) {
+			if f, ok := r.also[m.Pattern]; ok {
+				f(m)
+				return
+			}
+			r.onMessage(m)
+		}
+	}
+	sub, err := r.cfg.Bus.SubscribeAll(ctx, patterns, h)
 	if err != nil {
 		return fmt.Errorf("presence: subscribe: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,10 +28,15 @@ type BusConfig struct {
 	Timeout time.Duration
 	// OnMalformed, if set, is called for every payload that is not a usable RPCMessage.
 	OnMalformed func()
-	// Claim, if set, decides which node answers a request when several nodes serve the same
-	// module on a shared bus (Redis mode): a request is served only where Claim returns true.
-	// Nil means always (a single node).
-	Claim func(ctx context.Context, key []byte) bool
+	// Lease, if set, decides which node answers a module's requests when several nodes serve
+	// the same module on a shared bus (Redis mode): only the lease holder answers. Nil means this
+	// node answers every request (a single node).
+	Lease Lease
+	// External lists modules whose request channel the server does not subscribe itself:
+	// another component subscribes it (in order with other topics) and passes each message to
+	// [BusServer.Handler]. The presence registry does so for the user manager, so that a reply
+	// reflects every presence message published before the request.
+	External []string
 }
 
 // BusServer serves the router's modules on the bus: RPCMessage requests on module.<name>.rpc,
@@ -41,8 +47,9 @@ type BusServer struct {
 
 	ctx context.Context // the calls' parent, set by Start
 
-	mu      sync.Mutex                  // guards subs, unwatch and stopped; never held by request handlers
+	mu      sync.Mutex                  // guards subs, served, unwatch and stopped; never held by request handlers
 	subs    map[string]bus.Subscription // module → subscription
+	served  map[string]bool             // modules served (subscribed here or external)
 	unwatch func()
 	stopped bool
 }
@@ -55,7 +62,7 @@ func NewBusServer(cfg BusConfig) *BusServer {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	return &BusServer{cfg: cfg, log: cfg.Logger, ctx: context.Background(), subs: map[string]bus.Subscription{}}
+	return &BusServer{cfg: cfg, log: cfg.Logger, ctx: context.Background(), subs: map[string]bus.Subscription{}, served: map[string]bool{}}
 }
 
 // Start subscribes the RPC channel of every registered module and follows later registrations.
@@ -85,10 +92,17 @@ func (s *BusServer) Stop(ctx context.Context) error {
 		}
 		delete(s.subs, m)
 	}
+	for m := range s.served {
+		if s.cfg.Lease != nil {
+			s.cfg.Lease.Release(m)
+		}
+		delete(s.served, m)
+	}
 	return errors.Join(errs...)
 }
 
-// sync subscribes new modules and unsubscribes removed ones.
+// sync subscribes new modules and unsubscribes removed ones (external modules are only
+// leased), and holds the lease of every module served.
 func (s *BusServer) sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,28 +114,46 @@ func (s *BusServer) sync() error {
 		want[m] = true
 	}
 	var errs []error
-	for m, sub := range s.subs {
+	for m := range s.served {
 		if !want[m] {
-			if err := sub.Unsubscribe(context.Background()); err != nil {
-				errs = append(errs, err)
+			if sub := s.subs[m]; sub != nil {
+				if err := sub.Unsubscribe(context.Background()); err != nil {
+					errs = append(errs, err)
+				}
+				delete(s.subs, m)
 			}
-			delete(s.subs, m)
+			delete(s.served, m)
+			if s.cfg.Lease != nil {
+				s.cfg.Lease.Release(m)
+			}
 		}
 	}
 	for m := range want {
-		if _, ok := s.subs[m]; ok {
+		if s.served[m] {
 			continue
 		}
-		module := m
-		sub, err := s.cfg.Bus.Subscribe(context.Background(), Pattern(m), func(msg bus.Message) { s.serve(module, msg) })
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rpc: subscribe %s: %w", Pattern(m), err))
-			continue
+		if !slices.Contains(s.cfg.External, m) {
+			module := m
+			sub, err := s.cfg.Bus.Subscribe(context.Background(), Pattern(m), func(msg bus.Message) { s.serve(module, msg) })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rpc: subscribe %s: %w", Pattern(m), err))
+				continue
+			}
+			s.subs[m] = sub
 		}
-		s.subs[m] = sub
+		s.served[m] = true
+		if s.cfg.Lease != nil {
+			s.cfg.Lease.Hold(m)
+		}
 		s.log.Debug("serving RPC module on the bus", "module", m, "channel", Pattern(m))
 	}
 	return errors.Join(errs...)
+}
+
+// Handler returns the handler of module's request channel, for a component that subscribes an
+// [BusConfig.External] module itself. Requests are served inline, in the caller's order.
+func (s *BusServer) Handler(module string) bus.Handler {
+	return func(msg bus.Message) { s.serve(module, msg) }
 }
 
 // DecodeRequest decodes a bus payload into an RPCMessage. It fails (matching [ErrMalformed]) when
@@ -147,8 +179,8 @@ func (s *BusServer) serve(module string, msg bus.Message) {
 		}
 		return
 	}
-	if s.cfg.Claim != nil && !s.cfg.Claim(s.ctx, append([]byte("rpc\x00"+msg.Channel+"\x00"), msg.Payload...)) {
-		return // another node answers
+	if s.cfg.Lease != nil && !s.cfg.Lease.Held(module) {
+		return // the lease holder answers
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	v, callErr := s.cfg.Router.Call(ctx, module, req.GetMethod(), Args(req.GetArgs()))
