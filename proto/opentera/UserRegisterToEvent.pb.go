@@ -134,10 +134,10 @@ func (UserRegisterToEvent_EventType) EnumDescriptor() ([]byte, []int) {
 type UserRegisterToEvent_Action int32
 
 const (
-	// Unset / unknown action. The misspelling ACTION_UNKONWN is OpenTera's own
-	// (upstream proto/UserRegisterToEvent.proto) and is kept so that enum names
-	// (used by the JSON mapping) stay identical to OpenTera's.
-	UserRegisterToEvent_ACTION_UNKONWN UserRegisterToEvent_Action = 0
+	// Unset / unknown action. (Older opentera_messages releases spelled it
+	// ACTION_UNKONWN; the current one, whose names the JSON mapping uses, says
+	// ACTION_UNKNOWN. The number, all the binary format carries, is unchanged.)
+	UserRegisterToEvent_ACTION_UNKNOWN UserRegisterToEvent_Action = 0
 	// Subscribe to event_type.
 	UserRegisterToEvent_ACTION_REGISTER UserRegisterToEvent_Action = 1
 	// Unsubscribe from event_type.
@@ -147,12 +147,12 @@ const (
 // Enum value maps for UserRegisterToEvent_Action.
 var (
 	UserRegisterToEvent_Action_name = map[int32]string{
-		0: "ACTION_UNKONWN",
+		0: "ACTION_UNKNOWN",
 		1: "ACTION_REGISTER",
 		2: "ACTION_UNREGISTER",
 	}
 	UserRegisterToEvent_Action_value = map[string]int32{
-		"ACTION_UNKONWN":    0,
+		"ACTION_UNKNOWN":    0,
 		"ACTION_REGISTER":   1,
 		"ACTION_UNREGISTER": 2,
 	}
@@ -238,7 +238,7 @@ func (x *UserRegisterToEvent) GetAction() UserRegisterToEvent_Action {
 	if x != nil {
 		return x.Action
 	}
-	return UserRegisterToEvent_ACTION_UNKONWN
+	return UserRegisterToEvent_ACTION_UNKNOWN
 }
 
 var File_opentera_UserRegisterToEvent_proto protoreflect.FileDescriptor
@@ -269,7 +269,7 @@ const file_opentera_UserRegisterToEvent_proto_rawDesc = "" +
 	"\x12EVENT_DEVICE_ADDED\x10\x0e\x12\x18\n" +
 	"\x14EVENT_DEVICE_UPDATED\x10\x0f\"H\n" +
 	"\x06Action\x12\x12\n" +
-	"\x0eACTION_UNKONWN\x10\x00\x12\x13\n" +
+	"\x0eACTION_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fACTION_REGISTER\x10\x01\x12\x15\n" +
 	"\x11ACTION_UNREGISTER\x10\x02B6Z4github.com/teragate/teragate/proto/opentera;openterab\x06proto3"
 

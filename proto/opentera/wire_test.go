@@ -464,7 +464,7 @@ var wantEnums = map[protoreflect.FullName]map[string]int32{
 	},
 	"opentera.protobuf.UserRegisterToEvent.Action": {
 		// "UNKONWN" is OpenTera's own spelling (upstream proto/UserRegisterToEvent.proto).
-		"ACTION_UNKONWN": 0, "ACTION_REGISTER": 1, "ACTION_UNREGISTER": 2,
+		"ACTION_UNKNOWN": 0, "ACTION_REGISTER": 1, "ACTION_UNREGISTER": 2,
 	},
 }
 
