@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -15,13 +14,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/proto/opentera"
 )
@@ -48,18 +47,11 @@ var serviceToken = demoToken(directory.KindService, directory.DemoServiceUUID)
 
 func startGateway(t *testing.T, mutate func(*gateway.Config)) *env {
 	t.Helper()
-	cfg := gateway.Config{
-		Listen:   "127.0.0.1:0",
-		Insecure: true,
-		DataDir:  t.TempDir(),
-		Logger:   hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
-	}
+	cfg := gatewaytest.Config(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	gw, err := gateway.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
+	gw := gatewaytest.Start(t, func(c *gateway.Config) { *c = cfg })
 	e := &env{t: t, gw: gw, base: gw.URL(), client: &http.Client{Timeout: 10 * time.Second}, dialer: &websocket.Dialer{HandshakeTimeout: 5 * time.Second}}
 	if !cfg.Insecure {
 		certPath := gw.CertificatePath()
@@ -74,11 +66,6 @@ func startGateway(t *testing.T, mutate func(*gateway.Config)) *env {
 		e.client.Transport = &http.Transport{TLSClientConfig: tcfg}
 		e.dialer.TLSClientConfig = tcfg
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-	})
 	return e
 }
 

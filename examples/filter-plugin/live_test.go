@@ -17,13 +17,14 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
 // Demo identities (gateway's embedded demo directory, printed by `teragate serve`).
 const (
-	robot1       = "00000000-0000-4000-8000-000000000201"
-	serviceToken = "dbY8gNftvqx3C65aRU36iwtMjBsJM68-T2TZfpLn"
+	robot1       = gatewaytest.Robot1UUID
+	serviceToken = gatewaytest.ServiceToken
 )
 
 // TestLiveDropIn is the README's walkthrough end to end: a running gateway with an empty plugins
@@ -41,18 +42,11 @@ func TestLiveDropIn(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	plugins := t.TempDir()
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: t.TempDir(), Plugins: plugins, LogLevel: "warn"})
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-	})
+	gw := gatewaytest.Start(t, func(c *gateway.Config) { c.Plugins = plugins })
 	<-gw.PluginsReady()
 
-	alice := dialUser(t, gw.URL(), "alice", "alice-demo")
-	admin := dialUser(t, gw.URL(), "admin", "admin-demo")
+	alice := dialUser(t, gw.URL(), gatewaytest.AliceUser, gatewaytest.AlicePassword)
+	admin := dialUser(t, gw.URL(), gatewaytest.AdminUser, gatewaytest.AdminPassword)
 	status := func() {
 		t.Helper()
 		a, err := anypb.New(&opentera.DeviceEvent{DeviceUuid: robot1, Type: opentera.DeviceEvent_DEVICE_STATUS_CHANGED, DeviceStatus: `{"battery": 80}`})

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 	"github.com/teragate/teragate/sdk/client"
 )
 
@@ -34,23 +33,19 @@ func (s *syncBuffer) String() string {
 }
 
 func Test_main(t *testing.T) {
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: t.TempDir(),
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn})})
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
-	t.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+	gw := gatewaytest.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--url", gw.URL(), "--user", "alice", "--password", "alice-demo", "--count", "4"}, &out)
+		done <- run(ctx, []string{"--url", gw.URL(), "--user", gatewaytest.AliceUser, "--password", gatewaytest.AlicePassword, "--count", "4"}, &out)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "USER_CONNECTED") }, 10*time.Second, 10*time.Millisecond)
 
 	// pat (alice's project) and robot1 (her site) come online; robot1 reports its battery.
-	pat, err := client.Login(ctx, gw.URL(), client.KindParticipant, client.Basic("pat", "pat-demo"))
+	pat, err := client.Login(ctx, gw.URL(), client.KindParticipant, client.Basic(gatewaytest.PatUser, gatewaytest.PatPassword))
 	require.NoError(t, err)
 	pc, err := pat.Dial(ctx)
 	require.NoError(t, err)
@@ -58,7 +53,7 @@ func Test_main(t *testing.T) {
 	// The gateway publishes CONNECTED once the socket is registered, which may be just after the
 	// handshake returns here: wait for it, so that pat's event comes before robot1's.
 	require.Eventually(t, func() bool { return gw.Online("participant", pat.UUID()) }, 10*time.Second, 10*time.Millisecond)
-	robot, err := client.Login(ctx, gw.URL(), client.KindDevice, client.Token("0yk0trSpcgU0i26iDTiliB_jqVhOPJD0E0hllOq5"))
+	robot, err := client.Login(ctx, gw.URL(), client.KindDevice, client.Token(gatewaytest.Robot1Token))
 	require.NoError(t, err)
 	rc, err := robot.Dial(ctx)
 	require.NoError(t, err)

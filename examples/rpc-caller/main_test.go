@@ -6,25 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 	"github.com/teragate/teragate/sdk/client"
 )
 
 const (
-	serviceToken = "dbY8gNftvqx3C65aRU36iwtMjBsJM68-T2TZfpLn" // demo admin service
-	robot1Token  = "0yk0trSpcgU0i26iDTiliB_jqVhOPJD0E0hllOq5"
-	robot1       = "00000000-0000-4000-8000-000000000201"
+	serviceToken = gatewaytest.ServiceToken // demo admin service
+	robot1Token  = gatewaytest.Robot1Token
+	robot1       = gatewaytest.Robot1UUID
 )
 
 func Test_main(t *testing.T) {
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: t.TempDir(),
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn})})
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
-	t.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+	gw := gatewaytest.Start(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -1,44 +1,31 @@
 package client_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 )
 
-// Demo identities of the embedded directory (gateway/internal/directory/demo.yaml).
+// Demo identities of the embedded directory.
 const (
-	aliceUUID    = "00000000-0000-4000-8000-000000000002"
-	patUUID      = "00000000-0000-4000-8000-000000000101"
-	paulaUUID    = "00000000-0000-4000-8000-000000000102"
-	robot1UUID   = "00000000-0000-4000-8000-000000000201"
-	robot1Token  = "0yk0trSpcgU0i26iDTiliB_jqVhOPJD0E0hllOq5"
-	serviceToken = "dbY8gNftvqx3C65aRU36iwtMjBsJM68-T2TZfpLn"
+	aliceUUID    = gatewaytest.AliceUUID
+	patUUID      = gatewaytest.PatUUID
+	paulaUUID    = gatewaytest.PaulaUUID
+	robot1UUID   = gatewaytest.Robot1UUID
+	robot1Token  = gatewaytest.Robot1Token
+	serviceToken = gatewaytest.ServiceToken
 )
 
 // startGateway runs a gateway with the demo identities on a random loopback port (plain HTTP).
 func startGateway(t *testing.T) *gateway.Gateway {
 	t.Helper()
-	gw, err := gateway.New(gateway.Config{
-		Listen: "127.0.0.1:0", Insecure: true, DataDir: t.TempDir(),
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn}),
-	})
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-	})
-	return gw
+	return gatewaytest.Start(t, nil)
 }
 
 // proxy is a TCP proxy in front of the gateway whose connections can be cut, to simulate a

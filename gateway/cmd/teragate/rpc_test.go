@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 )
 
 func TestParseArg(t *testing.T) {
@@ -39,16 +37,8 @@ func TestParseArg(t *testing.T) {
 }
 
 func TestRPCCommand(t *testing.T) {
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: t.TempDir(),
-		Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn})})
-	require.NoError(t, err)
-	require.NoError(t, gw.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = gw.Shutdown(ctx)
-	})
-	const token = "dbY8gNftvqx3C65aRU36iwtMjBsJM68-T2TZfpLn" // demo admin service
+	gw := gatewaytest.Start(t, nil)
+	const token = gatewaytest.ServiceToken // demo admin service
 	tests := []struct {
 		name     string
 		args     []string
