@@ -3,22 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/pluginhost"
-	"github.com/teragate/teragate/gateway/internal/rpc"
-	"github.com/teragate/teragate/gateway/internal/scope"
-	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
-	"github.com/teragate/teragate/sdk/abi"
 )
 
 // PluginConfig is one plugin's entry in the config file's plugin_config map, keyed by plugin id
@@ -59,12 +52,10 @@ func (p PluginConfig) settings() (pluginhost.Settings, error) {
 	return s, s.Validate()
 }
 
-// pluginParts are the plugin registry and the RPC modules its plugins declared.
+// pluginParts are the plugin registry and its readiness.
 type pluginParts struct {
-	reg     *pluginhost.Registry
-	mu      sync.Mutex
-	modules map[string]string // plugin id → registered RPC module
-	ready   chan struct{}
+	reg   *pluginhost.Registry
+	ready chan struct{}
 }
 
 // initPlugins creates the plugin registry when a plugin directory is configured, loads it, puts
@@ -87,16 +78,15 @@ func (g *Gateway) initPlugins() error {
 		}
 		settings[id] = s
 	}
-	pp := &pluginParts{modules: map[string]string{}, ready: make(chan struct{})}
+	pp := &pluginParts{ready: make(chan struct{})}
 	reg, err := pluginhost.New(pluginhost.Config{
-		CacheDir:       filepath.Join(g.cfg.DataDir, "wasm-cache"),
-		Settings:       settings,
-		Deps:           pluginhost.Deps{Directory: g.dir, Presence: g.pres, Publisher: g.bus, RPC: rpcJSON{g.rpc.router}},
-		Observer:       g.metrics,
-		Logger:         g.log.Named("pluginhost"),
-		OnChange:       g.pluginChanged,
-		ReservedModule: g.rpc.router.Reserved,
-		Builtin:        builtins,
+		CacheDir: filepath.Join(g.cfg.DataDir, "wasm-cache"),
+		Settings: settings,
+		Deps:     pluginhost.Deps{Directory: g.dir, Presence: g.pres, Publisher: g.bus},
+		Router:   g.rpc.router,
+		Observer: g.metrics,
+		Logger:   g.log.Named("pluginhost"),
+		Builtin:  builtins,
 	})
 	if err != nil {
 		return err
@@ -137,100 +127,6 @@ func (g *Gateway) stopPlugins(ctx context.Context) error {
 		return nil
 	}
 	return g.plugins.reg.Close(ctx)
-}
-
-// pluginChanged keeps the RPC router in step with the RPC plugins: a plugin's module serves
-// exactly the methods of its serving version.
-func (g *Gateway) pluginChanged(id string, info *pluginhost.Info) {
-	pp := g.plugins
-	if pp == nil {
-		return
-	}
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	old := pp.modules[id]
-	mod := ""
-	if info != nil {
-		mod = info.RPCModule
-	}
-	if old != "" && old != mod {
-		g.rpc.router.Unregister(old)
-		delete(pp.modules, id)
-	}
-	if mod == "" {
-		return
-	}
-	methods := rpc.Methods{}
-	for _, name := range info.RPCMethods {
-		methods[name] = g.pluginMethod(id, name)
-	}
-	if err := g.rpc.router.Replace(mod, methods); err != nil {
-		g.log.Error("could not register a plugin's RPC module", "plugin", id, "module", mod, "error", err)
-		return
-	}
-	pp.modules[id] = mod
-}
-
-// pluginMethod serves one RPC plugin method: the arguments cross as a JSON array, the return
-// value as JSON text.
-func (g *Gateway) pluginMethod(id, method string) rpc.Handler {
-	return rpc.HandlerFunc(func(ctx context.Context, args rpc.Args) (any, error) {
-		aj, err := json.Marshal(args.Decode())
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", rpc.ErrBadArgs, err)
-		}
-		call := &pluginv1.RPCCall{ArgsJson: aj}
-		if c, ok := rpc.CallerFrom(ctx); ok {
-			call.Caller = &pluginv1.Subject{Kind: c.Kind.String(), Uuid: c.UUID}
-			call.CallerAdmin = c.Admin
-			if !c.Admin {
-				// The host imports the plugin uses for this call reach only what the caller may.
-				ctx = pluginhost.WithScope(ctx, scope.Of(c.Access))
-			}
-		}
-		out, err := g.plugins.reg.CallRPC(ctx, id, method, call)
-		if errors.Is(err, pluginhost.ErrForbidden) {
-			// The reason the plugin gave, or the host's.
-			msg := "a host call named an entity outside the caller's access"
-			if e := err.Error(); strings.Contains(e, abi.ForbiddenPrefix) {
-				msg = e[strings.LastIndex(e, abi.ForbiddenPrefix)+len(abi.ForbiddenPrefix):]
-			}
-			return nil, fmt.Errorf("%w: %s", rpc.ErrForbidden, msg)
-		}
-		if err != nil {
-			return nil, err
-		}
-		py, err := rpc.PythonJSON(out)
-		if err != nil {
-			return nil, fmt.Errorf("plugin %s returned invalid JSON: %w", id, err)
-		}
-		return rpc.RawJSON(py), nil
-	})
-}
-
-// rpcJSON adapts the RPC router to the plugins' rpc_call import (JSON in, JSON out).
-type rpcJSON struct{ r *rpc.Router }
-
-func (a rpcJSON) CallJSON(ctx context.Context, module, method string, argsJSON []byte) ([]byte, error) {
-	var raw []json.RawMessage
-	if len(argsJSON) > 0 {
-		if err := json.Unmarshal(argsJSON, &raw); err != nil {
-			return nil, fmt.Errorf("%w: args must be a JSON array: %v", rpc.ErrBadArgs, err)
-		}
-	}
-	args := make(rpc.Args, 0, len(raw))
-	for _, r := range raw {
-		v, err := rpc.JSONArg(r)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", rpc.ErrBadArgs, err)
-		}
-		args = append(args, v)
-	}
-	v, err := a.r.Call(ctx, module, method, args)
-	if err != nil {
-		return nil, err
-	}
-	return rpc.AppendJSON(nil, v)
 }
 
 // handlePlugins serves GET /api/plugins to admin principals (superadmin users, admin services).

@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
@@ -53,27 +51,13 @@ func (g *Gateway) initRPC() error {
 	})
 	g.pres.Also(rpc.Pattern(presence.Module), p.bus.Handler(presence.Module))
 	g.api.Handle("POST /api/rpc/{module}", "rpc", rpc.HTTPHandler(rpc.HTTPConfig{
-		Router: p.router, Authenticate: g.rpcCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,
+		Router: p.router, Authenticate: g.api.RPCCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,
 	}))
 	g.api.Handle("POST /api/device/status", "device_status", presence.DeviceStatusHandler(presence.DeviceStatusConfig{
-		Router: p.router, Authenticate: g.rpcCaller,
+		Router: p.router, Authenticate: g.api.RPCCaller,
 	}))
 	g.rpc = p
 	return nil
-}
-
-// rpcCaller authenticates an HTTP RPC caller from its token.
-func (g *Gateway) rpcCaller(r *http.Request) (rpc.Caller, error) {
-	p, err := g.api.Authenticate(r)
-	if err != nil {
-		return rpc.Caller{}, err
-	}
-	snap := g.dir.Current()
-	acc, ok := snap.Principal(p.Kind, p.UUID)
-	if !ok {
-		return rpc.Caller{}, errors.New("gateway: caller not in the directory")
-	}
-	return rpc.Caller{Kind: p.Kind, UUID: p.UUID, Admin: p.Admin || acc.Admin(), Access: acc}, nil
 }
 
 func (g *Gateway) startRPC(ctx context.Context) error { return g.rpc.bus.Start(ctx) }

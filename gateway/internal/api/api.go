@@ -18,6 +18,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/rpc"
 	"github.com/teragate/teragate/gateway/internal/transport"
 )
 
@@ -243,4 +244,18 @@ func loginResult(err error) (int, string, string) {
 	default:
 		return http.StatusUnauthorized, "Unauthorized", "bad_credentials"
 	}
+}
+
+// RPCCaller authenticates the caller of an HTTP RPC (POST /api/rpc/{module},
+// POST /api/device/status) from its token and resolves its access in the current directory.
+func (a *API) RPCCaller(r *http.Request) (rpc.Caller, error) {
+	p, err := a.Authenticate(r)
+	if err != nil {
+		return rpc.Caller{}, err
+	}
+	acc, ok := a.d.Directory.Current().Principal(p.Kind, p.UUID)
+	if !ok {
+		return rpc.Caller{}, errors.New("api: caller not in the directory")
+	}
+	return rpc.Caller{Kind: p.Kind, UUID: p.UUID, Admin: p.Admin || acc.Admin(), Access: acc}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/rpc"
 	"github.com/teragate/teragate/sdk/abi"
 )
 
@@ -195,13 +196,15 @@ type Config struct {
 	// unless the plugin directory holds a valid <id>.wasm, which replaces it; removing that file
 	// brings the built-in back. Reported with File [BuiltinFile].
 	Builtin map[string][]byte
-	// ReservedModule, if set, reports the RPC modules plugins may not declare (the gateway's
-	// built-in ones, such as OpenTera's user manager): a plugin declaring one is rejected at load
-	// with the reason, and whatever served the id before keeps serving.
-	ReservedModule func(module string) bool
+	// Router, if set, serves the RPC plugins: each plugin's module (InitResult.rpc_module) is
+	// registered on it with the plugin's methods while a version serves, replaced on reload and
+	// removed with the file; a plugin declaring a reserved module ([rpc.Router.Reserve], such as
+	// OpenTera's user manager) is rejected at load with the reason. Calls from authenticated
+	// callers run within their scope ([WithScope]). The rpc_call import calls through it unless
+	// Deps.RPC is set.
+	Router *rpc.Router
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
-	// plugin's serving version changes; info is nil when the plugin was unloaded. The gateway
-	// uses it to register RPC plugins' methods.
+	// plugin's serving version changes; info is nil when the plugin was unloaded.
 	OnChange func(id string, info *Info)
 }
 

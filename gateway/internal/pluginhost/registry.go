@@ -79,6 +79,20 @@ func New(cfg Config) (*Registry, error) {
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
+	if cfg.Router != nil {
+		// RPC plugins are served on the router, and rpc_call goes through it.
+		m := &rpcModules{r: r, router: cfg.Router, byID: map[string]string{}}
+		user := cfg.OnChange
+		r.cfg.OnChange = func(id string, info *Info) {
+			m.changed(id, info)
+			if user != nil {
+				user(id, info)
+			}
+		}
+		if r.cfg.Deps.RPC == nil {
+			r.cfg.Deps.RPC = routerJSON{cfg.Router}
+		}
+	}
 	if r.obs == nil {
 		r.obs = nopObserver{}
 	}
@@ -292,7 +306,7 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 		in.close()
 		return nil, fmt.Errorf("declares RPC methods but does not export %s", abi.ExportRPC)
 	}
-	if m := info.GetRpcModule(); m != "" && r.cfg.ReservedModule != nil && r.cfg.ReservedModule(m) {
+	if m := info.GetRpcModule(); m != "" && r.cfg.Router != nil && r.cfg.Router.Reserved(m) {
 		in.close()
 		return nil, fmt.Errorf("InitResult.rpc_module %q is reserved: the gateway serves that module itself", m)
 	}
