@@ -132,7 +132,6 @@ func New(cfg Config) (*Gateway, error) {
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
 		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"),
 		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
-		Announce: g.announcer(),
 	})
 
 	if err := g.initRPC(); err != nil {

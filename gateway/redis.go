@@ -10,7 +10,6 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
-	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -104,15 +103,6 @@ func (g *Gateway) presenceCluster() presence.Cluster {
 		return nil
 	}
 	return g.cluster
-}
-
-// announcer returns how sockets are announced to the user manager: through the cluster (which
-// records them as this node's) with Redis, nil (the bus) otherwise.
-func (g *Gateway) announcer() func(context.Context, directory.Kind, string, bool, []byte) error {
-	if g.cluster == nil {
-		return nil
-	}
-	return g.cluster.Announce
 }
 
 func (g *Gateway) startCluster(ctx context.Context) error {

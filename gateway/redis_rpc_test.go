@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,8 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/testutil"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -152,4 +156,23 @@ func TestPresenceRPCOrder(t *testing.T) {
 			require.Eventually(t, func() bool { return rc.n.Load() >= n }, 10*time.Second, time.Millisecond)
 		})
 	})
+}
+
+// TestRedisStationCountedClusterWide: a station's device is announced like every socket, so a
+// node that starts after the station connected lists it online, and its close takes it offline
+// everywhere.
+func TestRedisStationCountedClusterWide(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	ids := stationIdentities(t)
+	mk := func() *env {
+		return startGateway(t, func(c *gateway.Config) { c.Redis = srv.URL; c.Identities = ids; c.JWTKey = "station-cluster-test-key" })
+	}
+	a := mk()
+	st, code := a.rawStation(stationToken)
+	require.Equal(t, http.StatusSwitchingProtocols, code)
+	require.Eventually(t, func() bool { return strings.Contains(a.returnValue("online_devices"), stationUUID) }, 10*time.Second, 10*time.Millisecond)
+	late := mk()
+	require.Equal(t, `["`+stationUUID+`"]`, late.returnValue("online_devices"), "a later node counts the station")
+	require.NoError(t, st.ws.Close())
+	require.Eventually(t, func() bool { return late.returnValue("online_devices") == `[]` }, 10*time.Second, 10*time.Millisecond)
 }

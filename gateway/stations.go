@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"time"
 
-	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -28,7 +26,12 @@ func (g *Gateway) initStations() error {
 		Tickets:      g.tickets,
 		Authenticate: g.api.Authenticate,
 		Bus:          g.bus,
-		Announce:     g.announceStation,
+		// A station's device is announced as every socket is (cluster-wide count included).
+		Announce: func(uuid string, connected bool) {
+			if err := g.pres.Announce(context.Background(), directory.KindDevice, uuid, connected); err != nil {
+				g.log.Error("announcing station", "uuid", uuid, "connected", connected, "error", err)
+			}
+		},
 		SetStatus: func(ctx context.Context, uuid, status string, tsMS int64) bool {
 			_, res := g.pres.UpdateDeviceStatus(ctx, uuid, status, rpc.Float(float64(tsMS)/1000))
 			return res != presence.StatusOffline
@@ -59,26 +62,6 @@ func (g *Gateway) startStations(ctx context.Context) {
 
 // StationsReady is closed once the roles directory has been loaded.
 func (g *Gateway) StationsReady() <-chan struct{} { return g.stations.Ready() }
-
-// announceStation publishes a station device's CONNECTED or DISCONNECTED event to presence, as
-// the device websocket does.
-func (g *Gateway) announceStation(uuid string, connected bool) {
-	change := presence.Disconnected
-	if connected {
-		change = presence.Connected
-	}
-	ev := presence.EntityEvent(g.dir.Current(), directory.KindDevice, uuid, change)
-	if ev == nil {
-		return
-	}
-	payload, err := presence.EncodeModuleMessage("websocket.device."+uuid, presence.TopicMessages, ev)
-	if err == nil {
-		err = g.bus.Publish(context.Background(), presence.TopicMessages, payload)
-	}
-	if err != nil && !errors.Is(err, bus.ErrClosed) {
-		g.log.Error("announcing station", "uuid", uuid, "connected", connected, "error", err)
-	}
-}
 
 // RolesDir returns the directory of station role plugins (<role>.wasm) the gateway watches.
 func (g *Gateway) RolesDir() string { return g.stations.RolesDir() }

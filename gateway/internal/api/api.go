@@ -42,10 +42,6 @@ type Deps struct {
 	SingleSocket bool
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
-	// Announce, if set, publishes a socket's CONNECTED/DISCONNECTED module message (payload) on
-	// module.TeraServer.UserManagerModule.messages in place of Bus.Publish: in Redis mode it also
-	// records the socket as this node's (presence.RedisCluster.Announce).
-	Announce func(ctx context.Context, kind directory.Kind, uuid string, connected bool, payload []byte) error
 }
 
 // API serves the HTTP endpoints.

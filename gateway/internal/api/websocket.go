@@ -6,10 +6,8 @@ import (
 	"net/http"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
-	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
-	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/transport"
 )
 
@@ -68,33 +66,10 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 	a.d.Metrics.HTTPRequest("websocket", http.StatusSwitchingProtocols)
 }
 
-// announce tells the user manager that a socket opened or closed, as OpenTera's websocket
-// protocols do: a TeraModuleMessage from websocket.<kind>.<uuid> with the CONNECTED or
-// DISCONNECTED event, on module.TeraServer.UserManagerModule.messages.
+// announce tells the user manager that a socket opened or closed ([presence.Registry.Announce]).
 func (a *API) announce(c *hub.Conn, connected bool) {
-	uuid := c.UUID()
-	change := presence.Disconnected
-	if connected {
-		change = presence.Connected
-	}
-	ev := presence.EntityEvent(a.d.Directory.Current(), c.Kind(), uuid, change)
-	if ev == nil {
-		return
-	}
-	source := "websocket." + c.Kind().String() + "." + uuid
-	payload, err := presence.EncodeModuleMessage(source, presence.TopicMessages, ev)
-	switch {
-	case err != nil:
-	case a.d.Announce != nil:
-		err = a.d.Announce(context.Background(), c.Kind(), uuid, connected, payload)
-	default:
-		err = a.d.Bus.Publish(context.Background(), presence.TopicMessages, payload)
-	}
-	if errors.Is(err, bus.ErrClosed) {
-		return // shutting down: nobody is left to tell
-	}
-	if err != nil {
-		a.log.Error("announcing socket", "kind", c.Kind(), "uuid", uuid, "connected", connected, "error", err)
+	if err := a.d.Presence.Announce(context.Background(), c.Kind(), c.UUID(), connected); err != nil {
+		a.log.Error("announcing socket", "kind", c.Kind(), "uuid", c.UUID(), "connected", connected, "error", err)
 		return
 	}
 	a.d.Metrics.Published("socket")

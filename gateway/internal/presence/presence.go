@@ -57,6 +57,9 @@ type Cluster interface {
 	// with that read publishes marker on [TopicMessages]: the messages before the marker are in
 	// the snapshot, the ones after it are not.
 	Snapshot(ctx context.Context, marker []byte) ([]Count, error)
+	// Announce publishes payload, the module message announcing that a connection of the entity
+	// opened (connected) or closed, and records the connection as this node's.
+	Announce(ctx context.Context, kind directory.Kind, uuid string, connected bool, payload []byte) error
 }
 
 // Count is an entity's number of open connections in a [Cluster] snapshot.
