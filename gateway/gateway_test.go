@@ -442,8 +442,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	e.connect(directory.KindUser, "alice:alice-demo")
 	code, body := e.do(http.MethodGet, "/healthz", nil, nil)
 	require.Equal(t, http.StatusOK, code)
-	code, _ = e.do(http.MethodGet, "/readyz", nil, nil)
+	require.JSONEq(t, `{"status": "ok"}`, string(body))
+	code, body = e.do(http.MethodGet, "/readyz", nil, nil)
 	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"status": "ready", "connections": 1}`, string(body))
 	code, body = e.do(http.MethodGet, "/metrics", nil, nil)
 	require.Equal(t, http.StatusOK, code)
 	for _, want := range []string{`teragate_connections{kind="user"} 1`, `teragate_logins_total{kind="user",result="ok"} 1`, "teragate_deliveries_total", "go_goroutines"} {

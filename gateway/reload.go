@@ -13,10 +13,6 @@ import (
 	"github.com/teragate/teragate/gateway/internal/pluginhost"
 )
 
-// liveFields are the config keys a running gateway applies on [Gateway.Reload]. Every other key
-// needs a restart.
-var liveFields = []string{"log_level", "plugin_config", "tls_cert", "tls_key"}
-
 // ReloadReport says what a [Gateway.Reload] did.
 type ReloadReport struct {
 	// Applied are the config keys whose new values took effect.

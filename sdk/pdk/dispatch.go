@@ -94,7 +94,6 @@ func dispatchInit(req []byte) (res []byte, failed bool) {
 var (
 	filterEv   Event
 	recipients []Recipient
-	verdicts   []Verdict
 )
 
 // dispatchFilter serves tg_filter: FilterRequest → FilterResult.

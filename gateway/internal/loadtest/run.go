@@ -893,7 +893,6 @@ type publisher struct {
 	builder *eventBuilder
 	recips  []int
 
-	seq      atomic.Uint64
 	expected atomic.Int64 // deliveries expected for in-window events
 	inWindow atomic.Int64 // events published in the window
 }
