@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
+	"github.com/teragate/teragate/gateway/internal/auth"
 	"gopkg.in/yaml.v3"
 )
 
@@ -202,20 +205,26 @@ func (c Config) Validate() error {
 			return bad("plugins %q: not a directory", c.Plugins)
 		}
 	}
-	for id, pc := range c.PluginConfig {
-		if _, err := pc.settings(); err != nil {
+	for _, id := range slices.Sorted(maps.Keys(c.PluginConfig)) {
+		if _, err := c.PluginConfig[id].settings(); err != nil {
 			return bad("plugin_config.%s: %v", id, err)
 		}
+	}
+	if n := len(c.JWTKey); n > 0 && n < auth.MinKeyLen {
+		return bad("jwt_key is %d bytes, need at least %d (e.g. the output of `openssl rand -base64 32`)", n, auth.MinKeyLen)
 	}
 	if c.Redis != "" {
 		if _, err := redis.ParseURL(c.Redis); err != nil {
 			return bad("redis %q: %v (want redis://[user:password@]host:port[/db] or rediss://…)", c.Redis, err)
 		}
 	}
-	for name, d := range map[string]Duration{"token_ttl": c.TokenTTL, "ticket_ttl": c.TicketTTL, "lockout_duration": c.LockoutDuration,
-		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "shutdown_timeout": c.ShutdownTimeout, "redis_node_ttl": c.RedisNodeTTL} {
-		if d < 0 {
-			return bad("%s must not be negative", name)
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"token_ttl", c.TokenTTL}, {"ticket_ttl", c.TicketTTL}, {"lockout_duration", c.LockoutDuration},
+		{"ping_interval", c.PingInterval}, {"pong_timeout", c.PongTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"redis_node_ttl", c.RedisNodeTTL}} {
+		if f.d < 0 {
+			return bad("%s must not be negative", f.name)
 		}
 	}
 	if c.PongTimeout <= c.PingInterval {
@@ -224,5 +233,5 @@ func (c Config) Validate() error {
 	if c.MaxQueueFrames < 1 || c.MaxQueueBytes < 1024 {
 		return bad("max_queue_frames must be ≥ 1 and max_queue_bytes ≥ 1024")
 	}
-	return nil
+	return c.Rooms.validate()
 }

@@ -84,10 +84,13 @@ func (c RoomsConfig) withDefaults() RoomsConfig {
 
 // validate reports the first invalid rooms field.
 func (c RoomsConfig) validate() error {
-	for name, d := range map[string]Duration{"default_ttl": c.DefaultTTL, "max_ttl": c.MaxTTL, "extend_ttl": c.ExtendTTL,
-		"participant_ttl": c.ParticipantTTL, "deleted_ttl": c.DeletedTTL, "hawk_skew": c.HawkSkew, "hawk_session_ttl": c.HawkSessionTTL} {
-		if d <= 0 {
-			return fmt.Errorf("%w: rooms.%s must be positive", ErrInvalidConfig, name)
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"default_ttl", c.DefaultTTL}, {"max_ttl", c.MaxTTL}, {"extend_ttl", c.ExtendTTL},
+		{"participant_ttl", c.ParticipantTTL}, {"deleted_ttl", c.DeletedTTL}, {"hawk_skew", c.HawkSkew}, {"hawk_session_ttl", c.HawkSessionTTL}} {
+		if f.d <= 0 {
+			return fmt.Errorf("%w: rooms.%s must be positive", ErrInvalidConfig, f.name)
 		}
 	}
 	if c.MaxSize < 1 || c.MaxRoomNameSize < 1 || c.MaxRoomOwnerSize < 1 || c.MaxBodyBytes < 1024 {
@@ -98,10 +101,7 @@ func (c RoomsConfig) validate() error {
 
 // initRooms builds the rooms service and mounts its routes on the API.
 func (g *Gateway) initRooms() error {
-	c := g.cfg.Rooms
-	if err := c.validate(); err != nil {
-		return err
-	}
+	c := g.cfg.Rooms // validated with the rest of the config
 	g.rooms = rooms.New(rooms.Config{
 		DefaultTTL: time.Duration(c.DefaultTTL), MaxTTL: time.Duration(c.MaxTTL), ExtendTTL: time.Duration(c.ExtendTTL),
 		ParticipantTTL: time.Duration(c.ParticipantTTL), DeletedTTL: time.Duration(c.DeletedTTL),
