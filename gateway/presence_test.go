@@ -57,8 +57,8 @@ func TestTwoSocketsStayOnlineUntilBothClose(t *testing.T) {
 	s1 := e.connect(directory.KindUser, "alice:alice-demo")
 	s2 := e.connect(directory.KindUser, "alice:alice-demo")
 	drainUntilType(t, adm, "USER_CONNECTED")
-	drainUntilType(t, adm, "USER_CONNECTED")
 	require.Equal(t, `["`+directory.DemoAdminUUID+`", "`+alice+`"]`, e.returnValue("online_users"))
+	require.Empty(t, drainUntil(t, adm, e.marker("two-open")), "one USER_CONNECTED for two sockets")
 
 	require.NoError(t, s1.ws.Close())
 	require.Eventually(t, func() bool { return readyConnections(t, e) == 2 }, 5*time.Second, 5*time.Millisecond)

@@ -28,7 +28,7 @@ func (g *Gateway) initStations() error {
 		Bus:          g.bus,
 		// A station's device is announced as every socket is (cluster-wide count included).
 		Announce: func(uuid string, connected bool) {
-			if err := g.pres.Announce(context.Background(), directory.KindDevice, uuid, connected); err != nil {
+			if err := g.pres.Announce(context.Background(), directory.KindDevice, uuid, connected, nil); err != nil {
 				g.log.Error("announcing station", "uuid", uuid, "connected", connected, "error", err)
 			}
 		},

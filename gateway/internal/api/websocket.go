@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
+	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/transport"
+	"github.com/teragate/teragate/proto/opentera"
+	"google.golang.org/protobuf/proto"
 )
 
 // websocket serves GET /wss/{kind}?id=<ticket>[&format=proto].
@@ -67,10 +71,32 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // announce tells the user manager that a socket opened or closed ([presence.Registry.Announce]).
+// A socket opened while its entity is already online is greeted alone with the entity's
+// CONNECTED event, as the entity's first socket is by the published one.
 func (a *API) announce(c *hub.Conn, connected bool) {
-	if err := a.d.Presence.Announce(context.Background(), c.Kind(), c.UUID(), connected); err != nil {
+	var greet func(proto.Message)
+	if connected {
+		greet = func(ev proto.Message) { a.greet(c, ev) }
+	}
+	if err := a.d.Presence.Announce(context.Background(), c.Kind(), c.UUID(), connected, greet); err != nil {
 		a.log.Error("announcing socket", "kind", c.Kind(), "uuid", c.UUID(), "connected", connected, "error", err)
 		return
 	}
 	a.d.Metrics.Published("socket")
+}
+
+// greet sends ev, the entity's CONNECTED event, to c alone, framed as the router frames events.
+func (a *API) greet(c *hub.Conn, ev proto.Message) {
+	evAny, err := opentera.NewAny(ev)
+	if err == nil {
+		var f []byte
+		header := &opentera.TeraEvent_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Topic: presence.TopicEvents}
+		if f, err = hub.EncodeEvent(header, evAny, nil, c.Format()); err == nil {
+			if c.Send(f) {
+				a.d.Metrics.Delivered(c.Kind(), 1)
+			}
+			return
+		}
+	}
+	a.log.Error("greeting a socket", "kind", c.Kind(), "uuid", c.UUID(), "error", err)
 }

@@ -25,6 +25,7 @@ type Count struct {
 type claim struct {
 	r       *Registry
 	payload []byte
+	seq     uint32 // the module message's head.seq
 	decided bool
 	mine    bool
 }

@@ -4,12 +4,13 @@
 //
 // It consumes TeraModuleMessages on module.TeraServer.UserManagerModule.messages (the websocket
 // layer's CONNECTED/DISCONNECTED, and the session services' Join/Leave/Stop/JoinReply events) and
-// publishes TeraEvents on module.TeraServer.UserManagerModule.events, as reference/opentera.md
-// §2.2 describes, with these deliberate differences:
+// publishes TeraEvents on module.TeraServer.UserManagerModule.events, as OpenTera's user manager
+// does, with these deliberate differences:
 //
 //   - Online is reference-counted per connection: an entity with two sockets goes offline when
-//     both have closed. Every CONNECTED is republished (each new socket sees its own), a
-//     DISCONNECTED only when the last socket closes.
+//     both have closed. CONNECTED is republished when the entity's first socket opens (in the
+//     cluster), DISCONNECTED when its last one closes; a further socket is greeted alone with
+//     the entity's CONNECTED ([Registry.Announce]).
 //   - Session membership (everyone invited by a JoinSessionEvent, until the StopSessionEvent) is
 //     kept so filters can answer "is this entity in that session" (OpenTera asks its database).
 //

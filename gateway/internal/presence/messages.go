@@ -21,7 +21,7 @@ func (r *Registry) onMessage(m bus.Message) {
 		return
 	}
 	ctx := context.Background()
-	c := &claim{r: r, payload: m.Payload}
+	c := &claim{r: r, payload: m.Payload, seq: msg.GetHead().GetSeq()}
 	for _, a := range msg.GetData() {
 		r.handle(ctx, a, c)
 	}
@@ -98,14 +98,18 @@ func memberKeys(users, participants, devices []string) []key {
 	return out
 }
 
-// connect counts one more connection of k and republishes its CONNECTED event (every socket
-// sees its own). a is the event as received, republished without re-encoding.
+// connect counts one more connection of k. The first one (cluster-wide: every replica counts
+// every node's connections) republishes its CONNECTED event, which reaches everyone who may see
+// k, the new connection included; a further one publishes nothing, and the connection is greeted
+// alone if it is this node's ([Registry.Announce]). a is the event as received, republished
+// without re-encoding.
 func (r *Registry) connect(ctx context.Context, c *claim, k key, ev proto.Message, a *anypb.Any) {
 	if k.uuid == "" {
 		return
 	}
 	st := &r.kinds[k.kind]
 	r.mu.Lock()
+	first := false
 	if n := st.online.get(k.uuid); n != nil {
 		n.val.conns++
 	} else {
@@ -114,10 +118,17 @@ func (r *Registry) connect(ctx context.Context, c *claim, k key, ev proto.Messag
 			b.val.online, v.busy = true, true
 		}
 		st.online.add(k.uuid, v)
+		first = true
 	}
 	r.mu.Unlock()
-	if c.ok(ctx) {
-		r.publishAny(ctx, ev, a)
+	greet := r.takeGreet(c.seq, k)
+	switch {
+	case first:
+		if c.ok(ctx) {
+			r.publishAny(ctx, ev, a)
+		}
+	case greet != nil:
+		greet()
 	}
 }
 

@@ -3,7 +3,10 @@ package presence
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -101,6 +104,11 @@ type Registry struct {
 	kinds    [directory.KindDevice + 1]kindState
 	sessions map[string]*members // session uuid → invited entities
 
+	seq        atomic.Uint32 // announce numbers ([Registry.Announce]), from a random start
+	greetMu    sync.Mutex
+	greets     map[uint32]greeting // this node's announces awaiting their greeting decision
+	greetSwept time.Time
+
 	sub  bus.Subscription
 	also map[string]bus.Handler // more patterns in the same ordered subscription ([Registry.Also])
 
@@ -117,6 +125,7 @@ func New(cfg Config) *Registry {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}}
+	r.seq.Store(rand.Uint32())
 	for k := range r.kinds {
 		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[busyVal]()}
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -73,7 +72,7 @@ type RedisCluster struct {
 	cfg  RedisClusterConfig
 	log  hclog.Logger
 	id   string
-	seq  atomic.Uint32
+	seq  atomic.Uint32 // numbers the resync messages
 	stop chan struct{}
 
 	// own is what this node has announced and Redis executed: its sockets per entity, the
@@ -243,7 +242,6 @@ func (c *RedisCluster) Announce(ctx context.Context, kind directory.Kind, uuid s
 		delta = "-1"
 	}
 	f := field(kind, uuid)
-	payload = c.stamp(payload)
 	c.ownMu.RLock()
 	defer c.ownMu.RUnlock()
 	err := announceScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id, redisReapedPrefix + c.id}, f, delta, TopicMessages, payload).Err()
@@ -257,20 +255,6 @@ func (c *RedisCluster) Announce(ctx context.Context, kind directory.Kind, uuid s
 	}
 	c.ownLock.Unlock()
 	return err
-}
-
-// stamp returns payload, a TeraModuleMessage, with this node's next sequence number in its
-// header, so that two announces with otherwise identical bytes (one entity, one microsecond) stay
-// two messages for the claims keyed by their hash. Protobuf merges a repeated embedded message
-// field, so appending head{seq} to the encoding sets head.seq without decoding the rest.
-func (c *RedisCluster) stamp(payload []byte) []byte {
-	var head []byte
-	head = protowire.AppendTag(head, 3, protowire.VarintType)
-	head = protowire.AppendVarint(head, uint64(c.seq.Add(1)))
-	out := make([]byte, 0, len(payload)+len(head)+2)
-	out = append(out, payload...)
-	out = protowire.AppendTag(out, 1, protowire.BytesType)
-	return protowire.AppendBytes(out, head)
 }
 
 func field(kind directory.Kind, uuid string) string { return strconv.Itoa(int(kind)) + ":" + uuid }

@@ -120,14 +120,16 @@ func TestRedisClusterKilledNode(t *testing.T) {
 	mu.Unlock()
 }
 
-// TestRedisClusterIdenticalAnnounces: two sockets of one entity announced with the same bytes
-// (same microsecond) are two messages: each gets its CONNECTED event, counted and published once.
+// TestRedisClusterIdenticalAnnounces: two sockets of one entity announced in the same
+// microsecond (identical bytes but for the registry's stamp) are two messages: both are counted
+// on every node; the entity's CONNECTED is published once (0 → 1), and the second socket is
+// greeted alone on its own node.
 func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	a := newClusterNode(t, srv.URL, "a")
 	b := newClusterNode(t, srv.URL, "b")
 	var mu sync.Mutex
-	var connects int
+	var connects, greets int
 	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
 		var te opentera.TeraEvent
 		if proto.Unmarshal(m.Payload, &te) != nil {
@@ -144,18 +146,26 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	})
 	require.NoError(t, err)
 	alice := directory.DemoAliceUUID
-	payload, err := EncodeModuleMessage("websocket.user."+alice, TopicMessages, userConn(alice, true))
-	require.NoError(t, err)
+	greet := func(ev proto.Message) {
+		require.Equal(t, opentera.UserEvent_USER_CONNECTED, ev.(*opentera.UserEvent).GetType())
+		mu.Lock()
+		greets++
+		mu.Unlock()
+	}
 	for range 2 {
-		require.NoError(t, a.c.Announce(context.Background(), directory.KindUser, alice, true, payload))
+		require.NoError(t, a.r.Announce(context.Background(), directory.KindUser, alice, true, greet))
 	}
 	for _, n := range []*clusterNode{a, b} {
 		require.Eventually(t, func() bool { return n.r.Connections(directory.KindUser, alice) == 2 }, 5*time.Second, 5*time.Millisecond)
 	}
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects == 2 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects == 1 && greets == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Never(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects != 1 || greets != 1 }, 200*time.Millisecond, 10*time.Millisecond)
+
+	payload, err := EncodeModuleMessage("websocket.user."+alice, TopicMessages, userConn(alice, true))
+	require.NoError(t, err)
 	var msg opentera.TeraModuleMessage
-	require.NoError(t, proto.Unmarshal(a.c.stamp(payload), &msg))
-	require.NotZero(t, msg.GetHead().GetSeq())
+	require.NoError(t, proto.Unmarshal(stamp(payload, 77), &msg))
+	require.Equal(t, uint32(77), msg.GetHead().GetSeq())
 	require.Equal(t, "websocket.user."+alice, msg.GetHead().GetSource(), "the rest of the header is kept")
 	require.Len(t, msg.GetData(), 1)
 }
