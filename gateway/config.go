@@ -92,6 +92,13 @@ type Config struct {
 	// JWTKey is the HS256 key of the tokens teragate issues and accepts (OpenTera's
 	// UserTokenAPIKey when running beside an OpenTera server). Empty means a random key per start.
 	JWTKey string `yaml:"jwt_key"`
+	// UserJWTKey, ParticipantJWTKey and DeviceJWTKey, when set, replace JWTKey for the tokens of
+	// one kind, as OpenTera keeps separate UserTokenAPIKey, ParticipantTokenAPIKey and
+	// DeviceTokenAPIKey: set each to the OpenTera server's value and tokens it issued verify here
+	// (and the ones teragate issues verify there). At least 16 bytes each.
+	UserJWTKey        string `yaml:"user_jwt_key"`
+	ParticipantJWTKey string `yaml:"participant_jwt_key"`
+	DeviceJWTKey      string `yaml:"device_jwt_key"`
 	// SingleSocket restores OpenTera's refusal (403 "already logged in") of a websocket login for
 	// an entity that is already online. Default false: an entity may hold several sockets.
 	SingleSocket bool `yaml:"single_socket"`
@@ -210,8 +217,11 @@ func (c Config) Validate() error {
 			return bad("plugin_config.%s: %v", id, err)
 		}
 	}
-	if n := len(c.JWTKey); n > 0 && n < auth.MinKeyLen {
-		return bad("jwt_key is %d bytes, need at least %d (e.g. the output of `openssl rand -base64 32`)", n, auth.MinKeyLen)
+	for _, k := range []struct{ name, key string }{{"jwt_key", c.JWTKey}, {"user_jwt_key", c.UserJWTKey},
+		{"participant_jwt_key", c.ParticipantJWTKey}, {"device_jwt_key", c.DeviceJWTKey}} {
+		if n := len(k.key); n > 0 && n < auth.MinKeyLen {
+			return bad("%s is %d bytes, need at least %d (e.g. the output of `openssl rand -base64 32`)", k.name, n, auth.MinKeyLen)
+		}
 	}
 	if c.Redis != "" {
 		if _, err := redis.ParseURL(c.Redis); err != nil {

@@ -96,6 +96,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	a, err := auth.New(auth.Config{
 		JWTKey:            []byte(cfg.JWTKey),
+		UserJWTKey:        []byte(cfg.UserJWTKey),
+		ParticipantJWTKey: []byte(cfg.ParticipantJWTKey),
+		DeviceJWTKey:      []byte(cfg.DeviceJWTKey),
 		TokenTTL:          time.Duration(cfg.TokenTTL),
 		MaxFailedAttempts: cfg.MaxFailedLogins,
 		LockoutDuration:   time.Duration(cfg.LockoutDuration),
