@@ -21,7 +21,8 @@ var kindTitle = map[directory.Kind]string{
 // participants) or a token. basic reports whether a password was used.
 func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Principal, basic bool, err error) {
 	if user, pass, ok := r.BasicAuth(); ok && kind != directory.KindDevice {
-		p, err = a.d.Auth.Password(r.Context(), kind, user, pass)
+		// Guesses are throttled per account and TCP peer (never a header a client can set).
+		p, err = a.d.Auth.Password(auth.WithSource(r.Context(), r.RemoteAddr), kind, user, pass)
 		return p, true, err
 	}
 	tok, ok := bearer(r)

@@ -95,8 +95,14 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 //
 // It returns [ErrUnknownUser] or [ErrWrongPassword] (both match [ErrBadCredentials]) for bad
 // credentials, a [*LockedError] (matching [ErrLocked]) while the account is locked, and
-// [ErrDisabled] when the password is right but the account is disabled. MaxFailedAttempts failures
-// within LockoutDuration lock the account for LockoutDuration; a success clears the count.
+// [ErrDisabled] when the password is right but the account is disabled.
+//
+// Guesses are throttled per account and source address (the ctx's [WithSource]): MaxFailedAttempts
+// wrong passwords from one source within LockoutDuration lock that source out of the account for
+// LockoutDuration, doubled for each further lock in a row (up to 32 times); a success clears the
+// count. An unknown username is throttled the same way. Concurrent attempts beyond the budget wait
+// for a slot rather than fail, so a right password is never refused because other attempts are in
+// flight.
 //
 // # Notes
 //
@@ -126,22 +132,33 @@ func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, usern
 	default:
 		return Principal{}, fmt.Errorf("%w: no password login for %s", ErrKind, kind)
 	}
-	if !found || username == "" || hash == "" {
+	// The throttle key: the account (or, for an unknown name, the name) and the source. Unknown
+	// names are throttled and answered like known ones.
+	known := found && username != "" && hash != ""
+	id := kind.String() + ":" + uuid
+	if !known {
+		id = kind.String() + ":?" + username
+	}
+	id += "|" + sourceOf(ctx)
+	if err := a.lock.begin(ctx, id, a.now); err != nil {
+		a.logger.Debug("login refused", "kind", kind, "username", username, "reason", "throttled", "error", err)
+		return Principal{}, err
+	}
+	var ok bool
+	if known {
+		ok = CheckPassword(hash, password)
+	} else {
 		CheckPassword(dummyHash, password) // same cost as a real check
+	}
+	if until, locked := a.lock.end(id, ok, a.now()); locked {
+		a.logger.Warn("login throttled after too many failed passwords", "kind", kind, "username", username, "source", sourceOf(ctx), "until", until)
+	}
+	if !known {
 		a.logger.Debug("login failed", "kind", kind, "reason", "unknown user")
 		if found {
 			return Principal{}, ErrWrongPassword // a participant without a password
 		}
 		return Principal{}, ErrUnknownUser
-	}
-
-	if err := a.lock.begin(uuid, a.now()); err != nil {
-		a.logger.Debug("login refused", "kind", kind, "uuid", uuid, "reason", "locked")
-		return Principal{}, err
-	}
-	ok := CheckPassword(hash, password)
-	if until, locked := a.lock.end(uuid, ok, a.now()); locked {
-		a.logger.Warn("account locked after too many failed passwords", "kind", kind, "uuid", uuid, "until", until)
 	}
 	if !ok {
 		a.logger.Debug("login failed", "kind", kind, "uuid", uuid, "reason", "wrong password")

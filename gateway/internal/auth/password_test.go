@@ -143,17 +143,13 @@ func TestLockoutDetails(t *testing.T) {
 	require.Equal(t, start.Add(auth.DefaultLockoutDuration), le.Until)
 	require.Equal(t, auth.ErrLocked.Error(), err.Error())
 
-	// Other accounts are not affected, and unknown usernames are not tracked.
+	// Other accounts are not affected.
 	_, err = e.auth.Password(ctx, directory.KindUser, "root", "root-pw")
 	require.NoError(t, err)
-	for range 10 {
-		_, err = e.auth.Password(ctx, directory.KindUser, "ghost", "x")
-		require.ErrorIs(t, err, auth.ErrUnknownUser)
-	}
 	require.Equal(t, 1, e.auth.LockoutSize())
 
-	// Idle entries are swept once their lock is over.
-	e.clock.Advance(2 * auth.DefaultLockoutDuration)
+	// Idle entries are swept once their lock is over and the backoff forgotten (32 windows).
+	e.clock.Advance(34 * auth.DefaultLockoutDuration)
 	_, err = e.auth.Password(ctx, directory.KindUser, "root", "root-pw")
 	require.NoError(t, err)
 	require.Equal(t, 0, e.auth.LockoutSize())
@@ -162,7 +158,7 @@ func TestLockoutDetails(t *testing.T) {
 // TestLockoutConcurrentGuesses checks that concurrent guesses cannot exceed the attempt budget.
 func TestLockoutConcurrentGuesses(t *testing.T) {
 	e := newEnv(t, auth.Config{})
-	const p = 32
+	const p = 100
 	var (
 		wg            sync.WaitGroup
 		mu            sync.Mutex
@@ -212,4 +208,75 @@ func TestHashPassword(t *testing.T) {
 	require.ErrorIs(t, err, auth.ErrEmptyPassword)
 	_, err = auth.HashPassword(strings.Repeat("x", 73))
 	require.Error(t, err, "bcrypt cannot hash more than 72 bytes")
+}
+
+// TestLockoutConcurrentRightPasswords: 100 concurrent logins with the right password all succeed;
+// attempts beyond the budget wait for a slot instead of being refused.
+func TestLockoutConcurrentRightPasswords(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.auth.Password(auth.WithSource(context.Background(), "192.0.2.1:5555"), directory.KindUser, "alice", "alice-pw")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// TestLockoutPerSource: guesses from one address lock that address out of the account, not the
+// owner logging in from elsewhere; locks in a row double; unknown usernames are answered exactly
+// like known ones, lock included.
+func TestLockoutPerSource(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	attacker := auth.WithSource(context.Background(), "198.51.100.7:40000")
+	attacker2 := auth.WithSource(context.Background(), "198.51.100.7:40001") // same host, other port
+	owner := auth.WithSource(context.Background(), "203.0.113.9:1234")
+	try := func(ctx context.Context, user, pw string) error {
+		_, err := e.auth.Password(ctx, directory.KindUser, user, pw)
+		return err
+	}
+	for range 5 {
+		require.ErrorIs(t, try(attacker, "alice", "guess"), auth.ErrWrongPassword)
+	}
+	require.ErrorIs(t, try(attacker2, "alice", "alice-pw"), auth.ErrLocked, "the attacker's address is locked, whatever its port")
+	require.NoError(t, try(owner, "alice", "alice-pw"), "the owner, elsewhere, is not")
+
+	// Unknown and known names: the same answers in the same order.
+	for _, user := range []string{"root", "ghost"} {
+		var got []string
+		for range 6 {
+			err := try(attacker, user, "guess")
+			switch {
+			case errors.Is(err, auth.ErrLocked):
+				got = append(got, "locked")
+			case errors.Is(err, auth.ErrBadCredentials):
+				got = append(got, "bad")
+			default:
+				t.Fatalf("%s: unexpected %v", user, err)
+			}
+		}
+		require.Equal(t, []string{"bad", "bad", "bad", "bad", "bad", "locked"}, got, user)
+	}
+
+	// Exponential backoff: the second lock in a row lasts twice as long.
+	start := e.clock.Now()
+	var le *auth.LockedError
+	require.ErrorAs(t, try(attacker, "alice", "alice-pw"), &le)
+	require.Equal(t, start.Add(auth.DefaultLockoutDuration), le.Until)
+	e.clock.Advance(auth.DefaultLockoutDuration)
+	for range 5 {
+		require.ErrorIs(t, try(attacker, "alice", "guess"), auth.ErrWrongPassword)
+	}
+	require.ErrorAs(t, try(attacker, "alice", "alice-pw"), &le)
+	require.Equal(t, e.clock.Now().Add(2*auth.DefaultLockoutDuration), le.Until)
+	e.clock.Advance(2 * auth.DefaultLockoutDuration)
+	require.NoError(t, try(attacker, "alice", "alice-pw"), "a success after the lock clears the strikes")
 }
