@@ -65,6 +65,7 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuer(Issuer), // OpenTera's tokens and ours say "TeraServer"
 			jwt.WithTimeFunc(cfg.Now),
 		),
 		revoked: o.revocations,

@@ -1,12 +1,16 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -115,6 +119,9 @@ func (a *Authenticator) issueErr(snap *directory.Snapshot, p Principal) error {
 // revocation, and that the entity is still in snap and enabled.
 func (a *Authenticator) verifyJWT(ctx context.Context, snap *directory.Snapshot, raw string) (Principal, error) {
 	var c claims
+	if err := numericTimes(raw); err != nil {
+		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
 	if _, err := a.parser.ParseWithClaims(raw, &c, a.keyFor); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return Principal{}, ErrExpiredToken
@@ -167,4 +174,32 @@ func newUUID() string {
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
 	return string(out[:])
+}
+
+// numericTimes refuses a token whose exp, nbf or iat claim is not a JSON number. (RFC 7519 says
+// NumericDate is a number; the JWT library also reads a numeric string, which no issuer of ours
+// writes, so such a token is refused rather than trusted.)
+func numericTimes(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return errors.New("token is not three dot-separated parts")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("token payload: %v", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return fmt.Errorf("token payload: %v", err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := fields[name]
+		if !ok {
+			continue
+		}
+		if v = bytes.TrimSpace(v); len(v) == 0 || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+			return fmt.Errorf("claim %s is not a number", name)
+		}
+	}
+	return nil
 }

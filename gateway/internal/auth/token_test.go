@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,11 @@ func TestTokenRejected(t *testing.T) {
 		{name: "expired", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Add(-time.Second).Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "expires now", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "no exp", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": nil})), wantErr: auth.ErrInvalidToken},
+		{name: "exp as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": fmt.Sprint(now.Add(time.Hour).Unix())})), wantErr: auth.ErrInvalidToken},
+		{name: "iat as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iat": fmt.Sprint(now.Unix())})), wantErr: auth.ErrInvalidToken},
+		{name: "nbf as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"nbf": fmt.Sprint(now.Unix())})), wantErr: auth.ErrInvalidToken},
+		{name: "no iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": nil})), wantErr: auth.ErrInvalidToken},
+		{name: "another iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "Elsewhere"})), wantErr: auth.ErrInvalidToken},
 		{name: "no subject", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": nil})), wantErr: auth.ErrInvalidToken},
 		{name: "two subjects", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"device_uuid": robotUUID})), wantErr: auth.ErrInvalidToken},
 		{name: "subject of the wrong type", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": 12})), wantErr: auth.ErrInvalidToken},
@@ -183,7 +189,7 @@ func TestOpenTeraToken(t *testing.T) {
 	require.Equal(t, "6c1f0d1e-1111-4222-8333-444455556666", p.TokenID)
 
 	// A token without jti gets a content-derived id, so it can still be revoked.
-	tok = sign(t, testKey, jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "device_uuid": robotUUID})
+	tok = sign(t, testKey, jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "device_uuid": robotUUID})
 	p, err = e.auth.Token(context.Background(), directory.KindDevice, tok)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(p.TokenID, "sha256:"), p.TokenID)
@@ -196,14 +202,14 @@ func TestPerKindKeys(t *testing.T) {
 	const userKey = "user-key-0123456789abcdef01234567"
 	e := newEnv(t, auth.Config{UserJWTKey: []byte(userKey)})
 	now := e.clock.Now()
-	claims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "user_uuid": aliceUUID}
+	claims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "user_uuid": aliceUUID}
 
 	_, err := e.auth.Token(context.Background(), directory.KindUser, sign(t, userKey, claims))
 	require.NoError(t, err)
 	_, err = e.auth.Token(context.Background(), directory.KindUser, sign(t, testKey, claims))
 	require.ErrorIs(t, err, auth.ErrInvalidToken, "user tokens need the user key")
 
-	devClaims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "device_uuid": robotUUID}
+	devClaims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "device_uuid": robotUUID}
 	_, err = e.auth.Token(context.Background(), directory.KindDevice, sign(t, testKey, devClaims))
 	require.NoError(t, err, "other kinds keep JWTKey")
 
