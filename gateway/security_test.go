@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -320,4 +321,19 @@ func TestSecurityLoginThrottle(t *testing.T) {
 	require.NotEmpty(t, retry)
 	code, body, _ = e.loginFrom(t, owner, "alice", "alice-demo")
 	require.Equal(t, http.StatusOK, code, "the owner is not locked out: %s", body)
+}
+
+// TestSecurityInvalidUTF8: a text message that is not UTF-8 closes the socket with 1007; a valid
+// one is answered "Not allowed to send message" as before.
+func TestSecurityInvalidUTF8(t *testing.T) {
+	e := startGateway(t, nil)
+	s := e.connect(directory.KindUser, "alice:alice-demo")
+	require.NoError(t, s.ws.WriteMessage(websocket.TextMessage, []byte("hello")))
+	_ = s.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := s.ws.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "Not allowed to send message", string(b))
+	require.NoError(t, s.ws.WriteMessage(websocket.TextMessage, []byte{'a', 0xff, 0xfe, 'b'}))
+	s.expectClose(websocket.CloseInvalidFramePayloadData)
+	require.Eventually(t, func() bool { return !e.gw.Online("user", alice) }, 5*time.Second, 5*time.Millisecond)
 }

@@ -28,16 +28,17 @@ var dropReasons = []string{DropFiltered, DropQueueFull, DropClosing, DropFilterE
 
 // Disconnect reasons, the values of the reason label of teragate_disconnects_total.
 const (
-	DisconnectClient       = "client"        // the client closed or the connection broke
-	DisconnectCommand      = "command"       // CMD_CLIENT_DISCONNECT / logout (close 4000)
-	DisconnectSlowConsumer = "slow_consumer" // outbound queue overflow (close 4001)
-	DisconnectPongTimeout  = "pong_timeout"  // no pong within the pong timeout
-	DisconnectShutdown     = "shutdown"      // gateway shutting down (close 1001)
-	DisconnectWriteError   = "write_error"   // a write failed or timed out
-	DisconnectDirectory    = "directory"     // the entity left the directory or was disabled
+	DisconnectClient       = "client"         // the client closed or the connection broke
+	DisconnectCommand      = "command"        // CMD_CLIENT_DISCONNECT / logout (close 4000)
+	DisconnectSlowConsumer = "slow_consumer"  // outbound queue overflow (close 4001)
+	DisconnectPongTimeout  = "pong_timeout"   // no pong within the pong timeout
+	DisconnectShutdown     = "shutdown"       // gateway shutting down (close 1001)
+	DisconnectWriteError   = "write_error"    // a write failed or timed out
+	DisconnectDirectory    = "directory"      // the entity left the directory or was disabled
+	DisconnectProtocol     = "protocol_error" // the client broke the websocket protocol (e.g. 1007, invalid UTF-8)
 )
 
-var disconnectReasons = []string{DisconnectClient, DisconnectCommand, DisconnectSlowConsumer, DisconnectPongTimeout, DisconnectShutdown, DisconnectWriteError, DisconnectDirectory}
+var disconnectReasons = []string{DisconnectClient, DisconnectCommand, DisconnectSlowConsumer, DisconnectPongTimeout, DisconnectShutdown, DisconnectWriteError, DisconnectDirectory, DisconnectProtocol}
 
 var kinds = []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice}
 

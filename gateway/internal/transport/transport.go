@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
+	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
 // NotAllowed is the text OpenTera answers to any data a client sends on its websocket.
@@ -110,7 +112,14 @@ func (t *Transport) readLoop(ws *websocket.Conn, c *hub.Conn, hooks Hooks) {
 	})
 	for {
 		mt, r, err := ws.NextReader()
-		if err == nil {
+		valid := true
+		if err == nil && mt == websocket.TextMessage {
+			// A text message must be UTF-8 (RFC 6455 §8.1); the read limit bounds it.
+			var b []byte
+			if b, err = io.ReadAll(r); err == nil {
+				valid = utf8.Valid(b)
+			}
+		} else if err == nil {
 			// Read the whole message: the read limit is enforced on every fragment.
 			_, err = io.Copy(io.Discard, r)
 		}
@@ -121,6 +130,10 @@ func (t *Transport) readLoop(ws *websocket.Conn, c *hub.Conn, hooks Hooks) {
 			break
 		}
 		c.Touch()
+		if !valid {
+			c.Close(websocket.CloseInvalidFramePayloadData, "text message is not UTF-8", metrics.DisconnectProtocol)
+			continue // until the client answers the close (or the hub gives up on it)
+		}
 		if mt == websocket.TextMessage || mt == websocket.BinaryMessage {
 			c.Send(notAllowedFrame)
 		}
