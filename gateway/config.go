@@ -50,8 +50,10 @@ type Config struct {
 	// self-signed certificate generated into DataDir/tls.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
-	// PublicHost is the host[:port] put in websocket_url. Empty means the request's
-	// X-ExternalServer/X-ExternalPort headers (as OpenTera behind nginx) or its Host header.
+	// PublicHost is the host[:port] put in websocket_url: set it to the name clients reach the
+	// gateway by (the host of its TLS certificate, or the proxy's public address). Empty means
+	// the address the login request arrived on. Request headers (Host, X-Forwarded-…) are never
+	// used: a client could point the URL, and its ticket, anywhere.
 	PublicHost string `yaml:"public_host"`
 	// Identities is the YAML identity directory, hot-reloaded on change. Empty means the embedded
 	// demo directory.

@@ -337,3 +337,32 @@ func TestSecurityInvalidUTF8(t *testing.T) {
 	s.expectClose(websocket.CloseInvalidFramePayloadData)
 	require.Eventually(t, func() bool { return !e.gw.Online("user", alice) }, 5*time.Second, 5*time.Millisecond)
 }
+
+// TestSecurityWebsocketURLHost: websocket_url never takes the Host header (or X-External*): it is
+// the address the login arrived on, or the configured public host.
+func TestSecurityWebsocketURLHost(t *testing.T) {
+	for _, public := range []string{"", "gw.example.test:8443"} {
+		t.Run("public_host="+public, func(t *testing.T) {
+			e := startGateway(t, func(c *gateway.Config) { c.PublicHost = public })
+			req, err := http.NewRequest(http.MethodGet, e.base+"/api/user/login?with_websocket=true", nil)
+			require.NoError(t, err)
+			req.Host = "evil.example"
+			req.Header.Set("X-ExternalServer", "evil.example")
+			req.Header.Set("X-Forwarded-Host", "evil.example")
+			req.SetBasicAuth("alice", "alice-demo")
+			resp, err := e.client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var out struct {
+				URL string `json:"websocket_url"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+			require.NotContains(t, out.URL, "evil")
+			want := public
+			if want == "" {
+				want = e.gw.Addr().String()
+			}
+			require.True(t, strings.HasPrefix(out.URL, "ws://"+want+"/wss/user?id="), out.URL)
+		})
+	}
+}

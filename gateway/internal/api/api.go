@@ -198,22 +198,26 @@ func parseBool(s string) (bool, bool) {
 
 // websocketURL builds wss://host:port/wss/<kind>?id=<ticket> the way OpenTera does.
 func (a *API) websocketURL(r *http.Request, kind directory.Kind, ticket string) string {
-	host := a.d.PublicHost
-	if host == "" {
-		if s := r.Header.Get("X-ExternalServer"); s != "" {
-			host = s
-			if p := r.Header.Get("X-ExternalPort"); p != "" {
-				host = net.JoinHostPort(s, p)
-			}
-		} else {
-			host = r.Host
-		}
-	}
 	scheme := "wss"
 	if a.d.Insecure {
 		scheme = "ws"
 	}
-	return scheme + "://" + host + "/wss/" + kind.String() + "?id=" + ticket
+	return scheme + "://" + a.publicHost(r) + "/wss/" + kind.String() + "?id=" + ticket
+}
+
+// publicHost is the host[:port] clients are sent to: the configured public host, else the
+// address this connection arrived on (the listener's, with the real interface address when the
+// gateway listens on every interface). Never a request header: Host and X-Forwarded-* are the
+// client's to choose, and a websocket_url pointing elsewhere would hand the ticket to whoever
+// the client (or an attacker's link) named.
+func (a *API) publicHost(r *http.Request) string {
+	if a.d.PublicHost != "" {
+		return a.d.PublicHost
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return la.String()
+	}
+	return r.Host // no listener address (handlers called directly in tests)
 }
 
 func (a *API) publish(ctx context.Context, source, channel string, payload []byte) error {
