@@ -124,6 +124,13 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout the whole request with its
+	// body, IdleTimeout how long a keep-alive connection may wait for its next request. A client
+	// that sends slower is disconnected, so slow senders cannot hold connections. A websocket is
+	// not bound by them once upgraded (pings and pongs watch it). Defaults 10s, 30s, 120s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
 
 	// Rooms configures the Mozilla Loop rooms API; zero fields mean Loop's defaults.
 	Rooms RoomsConfig `yaml:"rooms"`
@@ -191,6 +198,15 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = Duration(10 * time.Second)
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = Duration(30 * time.Second)
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = Duration(120 * time.Second)
+	}
 	c.Rooms = c.Rooms.withDefaults()
 	return c
 }
@@ -234,7 +250,8 @@ func (c Config) Validate() error {
 		name string
 		d    Duration
 	}{{"token_ttl", c.TokenTTL}, {"ticket_ttl", c.TicketTTL}, {"lockout_duration", c.LockoutDuration},
-		{"ping_interval", c.PingInterval}, {"pong_timeout", c.PongTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"redis_node_ttl", c.RedisNodeTTL}} {
+		{"ping_interval", c.PingInterval}, {"pong_timeout", c.PongTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"redis_node_ttl", c.RedisNodeTTL},
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"idle_timeout", c.IdleTimeout}} {
 		if f.d < 0 {
 			return bad("%s must not be negative", f.name)
 		}

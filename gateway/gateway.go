@@ -173,8 +173,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.srv = &http.Server{
 		Handler:           g.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.ReadTimeout),
+		IdleTimeout:       time.Duration(cfg.IdleTimeout),
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		TLSConfig:         g.tlsCfg,
 	}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -365,4 +366,34 @@ func TestSecurityWebsocketURLHost(t *testing.T) {
 			require.True(t, strings.HasPrefix(out.URL, "ws://"+want+"/wss/user?id="), out.URL)
 		})
 	}
+}
+
+// TestSecuritySlowSenders: connections that send a request too slowly (headers or body, with or
+// without credentials) are closed after the read timeouts, while an upgraded websocket idles past
+// them and keeps working.
+func TestSecuritySlowSenders(t *testing.T) {
+	e := startGateway(t, func(c *gateway.Config) {
+		c.ReadHeaderTimeout = gateway.Duration(300 * time.Millisecond)
+		c.ReadTimeout = gateway.Duration(600 * time.Millisecond)
+	})
+	ws := e.connect(directory.KindUser, "alice:alice-demo")
+	partial := []string{
+		"POST /api/events HTTP/1.1\r\nHost: x\r\n",                                   // headers never end
+		"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"head", // body never ends
+		"POST /api/rpc/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: OpenTera " + serviceToken + "\r\nContent-Length: 50\r\n\r\n{",
+	}
+	for _, p := range partial {
+		c, err := net.Dial("tcp", e.gw.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte(p))
+		require.NoError(t, err)
+		// The server closes the connection; reading ends (the test's own deadline is far longer).
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(20*time.Second)))
+		_, err = io.Copy(io.Discard, c)
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "the server kept a slow sender: %q", p)
+	}
+	// The websocket outlived both timeouts and still receives events.
+	ws.expectMarker(e.marker("after-slow"))
 }
