@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/proto/opentera"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
@@ -396,4 +398,30 @@ func TestSecuritySlowSenders(t *testing.T) {
 	}
 	// The websocket outlived both timeouts and still receives events.
 	ws.expectMarker(e.marker("after-slow"))
+}
+
+// TestSecuritySlowConsumerSees4001: a client that stops reading until its queue overflows, then
+// reads again within the close grace, drains what was written and then reads the 4001 close (the
+// close frame waits behind the write in flight instead of aborting it).
+func TestSecuritySlowConsumerSees4001(t *testing.T) {
+	e := startGateway(t, func(c *gateway.Config) { c.MaxQueueBytes = 64 << 10 })
+	s := e.connect(directory.KindUser, "alice:alice-demo")
+	big := strings.Repeat("x", 30<<10)
+	te := &opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1, Topic: umEvents}}
+	for range 20 {
+		te.Events = append(te.Events, anyOf(t, &opentera.StopSessionEvent{SessionUuid: big}))
+	}
+	body, err := proto.Marshal(te)
+	require.NoError(t, err)
+	overflowed := func() bool {
+		_, b := e.do(http.MethodGet, "/metrics", nil, nil)
+		return strings.Contains(string(b), `teragate_disconnects_total{reason="slow_consumer"} 1`)
+	}
+	for i := 0; i < 200 && !overflowed(); i++ {
+		code, out := e.do(http.MethodPost, "/api/events", bytes.NewReader(body),
+			map[string]string{"Authorization": "OpenTera " + serviceToken, "Content-Type": "application/x-protobuf"})
+		require.Equal(t, http.StatusAccepted, code, "%s", out)
+	}
+	require.True(t, overflowed(), "the socket's queue never overflowed")
+	s.expectClose(hub.CloseSlowConsumer)
 }
