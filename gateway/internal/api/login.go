@@ -33,6 +33,10 @@ func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Princip
 	return p, false, err
 }
 
+// deny answers a refused login or logout as OpenTera does: for users and participants (HTTP
+// auth) a 401 with the text "Unauthorized" and WWW-Authenticate: Basic realm="<kind>"; for
+// devices a 401 with the JSON string "Unauthorized", or "Disabled device". A throttled attempt
+// (teragate's lockout) says so, with Retry-After.
 func (a *API) deny(w http.ResponseWriter, kind directory.Kind, err error) {
 	code, msg, label := loginResult(err)
 	a.d.Metrics.Login(kind, label)
@@ -40,11 +44,24 @@ func (a *API) deny(w http.ResponseWriter, kind directory.Kind, err error) {
 	if errors.As(err, &locked) {
 		secs := int(time.Until(locked.Until).Seconds() + 0.999)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		if kind != directory.KindDevice {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+kind.String()+`"`)
+		}
+		writeError(w, code, msg)
+		return
 	}
-	if kind != directory.KindDevice {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+kind.String()+`"`)
+	if kind == directory.KindDevice {
+		msg = "Unauthorized"
+		if errors.Is(err, auth.ErrDisabled) {
+			msg = "Disabled device"
+		}
+		writeError(w, http.StatusUnauthorized, msg)
+		return
 	}
-	writeError(w, code, msg)
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+kind.String()+`"`)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte("Unauthorized"))
 }
 
 // login serves GET /api/<kind>/login.
@@ -115,13 +132,7 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 				a.deny(w, kind, auth.ErrBadCredentials)
 				return
 			}
-			dr := &deviceLogin{
-				DeviceInfo: deviceInfo{
-					DeviceEnabled: d.Enabled, DeviceName: d.Name, DeviceOnlineable: d.Onlineable,
-					DeviceSites: snap.DeviceSites(d.UUID), DeviceType: deviceType(d), DeviceUUID: d.UUID,
-				},
-				ParticipantsInfo: []participantInfo{}, SessionTypesInfo: []any{},
-			}
+			dr := &deviceLogin{DeviceInfo: deviceInfoOf(snap, d), ParticipantsInfo: []participantInfo{}, SessionTypesInfo: []any{}}
 			for _, pu := range snap.DeviceParticipants(d.UUID) {
 				name, _, _ := presence.ParticipantNames(snap, pu)
 				dr.ParticipantsInfo = append(dr.ParticipantsInfo, participantInfo{ParticipantName: name, ParticipantUUID: pu})
@@ -170,14 +181,21 @@ type (
 		SessionTypesInfo []any             `json:"session_types_info"`
 		WebsocketURL     string            `json:"websocket_url,omitempty"`
 	}
+	// deviceInfo is OpenTera's device record as its to_json(minimal=False) writes it: every
+	// column but the certificate, nulls included, in key order.
 	deviceInfo struct {
-		DeviceEnabled    bool     `json:"device_enabled"`
-		DeviceName       string   `json:"device_name"`
-		DeviceOnlineable bool     `json:"device_onlineable"`
-		DeviceSites      []string `json:"device_sites"`
-		DeviceSubtype    string   `json:"device_subtype"`
-		DeviceType       string   `json:"device_type"`
-		DeviceUUID       string   `json:"device_uuid"`
+		DeviceConfig     *string `json:"device_config"`
+		DeviceEnabled    bool    `json:"device_enabled"`
+		DeviceInfos      *string `json:"device_infos"`
+		DeviceLastonline *string `json:"device_lastonline"`
+		DeviceName       string  `json:"device_name"`
+		DeviceNotes      *string `json:"device_notes"`
+		DeviceOnlineable bool    `json:"device_onlineable"`
+		DeviceToken      string  `json:"device_token"`
+		DeviceUUID       string  `json:"device_uuid"`
+		IDDevice         int     `json:"id_device"`
+		IDDeviceSubtype  *int    `json:"id_device_subtype"`
+		IDDeviceType     int     `json:"id_device_type"`
 	}
 	participantInfo struct {
 		ParticipantName string `json:"participant_name"`
@@ -185,11 +203,18 @@ type (
 	}
 )
 
-func deviceType(d *directory.Device) string {
-	if d.Station {
-		return "station"
+// deviceInfoOf fills device_info from the identity file (id_device defaults to the device's
+// position; device_lastonline is null: teragate keeps no login history).
+func deviceInfoOf(snap *directory.Snapshot, d *directory.Device) deviceInfo {
+	id := d.ID
+	if id == 0 {
+		id = snap.DeviceIndex(d.UUID) + 1
 	}
-	return ""
+	return deviceInfo{
+		DeviceConfig: d.Config, DeviceEnabled: d.Enabled, DeviceInfos: d.Infos, DeviceName: d.Name, DeviceNotes: d.Notes,
+		DeviceOnlineable: d.Onlineable, DeviceToken: d.Token, DeviceUUID: d.UUID,
+		IDDevice: id, IDDeviceSubtype: d.Subtype, IDDeviceType: d.Type,
+	}
 }
 
 // logout serves GET /api/<kind>/logout: the token is revoked and every socket of the entity, on
@@ -211,7 +236,7 @@ func (a *API) logout(kind directory.Kind) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, "Could not disconnect the websocket.")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"message": "Logged out."})
+		writeJSON(w, http.StatusOK, kindTitle[kind]+" logged out.") // OpenTera's JSON string
 	}
 }
 

@@ -79,6 +79,17 @@ type Device struct {
 	Station bool `yaml:"station"`
 	// Enabled is false for a disabled device, whose logins are refused. Default true.
 	Enabled bool `yaml:"enabled"`
+
+	// Optional details returned in the device login's device_info, as OpenTera's device record
+	// has them: ID (id_device; default the device's 1-based position in the file), Type
+	// (id_device_type, default 0), Subtype (id_device_subtype, default null), Config, Infos and
+	// Notes (device_config, device_infos, device_notes: free text, default null).
+	ID      int     `yaml:"id"`
+	Type    int     `yaml:"type"`
+	Subtype *int    `yaml:"subtype"`
+	Config  *string `yaml:"config"`
+	Infos   *string `yaml:"infos"`
+	Notes   *string `yaml:"notes"`
 }
 
 // Service is a back-end service that authenticates with a static token (OpenTera's TeraService).

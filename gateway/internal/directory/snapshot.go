@@ -124,6 +124,14 @@ func (s *Snapshot) Device(uuid string) (*Device, bool) {
 	return nil, false
 }
 
+// DeviceIndex returns the device's 0-based position among the file's devices, or -1.
+func (s *Snapshot) DeviceIndex(uuid string) int {
+	if i, ok := s.lookup(KindDevice, uuid); ok {
+		return int(s.nodes[i].ent)
+	}
+	return -1
+}
+
 // DeviceByToken returns the device whose static token is token.
 func (s *Snapshot) DeviceByToken(token string) (*Device, bool) {
 	if i, ok := s.tokenNode(KindDevice, token); ok {
