@@ -224,5 +224,5 @@ func (c Config) Validate() error {
 	if c.MaxQueueFrames < 1 || c.MaxQueueBytes < 1024 {
 		return bad("max_queue_frames must be ≥ 1 and max_queue_bytes ≥ 1024")
 	}
-	return nil
+	return c.Rooms.validate()
 }
