@@ -153,8 +153,14 @@ func TestRoomsPerOwnerCap(t *testing.T) {
 		name        string
 		owner, peer func(f *fixture) cred
 	}{
-		{"hawk", func(f *fixture) cred { c := f.register(); return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) } },
-			func(f *fixture) cred { c := f.register(); return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) } }},
+		{"hawk", func(f *fixture) cred {
+			c := f.register()
+			return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) }
+		},
+			func(f *fixture) cred {
+				c := f.register()
+				return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) }
+			}},
 		{"teragate token", func(*fixture) cred { return bearer("alice") }, func(*fixture) cred { return bearer("bob") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
