@@ -153,14 +153,7 @@ func TestRoomsPerOwnerCap(t *testing.T) {
 		name        string
 		owner, peer func(f *fixture) cred
 	}{
-		{"hawk", func(f *fixture) cred {
-			c := f.register()
-			return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) }
-		},
-			func(f *fixture) cred {
-				c := f.register()
-				return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) }
-			}},
+		{"hawk", freshHawk, freshHawk},
 		{"teragate token", func(*fixture) cred { return bearer("alice") }, func(*fixture) cred { return bearer("bob") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,6 +196,12 @@ func TestRoomsPerOwnerCap(t *testing.T) {
 			require.Equal(t, float64(3), f.metric(refused, rooms.RefusedRoomsPerOwner))
 		})
 	}
+}
+
+// freshHawk registers a Hawk client and returns a signer with a fresh nonce per request.
+func freshHawk(f *fixture) cred {
+	c := f.register()
+	return func(r *http.Request, b string) { f.hawk(c, 0, "")(r, b) }
 }
 
 // TestHawkSessionCap: with MaxHawkSessions live sessions, registration answers 503 errno 206 with
