@@ -42,6 +42,26 @@ type RoomsConfig struct {
 	HawkSkew Duration `yaml:"hawk_skew"`
 	// HawkSessionTTL is the sliding lifetime of a Hawk session. Default 720h (30 days).
 	HawkSessionTTL Duration `yaml:"hawk_session_ttl"`
+	// HawkUnusedSessionTTL is the lifetime of a Hawk session that has not authenticated a request
+	// yet; its first use extends it to HawkSessionTTL. Default HawkSessionTTL (as Loop).
+	HawkUnusedSessionTTL Duration `yaml:"hawk_unused_session_ttl"`
+	// MaxHawkSessions caps the live Hawk sessions: POST /registration beyond it answers 503
+	// errno 206 with Retry-After; no session is evicted. Default 200000; -1 means no cap.
+	MaxHawkSessions int `yaml:"max_hawk_sessions"`
+	// MaxRoomsPerOwner caps the live rooms of one owner (Hawk session or teragate principal):
+	// one more answers 403 errno 205. Default 1000; -1 means no cap.
+	MaxRoomsPerOwner int `yaml:"max_rooms_per_owner"`
+	// RegistrationBurst and RegistrationInterval rate-limit session creation (POST /registration
+	// without credentials) per source address (TCP peer; IPv6 per /64; forwarding headers are
+	// not trusted): that many at once, then one per interval; beyond, 429 errno 123 with
+	// Retry-After. Defaults 20 and 3s; a burst of -1 disables the limit.
+	RegistrationBurst    int      `yaml:"registration_burst"`
+	RegistrationInterval Duration `yaml:"registration_interval"`
+	// RequestBurst and RequestInterval rate-limit every authenticated rooms request per identity
+	// (Hawk session, teragate principal, link-clicker session), and anonymous joins per source
+	// address. Defaults 60 and 1s; a burst of -1 disables the limit.
+	RequestBurst    int      `yaml:"request_burst"`
+	RequestInterval Duration `yaml:"request_interval"`
 	// StrictStates enforces the wiki's room session state machine on status updates.
 	// Default false (as the final Loop server: any state and event accepted).
 	StrictStates bool `yaml:"strict_states"`
@@ -61,6 +81,18 @@ func (c RoomsConfig) withDefaults() RoomsConfig {
 	def(&c.DeletedTTL, 27*time.Minute)
 	def(&c.HawkSkew, 60*time.Second)
 	def(&c.HawkSessionTTL, 720*time.Hour)
+	def(&c.HawkUnusedSessionTTL, time.Duration(c.HawkSessionTTL))
+	def(&c.RegistrationInterval, 3*time.Second)
+	def(&c.RequestInterval, time.Second)
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt(&c.MaxHawkSessions, 200_000)
+	defInt(&c.MaxRoomsPerOwner, 1000)
+	defInt(&c.RegistrationBurst, 20)
+	defInt(&c.RequestBurst, 60)
 	if c.MaxSize == 0 {
 		c.MaxSize = 5
 	}
@@ -88,13 +120,27 @@ func (c RoomsConfig) validate() error {
 		name string
 		d    Duration
 	}{{"default_ttl", c.DefaultTTL}, {"max_ttl", c.MaxTTL}, {"extend_ttl", c.ExtendTTL},
-		{"participant_ttl", c.ParticipantTTL}, {"deleted_ttl", c.DeletedTTL}, {"hawk_skew", c.HawkSkew}, {"hawk_session_ttl", c.HawkSessionTTL}} {
+		{"participant_ttl", c.ParticipantTTL}, {"deleted_ttl", c.DeletedTTL}, {"hawk_skew", c.HawkSkew}, {"hawk_session_ttl", c.HawkSessionTTL},
+		{"hawk_unused_session_ttl", c.HawkUnusedSessionTTL}, {"registration_interval", c.RegistrationInterval}, {"request_interval", c.RequestInterval}} {
 		if f.d <= 0 {
 			return fmt.Errorf("%w: rooms.%s must be positive", ErrInvalidConfig, f.name)
 		}
 	}
 	if c.MaxSize < 1 || c.MaxRoomNameSize < 1 || c.MaxRoomOwnerSize < 1 || c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("%w: rooms: max_size, max_room_name_size and max_room_owner_size must be ≥ 1, max_body_bytes ≥ 1024", ErrInvalidConfig)
+	}
+	if c.HawkUnusedSessionTTL > c.HawkSessionTTL {
+		return fmt.Errorf("%w: rooms.hawk_unused_session_ttl (%s) must not exceed rooms.hawk_session_ttl (%s)", ErrInvalidConfig,
+			time.Duration(c.HawkUnusedSessionTTL), time.Duration(c.HawkSessionTTL))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_hawk_sessions", c.MaxHawkSessions}, {"max_rooms_per_owner", c.MaxRoomsPerOwner},
+		{"registration_burst", c.RegistrationBurst}, {"request_burst", c.RequestBurst}} {
+		if f.v < -1 {
+			return fmt.Errorf("%w: rooms.%s must be positive, or -1 for no limit", ErrInvalidConfig, f.name)
+		}
 	}
 	return nil
 }
@@ -108,7 +154,11 @@ func (g *Gateway) initRooms() error {
 		MaxSize: c.MaxSize, MaxRoomNameSize: c.MaxRoomNameSize, MaxRoomOwnerSize: c.MaxRoomOwnerSize,
 		MaxBodyBytes: c.MaxBodyBytes, WebAppURL: c.WebAppURL, APIKey: c.APIKey,
 		HawkSkew: time.Duration(c.HawkSkew), HawkSessionTTL: time.Duration(c.HawkSessionTTL), Strict: c.StrictStates,
-		Authenticate: func(r *http.Request) (auth.Principal, error) { return g.api.Authenticate(r) },
+		HawkUnusedSessionTTL: time.Duration(c.HawkUnusedSessionTTL), MaxHawkSessions: c.MaxHawkSessions,
+		MaxRoomsPerOwner: c.MaxRoomsPerOwner, RegistrationBurst: c.RegistrationBurst,
+		RegistrationInterval: time.Duration(c.RegistrationInterval), RequestBurst: c.RequestBurst,
+		RequestInterval: time.Duration(c.RequestInterval),
+		Authenticate:    func(r *http.Request) (auth.Principal, error) { return g.api.Authenticate(r) },
 		Publish: func(ctx context.Context, channel string, payload []byte) error {
 			if err := g.bus.Publish(ctx, channel, payload); err != nil {
 				return err

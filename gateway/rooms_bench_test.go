@@ -19,7 +19,9 @@ import (
 // keep-alive: 64 link-clickers in 16 rooms, 16 client goroutines on the same machine. It reports
 // updates/s (server and client share the cores).
 func BenchmarkRoomsStatusHTTP(b *testing.B) {
-	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: b.TempDir(), Logger: hclog.NewNullLogger()})
+	// The clickers share one source and each updates as fast as it can: no rate limit.
+	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: b.TempDir(), Logger: hclog.NewNullLogger(),
+		Rooms: gateway.RoomsConfig{RequestBurst: -1}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,11 @@ package gateway_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +202,96 @@ func TestRoomsPresenceBusy(t *testing.T) {
 	waitAll("StopSessionEvent, USER_LEFT_SESSION (stop)", func(ev map[string]any) bool {
 		return ev["@type"] == "type.googleapis.com/opentera.protobuf.StopSessionEvent" && ev["sessionUuid"] == session
 	}, isType("USER_LEFT_SESSION"))
+}
+
+// TestRoomsLimitsConfig: the rooms limit keys are read from the config file, get their defaults
+// and are validated when the configuration is loaded.
+func TestRoomsLimitsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		yaml    string
+		check   func(t *testing.T, c gateway.RoomsConfig)
+		wantErr string
+	}{
+		{"defaults", "listen: 127.0.0.1:0\n", func(t *testing.T, c gateway.RoomsConfig) {
+			require.Equal(t, 200_000, c.MaxHawkSessions)
+			require.Equal(t, 1000, c.MaxRoomsPerOwner)
+			require.Equal(t, 20, c.RegistrationBurst)
+			require.Equal(t, gateway.Duration(3*time.Second), c.RegistrationInterval)
+			require.Equal(t, 60, c.RequestBurst)
+			require.Equal(t, gateway.Duration(time.Second), c.RequestInterval)
+			require.Equal(t, c.HawkSessionTTL, c.HawkUnusedSessionTTL)
+		}, ""},
+		{"set", "rooms:\n  max_hawk_sessions: 10\n  max_rooms_per_owner: -1\n  registration_burst: 2\n  registration_interval: 1m\n" +
+			"  request_burst: -1\n  request_interval: 2s\n  hawk_unused_session_ttl: 1h\n", func(t *testing.T, c gateway.RoomsConfig) {
+			require.Equal(t, 10, c.MaxHawkSessions)
+			require.Equal(t, -1, c.MaxRoomsPerOwner)
+			require.Equal(t, 2, c.RegistrationBurst)
+			require.Equal(t, gateway.Duration(time.Minute), c.RegistrationInterval)
+			require.Equal(t, -1, c.RequestBurst)
+			require.Equal(t, gateway.Duration(time.Hour), c.HawkUnusedSessionTTL)
+		}, ""},
+		{"negative cap", "rooms:\n  max_hawk_sessions: -2\n", nil, "rooms.max_hawk_sessions must be positive, or -1"},
+		{"negative burst", "rooms:\n  registration_burst: -5\n", nil, "rooms.registration_burst"},
+		{"negative interval", "rooms:\n  request_interval: -1s\n", nil, "rooms.request_interval must be positive"},
+		{"unused TTL above session TTL", "rooms:\n  hawk_session_ttl: 1h\n  hawk_unused_session_ttl: 2h\n", nil,
+			"rooms.hawk_unused_session_ttl (2h0m0s) must not exceed rooms.hawk_session_ttl (1h0m0s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := t.TempDir() + "/teragate.yaml"
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
+			c, err := gateway.LoadConfig(path)
+			require.NoError(t, err)
+			c = c.WithDefaults()
+			err = c.Validate()
+			if tc.wantErr != "" {
+				require.ErrorIs(t, err, gateway.ErrInvalidConfig)
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, c.Rooms)
+		})
+	}
+}
+
+// TestRoomsRegistrationFlood: an anonymous flood of POST /registration from one source over one
+// keep-alive connection is bounded by the configured burst and answered 429 with Retry-After and
+// a Loop error body, while another source registers; the refusals show on /metrics.
+func TestRoomsRegistrationFlood(t *testing.T) {
+	e := startGateway(t, func(c *gateway.Config) {
+		c.Rooms.RegistrationBurst, c.Rooms.RegistrationInterval = 3, gateway.Duration(time.Hour)
+	})
+	register := func(client *http.Client) (int, http.Header, string) {
+		req, err := http.NewRequest(http.MethodPost, e.base+"/registration", nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, strings.TrimSpace(string(b))
+	}
+	ok := 0
+	for range 200 {
+		code, hdr, body := register(e.client)
+		if code == http.StatusOK {
+			ok++
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, code, body)
+		require.Equal(t, `{"code":429,"errno":123,"error":"Too many requests."}`, body)
+		wait, err := strconv.Atoi(hdr.Get("Retry-After"))
+		require.NoError(t, err)
+		require.InDelta(t, 3600, wait, 60, "the wait for the next token")
+		require.Empty(t, hdr.Get("Hawk-Session-Token"))
+	}
+	require.Equal(t, 3, ok, "only the burst is served")
+
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	other := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+	code, hdr, body := register(other)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Len(t, hdr.Get("Hawk-Session-Token"), 64)
+
+	require.Equal(t, `teragate_rooms_refused_total{reason="registration_rate"} 197`, metricLine(t, e, `teragate_rooms_refused_total{reason="registration_rate"}`))
 }

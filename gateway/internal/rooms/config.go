@@ -52,8 +52,33 @@ type Config struct {
 	RetryAfter time.Duration
 	// HawkSessionTTL is the sliding lifetime of a Hawk session. Default 720h (30 days).
 	HawkSessionTTL time.Duration
+	// HawkUnusedSessionTTL is the lifetime of a Hawk session that has not yet authenticated a
+	// request; the first use extends it to HawkSessionTTL. Default HawkSessionTTL (Loop gave every
+	// new session its full lifetime).
+	HawkUnusedSessionTTL time.Duration
 	// HawkSkew is the accepted clock difference of a Hawk timestamp. Default 60s.
 	HawkSkew time.Duration
+	// MaxHawkSessions caps the live Hawk sessions; POST /registration beyond it answers 503
+	// errno 206 with Retry-After (no session is evicted). Default 200,000; negative means no cap.
+	MaxHawkSessions int
+	// MaxRoomsPerOwner caps the live rooms of one owner (Hawk session or teragate principal);
+	// creating one more answers 403 errno 205. Default 1000; negative means no cap.
+	MaxRoomsPerOwner int
+	// RegistrationBurst and RegistrationInterval rate-limit POST /registration without
+	// credentials (session creation) per source address (the TCP peer; IPv6 per /64): RegistrationBurst
+	// at once, then one every RegistrationInterval; beyond that 429 errno 123 with Retry-After.
+	// Defaults 20 and 3s (20 a minute); a negative burst disables the limit.
+	RegistrationBurst    int
+	RegistrationInterval time.Duration
+	// RequestBurst and RequestInterval rate-limit every authenticated request per identity (Hawk
+	// session, teragate principal, link-clicker session) and anonymous joins per source address.
+	// Defaults 60 and 1s (60 a minute); a negative burst disables the limit.
+	RequestBurst    int
+	RequestInterval time.Duration
+	// RegistrationLimiter and RequestLimiter replace the in-memory token buckets built from the
+	// bursts and intervals above (a limiter shared by several nodes).
+	RegistrationLimiter Limiter
+	RequestLimiter      Limiter
 	// Strict enforces the wiki's room session state machine on status updates. Default false
 	// (the final Loop server accepts any state and event).
 	Strict bool
@@ -96,7 +121,10 @@ func (c Config) withDefaults() Config {
 	d(&c.DeletedTTL, 27*time.Minute)
 	d(&c.RetryAfter, 30*time.Second)
 	d(&c.HawkSessionTTL, 720*time.Hour)
+	d(&c.HawkUnusedSessionTTL, c.HawkSessionTTL)
 	d(&c.HawkSkew, 60*time.Second)
+	d(&c.RegistrationInterval, 3*time.Second)
+	d(&c.RequestInterval, time.Second)
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = min(max(c.ParticipantTTL/4, 10*time.Millisecond), time.Second)
 	}
@@ -107,6 +135,24 @@ func (c Config) withDefaults() Config {
 	i(&c.MaxFieldSize, 128)
 	i(&c.MaxDomains, 100)
 	i(&c.TokenSize, 8)
+	if c.MaxHawkSessions == 0 {
+		c.MaxHawkSessions = 200_000
+	}
+	if c.MaxRoomsPerOwner == 0 {
+		c.MaxRoomsPerOwner = 1000
+	}
+	if c.RegistrationBurst == 0 {
+		c.RegistrationBurst = 20
+	}
+	if c.RequestBurst == 0 {
+		c.RequestBurst = 60
+	}
+	if c.RegistrationLimiter == nil && c.RegistrationBurst > 0 {
+		c.RegistrationLimiter = NewTokenBucket(c.RegistrationBurst, c.RegistrationInterval, 0)
+	}
+	if c.RequestLimiter == nil && c.RequestBurst > 0 {
+		c.RequestLimiter = NewTokenBucket(c.RequestBurst, c.RequestInterval, 0)
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 10
 	}

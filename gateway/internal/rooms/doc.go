@@ -52,6 +52,28 @@
 //   - Oversized fields (displayName, event, state, domains) are rejected with errno 107 and a
 //     body above the size limit with 413 errno 113.
 //
+// # Limits
+//
+// Loop left rate limiting to a front proxy (Videur, driven by /api-specs) and capped nothing; an
+// anonymous client could fill memory with sessions and rooms. teragate limits in the service:
+//
+//   - POST /registration creating a session: a token bucket per source address (the TCP peer,
+//     IPv6 per /64; forwarding headers are not trusted), default 20 then one every 3 s.
+//   - Every authenticated request: a token bucket per identity (Hawk session, teragate
+//     principal, link-clicker session), default 60 then one a second; anonymous joins draw on
+//     their source address's bucket. For Hawk the check precedes recording the nonce, so a
+//     refused flood stores nothing.
+//   - Over a rate: 429 errno 123 "Too many requests." with Retry-After the seconds until the
+//     next token (rounded up).
+//   - Rooms per owner (default 1000 live rooms): 403 errno 205; nothing is stored.
+//   - Live Hawk sessions (default 200,000): 503 errno 206 with Retry-After; no session is
+//     evicted. A session never used after registration may be given a shorter lifetime
+//     (Config.HawkUnusedSessionTTL; Loop's full lifetime by default).
+//
+// Errno 123, 205 and 206 are teragate's, chosen outside Loop's table. Refusals are counted in
+// teragate_rooms_refused_total{reason}. The limiters sit behind [Limiter] so that a shared
+// store can replace the in-memory [TokenBucket].
+//
 // # Concurrency
 //
 // [Service] is safe for concurrent use. [MemoryStore] serialises operations on one mutex;

@@ -18,9 +18,12 @@ const (
 	ErrnoExpired               = 111 // participation expired
 	ErrnoRequestTooLarge       = 113 // body above the limit
 	ErrnoClientReachedCapacity = 121 // joiner's clientMaxSize too small
+	ErrnoTooManyRequests       = 123 // 429: rate limit of the source or identity (teragate)
 	ErrnoBackend               = 201 // storage failure
 	ErrnoRoomFull              = 202 // room full
 	ErrnoNotRoomParticipant    = 203 // action by a non-participant
+	ErrnoTooManyRooms          = 205 // 403: the owner holds MaxRoomsPerOwner rooms (teragate)
+	ErrnoTooManySessions       = 206 // 503: MaxHawkSessions live Hawk sessions (teragate)
 	ErrnoUndefined             = 999 // ownership checks, unknown routes, internal errors
 )
 
@@ -30,6 +33,9 @@ var (
 	ErrNotFound = errors.New("rooms: not found")
 	// ErrExists is returned by [Store.CreateRoom] when the token is taken.
 	ErrExists = errors.New("rooms: already exists")
+	// ErrLimit is returned by [Store.CreateRoom] when the owner holds its maximum of rooms and by
+	// [Store.PutHawkSession] when the maximum of sessions is live. Nothing is evicted.
+	ErrLimit = errors.New("rooms: limit reached")
 )
 
 // Error is an error answer of the rooms API: the HTTP status, Loop's errno and message.
@@ -42,6 +48,9 @@ type Error struct {
 	Message string
 	// Authenticate, if set, is sent as the WWW-Authenticate header.
 	Authenticate string
+	// RetryAfter, if positive, is sent as Retry-After (whole seconds, rounded up) instead of the
+	// configured default of 429 and 503 answers.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -59,6 +68,17 @@ func badParam(msg string) *Error { return errf(http.StatusBadRequest, ErrnoInval
 func missing(msg string) *Error  { return errf(http.StatusBadRequest, ErrnoMissingParameters, msg) }
 func backend() *Error {
 	return errf(http.StatusServiceUnavailable, ErrnoBackend, "Service Unavailable")
+}
+func tooManyRequests(wait time.Duration) *Error {
+	e := errf(http.StatusTooManyRequests, ErrnoTooManyRequests, "Too many requests.")
+	e.RetryAfter = wait
+	return e
+}
+func tooManyRooms(n int) *Error {
+	return errf(http.StatusForbidden, ErrnoTooManyRooms, "Too many rooms: an owner may have at most "+itoa(n)+".")
+}
+func tooManySessions() *Error {
+	return errf(http.StatusServiceUnavailable, ErrnoTooManySessions, "Too many sessions; retry later.")
 }
 func tokenNotFound() *Error { return errf(http.StatusNotFound, ErrnoInvalidToken, "Token not found.") }
 func notOwner() *Error {
@@ -83,7 +103,9 @@ func (s *Service) headers(w http.ResponseWriter, code int) {
 	case http.StatusOK, http.StatusUnauthorized:
 		w.Header().Set("Timestamp", strconv.FormatInt(s.now().Unix(), 10))
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+		}
 	}
 }
 
@@ -110,6 +132,9 @@ func (s *Service) writeErr(w http.ResponseWriter, err error) {
 	}
 	if e.Authenticate != "" {
 		w.Header().Set("WWW-Authenticate", e.Authenticate)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	s.writeJSON(w, e.Code, errorBody{Code: e.Code, Errno: e.Errno, Error: e.Message})
 }

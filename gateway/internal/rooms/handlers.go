@@ -152,9 +152,12 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 	}
 	for range 5 {
 		room.Token = randomToken(s.cfg.TokenSize)
-		if err = s.store.CreateRoom(r.Context(), room); !errors.Is(err, ErrExists) {
+		if err = s.store.CreateRoom(r.Context(), room, now, s.cfg.MaxRoomsPerOwner); !errors.Is(err, ErrExists) {
 			break
 		}
+	}
+	if errors.Is(err, ErrLimit) {
+		err = s.refuseCap(RefusedRoomsPerOwner, tooManyRooms(s.cfg.MaxRoomsPerOwner), "owner", c.user)
 	}
 	if err != nil {
 		s.writeErr(w, err)
@@ -460,12 +463,19 @@ func (s *Service) registration(w http.ResponseWriter, r *http.Request) {
 		s.writeEmpty(w, http.StatusOK)
 		return
 	}
+	if err := s.limit(r.Context(), s.cfg.RegistrationLimiter, sourceKey(r), RefusedRegistrationRate); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	raw32 := make([]byte, 32)
 	tok := randomHex(raw32)
 	id, key, err := DeriveHawkCredentials(tok)
 	if err == nil {
 		now := s.now()
-		err = s.store.PutHawkSession(r.Context(), s.keyed("hawk-id", id), key, now.Add(s.cfg.HawkSessionTTL))
+		err = s.store.PutHawkSession(r.Context(), s.keyed("hawk-id", id), key, now, now.Add(s.cfg.HawkUnusedSessionTTL), s.cfg.MaxHawkSessions)
+	}
+	if errors.Is(err, ErrLimit) {
+		err = s.refuseCap(RefusedHawkSessions, tooManySessions(), "max", s.cfg.MaxHawkSessions)
 	}
 	if err != nil {
 		s.writeErr(w, err)
@@ -514,6 +524,12 @@ func (s *Service) action(w http.ResponseWriter, r *http.Request) {
 	if act != "join" && c.scheme == schemeNone {
 		s.writeErr(w, unauthorized("Basic,Hawk", "Unauthorized"))
 		return
+	}
+	if c.scheme == schemeNone { // an anonymous join creates a participant and a credential
+		if err := s.limit(r.Context(), s.cfg.RequestLimiter, sourceKey(r), RefusedRequestRate); err != nil {
+			s.writeErr(w, err)
+			return
+		}
 	}
 	switch act {
 	case "join":

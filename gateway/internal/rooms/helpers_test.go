@@ -170,6 +170,21 @@ type response struct {
 
 func (f *fixture) raw(method, path, body string, c cred, extra ...string) response {
 	f.t.Helper()
+	return f.rawVia(http.DefaultClient, method, path, body, c, extra...)
+}
+
+// from returns a keep-alive client whose connections leave from the loopback address ip (any
+// 127.0.0.0/8 address on Linux): a second TCP source for the per-source limits.
+func (f *fixture) from(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// rawVia is raw with a given client.
+func (f *fixture) rawVia(client *http.Client, method, path, body string, c cred, extra ...string) response {
+	f.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -185,7 +200,7 @@ func (f *fixture) raw(method, path, body string, c cred, extra ...string) respon
 	if c != nil {
 		c(req, body)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(f.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

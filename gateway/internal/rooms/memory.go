@@ -16,6 +16,8 @@ type MemoryStore struct {
 	tombs  map[string]map[string]memTomb
 	hawk   map[string]memHawk
 	nonces map[string]time.Time
+	// hawkPurged is when PutHawkSession last dropped expired sessions to make room.
+	hawkPurged time.Time
 }
 
 type memRoom struct {
@@ -51,14 +53,25 @@ func (m *MemoryStore) live(token string, now time.Time) (*memRoom, error) {
 }
 
 // CreateRoom implements [Store].
-func (m *MemoryStore) CreateRoom(_ context.Context, r Room) error {
+func (m *MemoryStore) CreateRoom(_ context.Context, r Room, now time.Time, maxPerOwner int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.rooms[r.Token]; ok {
 		return ErrExists
 	}
-	m.rooms[r.Token] = &memRoom{room: r}
 	set := m.owners[r.OwnerID]
+	if maxPerOwner > 0 && len(set) >= maxPerOwner { // the set may hold expired rooms not yet swept
+		n := 0
+		for tok := range set {
+			if _, err := m.live(tok, now); err == nil {
+				n++
+			}
+		}
+		if n >= maxPerOwner {
+			return ErrLimit
+		}
+	}
+	m.rooms[r.Token] = &memRoom{room: r}
 	if set == nil {
 		set = map[string]struct{}{}
 		m.owners[r.OwnerID] = set
@@ -286,9 +299,24 @@ func (m *MemoryStore) DeleteParticipant(_ context.Context, token, id string, now
 }
 
 // PutHawkSession implements [Store].
-func (m *MemoryStore) PutHawkSession(_ context.Context, idHash, key string, until time.Time) error {
+func (m *MemoryStore) PutHawkSession(_ context.Context, idHash, key string, now, until time.Time, max int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.hawk[idHash]; !ok && max > 0 && len(m.hawk) >= max {
+		// The map may hold expired sessions not yet swept; drop them, at most once a second so
+		// that a flood at the cap does not scan the whole map per request.
+		if now.Sub(m.hawkPurged) >= time.Second {
+			m.hawkPurged = now
+			for id, h := range m.hawk {
+				if !now.Before(h.until) {
+					delete(m.hawk, id)
+				}
+			}
+		}
+		if len(m.hawk) >= max {
+			return ErrLimit
+		}
+	}
 	m.hawk[idHash] = memHawk{key: key, until: until}
 	return nil
 }

@@ -22,7 +22,21 @@ type metricsSet struct {
 	rejected     *prometheus.CounterVec
 	changes      *prometheus.CounterVec
 	domains      prometheus.Counter
+	refused      *prometheus.CounterVec
 }
+
+// Reasons of teragate_rooms_refused_total.
+const (
+	// RefusedRegistrationRate: POST /registration over its source address's rate (429).
+	RefusedRegistrationRate = "registration_rate"
+	// RefusedRequestRate: a request over its identity's rate, or an anonymous join over its
+	// source address's (429).
+	RefusedRequestRate = "request_rate"
+	// RefusedRoomsPerOwner: a room creation over MaxRoomsPerOwner (403).
+	RefusedRoomsPerOwner = "rooms_per_owner"
+	// RefusedHawkSessions: a registration over MaxHawkSessions (503).
+	RefusedHawkSessions = "hawk_sessions"
+)
 
 func newMetrics(reg prometheus.Registerer) *metricsSet {
 	m := &metricsSet{
@@ -38,6 +52,8 @@ func newMetrics(reg prometheus.Registerer) *metricsSet {
 			Help: "Participants joined, left and expired."}, []string{"change"}),
 		domains: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "shared_domains_total",
 			Help: "Sum of the counts reported by logDomain (Loop's loop.room.shared_domains)."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "rooms", Name: "refused_total",
+			Help: "Requests refused by a rate limit or a cap, by reason (registration_rate, request_rate, rooms_per_owner, hawk_sessions)."}, []string{"reason"}),
 	}
 	for _, s := range append([]string{LabelNone, LabelOther}, States...) {
 		m.participants.WithLabelValues(s)
@@ -51,8 +67,11 @@ func newMetrics(reg prometheus.Registerer) *metricsSet {
 	for _, c := range []string{"join", "leave", "expire"} {
 		m.changes.WithLabelValues(c)
 	}
+	for _, r := range []string{RefusedRegistrationRate, RefusedRequestRate, RefusedRoomsPerOwner, RefusedHawkSessions} {
+		m.refused.WithLabelValues(r)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.updates, m.rejected, m.changes, m.domains} {
+		for _, c := range []prometheus.Collector{m.rooms, m.participants, m.updates, m.rejected, m.changes, m.domains, m.refused} {
 			reg.MustRegister(c)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +34,8 @@ type Service struct {
 	log   hclog.Logger
 	now   func() time.Time
 	m     *metricsSet
+	// capWarned is the Unix second of the last warning that the Hawk session cap was hit.
+	capWarned atomic.Int64
 }
 
 // New returns a service; cfg's zero fields get their defaults.
@@ -87,6 +90,11 @@ func (s *Service) Run(ctx context.Context) {
 // leave (room ctime and lifetime extended, LeaveSessionEvent), a room's expiry stops its session.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
+	for _, l := range []Limiter{s.cfg.RegistrationLimiter, s.cfg.RequestLimiter} {
+		if p, ok := l.(interface{ Prune(time.Time) }); ok {
+			p.Prune(now)
+		}
+	}
 	exp, err := s.store.Sweep(ctx, now)
 	if err != nil {
 		return err
@@ -120,6 +128,37 @@ func (s *Service) touch(now time.Time) func(*Room) error {
 		r.ExpiresAt = now.Add(s.cfg.ExtendTTL).Unix()
 		return nil
 	}
+}
+
+// limit takes one token from key's budget in l (nil: no limit). A refusal is counted under
+// reason and returned as 429 errno 123 with the wait as Retry-After; a limiter failure is
+// returned as is (503: fail closed).
+func (s *Service) limit(ctx context.Context, l Limiter, key, reason string) error {
+	if l == nil {
+		return nil
+	}
+	wait, err := l.Allow(ctx, key, s.now())
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		s.m.refused.WithLabelValues(reason).Inc()
+		s.log.Debug("rooms request refused", "reason", reason, "key", key, "retry_after", wait)
+		return tooManyRequests(wait)
+	}
+	return nil
+}
+
+// refuseCap counts and logs a refusal by a cap; the warning is given at most once a minute.
+func (s *Service) refuseCap(reason string, e *Error, args ...any) error {
+	s.m.refused.WithLabelValues(reason).Inc()
+	now := s.now().Unix()
+	if last := s.capWarned.Load(); now-last >= 60 && s.capWarned.CompareAndSwap(last, now) {
+		s.log.Warn("rooms cap reached; refusing", append([]any{"reason", reason}, args...)...)
+	} else {
+		s.log.Debug("rooms cap reached; refusing", append([]any{"reason", reason}, args...)...)
+	}
+	return e
 }
 
 // keyed returns the hex HMAC-SHA256 of v under the service secret, domain-separated by purpose.
@@ -207,6 +246,9 @@ func (s *Service) authToken(r *http.Request) (caller, error) {
 		return caller{}, unauthorized(`Bearer error="Invalid token; it may have expired."`, "Invalid token; it may have expired.")
 	}
 	id := "tg:" + p.Kind.String() + ":" + p.UUID
+	if err := s.limit(r.Context(), s.cfg.RequestLimiter, id, RefusedRequestRate); err != nil {
+		return caller{}, err
+	}
 	return caller{scheme: schemeToken, user: id, part: id, principal: p}, nil
 }
 
@@ -228,6 +270,9 @@ func (s *Service) authBasic(rest, token string, r *http.Request) (caller, error)
 	if err != nil || !p.Basic {
 		const msg = "Invalid token; it may have expired."
 		return caller{}, unauthorized(`Basic error="`+msg+`"`, msg)
+	}
+	if err := s.limit(r.Context(), s.cfg.RequestLimiter, "basic:"+id, RefusedRequestRate); err != nil {
+		return caller{}, err
 	}
 	return caller{scheme: schemeBasic, part: id, basicToken: st}, nil
 }
@@ -260,6 +305,10 @@ func (s *Service) authHawk(r *http.Request, raw []byte) (caller, error) {
 	}
 	if a.Hash != "" && !hmac.Equal([]byte(HawkPayloadHash(r.Header.Get("Content-Type"), raw)), []byte(a.Hash)) {
 		return fail(ErrHawkBadPayload)
+	}
+	// The limit comes before the nonce is recorded, so a refused flood stores nothing.
+	if err := s.limit(r.Context(), s.cfg.RequestLimiter, "hawk:"+idHash, RefusedRequestRate); err != nil {
+		return caller{}, err
 	}
 	fresh, err := s.store.UseNonce(r.Context(), idHash+":"+a.Nonce, now, now.Add(2*s.cfg.HawkSkew))
 	if err != nil {

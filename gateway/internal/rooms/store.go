@@ -117,8 +117,10 @@ type Expired struct {
 // publish presence events and notify (the in-memory store's answer to Redis keyspace
 // notifications). Returned records are copies. Implementations are safe for concurrent use.
 type Store interface {
-	// CreateRoom stores a new room; ErrExists if the token is taken.
-	CreateRoom(ctx context.Context, r Room) error
+	// CreateRoom stores a new room; ErrExists if the token is taken, ErrLimit if the owner
+	// already has maxPerOwner live rooms (maxPerOwner ≤ 0: no cap). The check and the insert are
+	// atomic.
+	CreateRoom(ctx context.Context, r Room, now time.Time, maxPerOwner int) error
 	// Room returns a live room; ErrNotFound if unknown or expired.
 	Room(ctx context.Context, token string, now time.Time) (Room, error)
 	// UpdateRoom applies fn to a live room atomically and returns the result; an error from fn
@@ -148,8 +150,9 @@ type Store interface {
 	// DeleteParticipant removes a live participant and returns it.
 	DeleteParticipant(ctx context.Context, token, id string, now time.Time) (Participant, error)
 
-	// PutHawkSession stores a Hawk session (id hash → key) until until.
-	PutHawkSession(ctx context.Context, idHash, key string, until time.Time) error
+	// PutHawkSession stores a Hawk session (id hash → key) until until; ErrLimit if max
+	// sessions are live (max ≤ 0: no cap). The check and the insert are atomic.
+	PutHawkSession(ctx context.Context, idHash, key string, now, until time.Time, max int) error
 	// HawkSession returns a live session's key and extends it to until; ErrNotFound otherwise.
 	HawkSession(ctx context.Context, idHash string, now, until time.Time) (string, error)
 	// UseNonce records a nonce until until and reports whether it was fresh (not seen before).
