@@ -226,6 +226,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 				Reloaded: func(s *directory.Snapshot) {
 					g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
 					g.hub.UpdateDirectory(s)
+					g.pres.DirectoryChanged(s)
 				},
 				Failed: func(error) { g.metrics.DirectoryReload(false, 0) },
 			})

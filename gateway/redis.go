@@ -10,6 +10,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -38,13 +39,15 @@ func (g *Gateway) openRedis() error {
 	return nil
 }
 
-// authOptions returns the authenticator's options: revocations in Redis when it is configured,
-// so a logout on one node is honoured by every node.
+// authOptions returns the authenticator's options: the presence registry's blocklist, and
+// revocations in Redis when it is configured, so a logout on one node is honoured by every node.
 func (g *Gateway) authOptions() []auth.Option {
-	if g.redis == nil {
-		return nil
+	// Entities OpenTera's database disabled or deleted are refused (presence follows its events).
+	opts := []auth.Option{auth.WithBlocklist(func(k directory.Kind, uuid string) bool { return g.pres != nil && g.pres.Blocked(k, uuid) })}
+	if g.redis != nil {
+		opts = append(opts, auth.WithRevocations(auth.NewRedisRevocations(g.redis)))
 	}
-	return []auth.Option{auth.WithRevocations(auth.NewRedisRevocations(g.redis))}
+	return opts
 }
 
 // newTickets returns the websocket ticket store: in Redis when configured (a login on one node,

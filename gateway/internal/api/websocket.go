@@ -53,7 +53,7 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := a.d.Directory.Current()
 	access, ok := snap.Principal(kind, uuid)
-	if !ok || !snap.Enabled(kind, uuid) {
+	if !ok || !snap.Enabled(kind, uuid) || a.d.Presence.Blocked(kind, uuid) {
 		a.d.Metrics.HTTPRequest("websocket", http.StatusForbidden)
 		writeError(w, http.StatusForbidden, "Websocket authentication failed (key, uuid).")
 		return

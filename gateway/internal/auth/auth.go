@@ -41,6 +41,7 @@ type Authenticator struct {
 	parser  *jwt.Parser
 	revoked Revocations
 	lock    *lockout
+	blocked func(directory.Kind, string) bool
 }
 
 // New returns an Authenticator that checks credentials against dir's current snapshot. It fills
@@ -69,6 +70,7 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 			jwt.WithTimeFunc(cfg.Now),
 		),
 		revoked: o.revocations,
+		blocked: o.blocked,
 		lock:    newLockout(cfg.MaxFailedAttempts, cfg.LockoutDuration),
 	}
 	if a.revoked == nil {
@@ -169,7 +171,16 @@ func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, usern
 		a.logger.Debug("login refused", "kind", kind, "uuid", uuid, "reason", "disabled")
 		return Principal{}, ErrDisabled
 	}
-	return Principal{Kind: kind, UUID: uuid, Admin: admin}, nil
+	return a.gate(Principal{Kind: kind, UUID: uuid, Admin: admin}, nil)
+}
+
+// gate refuses, as disabled, a principal the blocklist names ([WithBlocklist]).
+func (a *Authenticator) gate(p Principal, err error) (Principal, error) {
+	if err == nil && a.blocked != nil && a.blocked(p.Kind, p.UUID) {
+		a.logger.Debug("login refused", "kind", p.Kind, "uuid", p.UUID, "reason", "blocked")
+		return Principal{}, ErrDisabled
+	}
+	return p, err
 }
 
 // Token authenticates a token presented for a known kind:
@@ -181,6 +192,10 @@ func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, usern
 // Errors: [ErrInvalidToken] (including a token of another kind and [ErrRevokedToken]),
 // [ErrExpiredToken], [ErrDisabled], [ErrKind].
 func (a *Authenticator) Token(ctx context.Context, kind directory.Kind, token string) (Principal, error) {
+	return a.gate(a.token(ctx, kind, token))
+}
+
+func (a *Authenticator) token(ctx context.Context, kind directory.Kind, token string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}
@@ -220,6 +235,10 @@ func (a *Authenticator) Token(ctx context.Context, kind directory.Kind, token st
 // whose claims say which kind it is. It is meant for endpoints that services and clients both call
 // (POST /api/events, RPC). Errors as [Authenticator.Token].
 func (a *Authenticator) Any(ctx context.Context, token string) (Principal, error) {
+	return a.gate(a.anyToken(ctx, token))
+}
+
+func (a *Authenticator) anyToken(ctx context.Context, token string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/teragate/teragate/gateway/internal/directory"
 )
 
 // Defaults, as OpenTera.
@@ -95,6 +96,14 @@ type Option func(*options)
 
 type options struct {
 	revocations Revocations
+	blocked     func(directory.Kind, string) bool
+}
+
+// WithBlocklist makes every login, token and issued token of an entity for which blocked reports
+// true fail with [ErrDisabled], whatever the directory says: the gateway blocks an entity that
+// OpenTera's database disabled or deleted until it is re-enabled.
+func WithBlocklist(blocked func(kind directory.Kind, uuid string) bool) Option {
+	return func(o *options) { o.blocked = blocked }
 }
 
 // WithRevocations stores revoked token ids in r instead of in process memory (for example in Redis,

@@ -69,6 +69,9 @@ func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
 // a device. The entity must exist and be enabled in the current directory ([ErrUnknownUser],
 // [ErrDisabled]); services get [ErrKind] (they use static tokens).
 func (a *Authenticator) IssueToken(p Principal) (string, error) {
+	if _, err := a.gate(p, nil); err != nil {
+		return "", err
+	}
 	snap := a.dir.Current()
 	now := a.now()
 	c := claims{RegisteredClaims: jwt.RegisteredClaims{

@@ -109,6 +109,9 @@ type Registry struct {
 	greets     map[uint32]greeting // this node's announces awaiting their greeting decision
 	greetSwept time.Time
 
+	blockMu sync.Mutex
+	blocked map[key]any // entities a database event disabled or deleted → their record then
+
 	sub  bus.Subscription
 	also map[string]bus.Handler // more patterns in the same ordered subscription ([Registry.Also])
 
@@ -150,19 +153,20 @@ func (r *Registry) Start(ctx context.Context) error {
 	if r.cfg.Cluster != nil {
 		r.syncCounts = make(chan snapshot, 1)
 	}
-	patterns := []string{TopicMessages}
+	patterns := []string{TopicMessages, PatternDatabaseEvents}
 	for p := range r.also {
 		patterns = append(patterns, p)
 	}
-	h := r.onMessage
-	if len(r.also) > 0 {
-		h = func(m bus.Message) {
-			if f, ok := r.also[m.Pattern]; ok {
-				f(m)
-				return
-			}
-			r.onMessage(m)
+	h := func(m bus.Message) {
+		if f, ok := r.also[m.Pattern]; ok {
+			f(m)
+			return
 		}
+		if m.Pattern == PatternDatabaseEvents {
+			r.onDatabaseEvent(m)
+			return
+		}
+		r.onMessage(m)
 	}
 	sub, err := r.cfg.Bus.SubscribeAll(ctx, patterns, h)
 	if err != nil {
