@@ -91,7 +91,10 @@ func TestRedisDatabaseEvents(t *testing.T) {
 	require.NoError(t, client.Publish(context.Background(), topic, payload).Err())
 	s.expectClose(4000)
 	for _, n := range nodes {
-		require.Eventually(t, func() bool { code, _ := n.login(directory.KindUser, "alice:alice-demo", ""); return code == http.StatusUnauthorized }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool {
+			code, _ := n.login(directory.KindUser, "alice:alice-demo", "")
+			return code == http.StatusUnauthorized
+		}, 5*time.Second, 10*time.Millisecond)
 	}
 }
 
@@ -121,7 +124,10 @@ func TestIdentityFileDisables(t *testing.T) {
 	// Blocked by the database, then the operator edits bob's record: the file decides again.
 	topic, payload := dbEvent(t, "user", opentera.DatabaseEvent_DB_DELETE, `{"id_user": 3, "user_uuid": "`+bob+`"}`)
 	require.NoError(t, e.gw.Publish(context.Background(), topic, payload))
-	require.Eventually(t, func() bool { code, _ := e.login(directory.KindUser, "bob:bob-demo", ""); return code == http.StatusUnauthorized }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		code, _ := e.login(directory.KindUser, "bob:bob-demo", "")
+		return code == http.StatusUnauthorized
+	}, 5*time.Second, 10*time.Millisecond)
 	write(strings.Replace(demo, "fullname: Bob Demo", "fullname: Bob Again", 1))
 	require.Eventually(t, func() bool { code, _ := e.login(directory.KindUser, "bob:bob-demo", ""); return code == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
 }
