@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,29 +210,33 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 		return
 	}
 	var raw []byte
-	if len(te.Events) == 1 {
+	var multi *multiFrames
+	switch {
+	case len(te.Events) == 1:
 		raw = m.Payload
+	case len(te.Events) > 1:
+		// One frame per TeraEvent, as OpenTera sends it: each socket gets one frame holding the
+		// events it may see, in order, the header kept (none → no frame). Filters still decide
+		// per event.
+		multi = &multiFrames{header: te.Header, per: map[*Conn]*survivors{}}
 	}
-	for _, a := range te.Events {
+	for i, a := range te.Events {
 		if a == nil {
 			continue
 		}
 		ev := filter.DecodeEvent(m.Channel, a)
-		enc := encoder{header: te.Header, any: a, raw: raw}
+		enc := encoder{header: te.Header, any: a, raw: raw, index: i}
 		for _, k := range socketKinds {
 			if kind != 0 && k != kind {
 				continue
 			}
-			r.routeKind(w, ev, k, uuid, &enc)
+			if res, ok := r.filterKind(w, ev, k, uuid); ok {
+				r.deliver(w, ev, k, &enc, res, multi)
+			}
 		}
 	}
-}
-
-// routeKind filters ev for the sockets of kind k (of the entity uuid, unless it is "") and queues
-// the frames.
-func (r *Router) routeKind(w *worker, ev *filter.Event, k directory.Kind, uuid string, enc *encoder) {
-	if res, ok := r.filterKind(w, ev, k, uuid); ok {
-		r.deliver(w, ev, k, enc, res)
+	if multi != nil {
+		r.sendMulti(multi)
 	}
 }
 
@@ -317,8 +322,9 @@ func (r *Router) decisions(w *worker) []filter.Decision {
 }
 
 // deliver queues the frames of the filter's decisions w.ds for the worker's connections (or,
-// when the filter failed, drops the batch).
-func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder, res filtered) {
+// when the filter failed, drops the batch). With multi (a TeraEvent of several events), the
+// surviving events are collected per connection instead, for [Router.sendMulti].
+func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *encoder, res filtered, multi *multiFrames) {
 	n, err := len(w.conns), res.err
 	ds := w.ds[:n]
 	r.metrics.FilterCall(k, res.took.Seconds(), err != nil)
@@ -333,6 +339,17 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 	var rewrites map[*anypb.Any]*encoder
 	for i, d := range ds {
 		c := w.conns[i]
+		if multi != nil {
+			switch {
+			case d.Verdict == filter.Deliver:
+				multi.add(c, enc.any, strconv.Itoa(enc.index))
+			case d.Verdict == filter.Rewrite && d.Rewrite != nil:
+				multi.add(c, d.Rewrite, fmt.Sprintf("r%p", d.Rewrite))
+			default:
+				filtered++
+			}
+			continue
+		}
 		var fr []byte
 		switch d.Verdict {
 		case filter.Deliver:
@@ -413,6 +430,7 @@ var (
 type encoder struct {
 	header *opentera.TeraEvent_Header
 	any    *anypb.Any
+	index  int    // the event's position in its TeraEvent
 	raw    []byte // the TeraEvent bytes as received, when they hold exactly this event
 	frames [numFormats][]byte
 	failed [numFormats]bool
@@ -436,13 +454,24 @@ func (e *encoder) frame(f Format) []byte {
 // default value emitted (OpenTera's JSON) or as binary protobuf. raw, if not nil, is the already
 // encoded TeraEvent.
 func EncodeEvent(header *opentera.TeraEvent_Header, ev *anypb.Any, raw []byte, f Format) ([]byte, error) {
-	if raw == nil {
-		var err error
-		raw, err = proto.MarshalOptions{Deterministic: true}.Marshal(&opentera.TeraEvent{Header: header, Events: []*anypb.Any{ev}})
-		if err != nil {
-			return nil, err
-		}
+	if raw != nil {
+		return encodeTeraEvent(raw, f)
 	}
+	return EncodeEvents(header, []*anypb.Any{ev}, f)
+}
+
+// EncodeEvents returns the complete websocket frame carrying the events in format f: a
+// TeraMessage{message: Any(TeraEvent{header, events})}, as [EncodeEvent] does for one.
+func EncodeEvents(header *opentera.TeraEvent_Header, evs []*anypb.Any, f Format) ([]byte, error) {
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(&opentera.TeraEvent{Header: header, Events: evs})
+	if err != nil {
+		return nil, err
+	}
+	return encodeTeraEvent(raw, f)
+}
+
+// encodeTeraEvent frames raw, an encoded TeraEvent, as a TeraMessage in format f.
+func encodeTeraEvent(raw []byte, f Format) ([]byte, error) {
 	tm := &opentera.TeraMessage{Message: &anypb.Any{TypeUrl: teraEventURL, Value: raw}}
 	if f == FormatProto {
 		b, err := proto.Marshal(tm)
@@ -456,4 +485,68 @@ func EncodeEvent(header *opentera.TeraEvent_Header, ev *anypb.Any, raw []byte, f
 		return nil, err
 	}
 	return TextFrame(b), nil
+}
+
+// multiFrames collects, for a TeraEvent of several events, the events each connection may see.
+type multiFrames struct {
+	header *opentera.TeraEvent_Header
+	per    map[*Conn]*survivors
+	order  []*Conn // connections in first-survivor order
+}
+
+type survivors struct {
+	anys []*anypb.Any
+	sig  strings.Builder // identifies the set, so identical sets share one encoding
+}
+
+func (m *multiFrames) add(c *Conn, a *anypb.Any, id string) {
+	s := m.per[c]
+	if s == nil {
+		s = &survivors{}
+		m.per[c] = s
+		m.order = append(m.order, c)
+	}
+	s.anys = append(s.anys, a)
+	s.sig.WriteString(id)
+	s.sig.WriteByte(',')
+}
+
+// sendMulti queues one frame per connection with the events that survived its filters; each
+// distinct set of events is encoded once per format.
+func (r *Router) sendMulti(m *multiFrames) {
+	type cacheKey struct {
+		sig string
+		f   Format
+	}
+	frames := map[cacheKey][]byte{}
+	var delivered [directory.KindService + 1]int
+	failed := 0
+	for _, c := range m.order {
+		s := m.per[c]
+		key := cacheKey{s.sig.String(), c.format}
+		fr, ok := frames[key]
+		if !ok {
+			var err error
+			if fr, err = EncodeEvents(m.header, s.anys, c.format); err != nil {
+				fr = nil
+			}
+			frames[key] = fr
+		}
+		if fr == nil {
+			failed++
+			continue
+		}
+		if c.Send(fr) {
+			delivered[c.kind]++
+		}
+	}
+	if failed > 0 {
+		r.metrics.Dropped(metrics.DropEncodeFailed, failed)
+		r.log.Warn("events could not be encoded", "recipients", failed)
+	}
+	for k, n := range delivered {
+		if n > 0 {
+			r.metrics.Delivered(directory.Kind(k), n)
+		}
+	}
 }
