@@ -18,10 +18,11 @@ var kindTitle = map[directory.Kind]string{
 }
 
 // authenticate resolves the caller of a login/logout endpoint of kind: HTTP Basic (users and
-// participants) or a token. basic reports whether a password was used.
+// participants) or a token. basic reports whether a password was used. Passwords are throttled per
+// username and TCP peer address (no proxy header is trusted).
 func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Principal, basic bool, err error) {
 	if user, pass, ok := r.BasicAuth(); ok && kind != directory.KindDevice {
-		p, err = a.d.Auth.Password(r.Context(), kind, user, pass)
+		p, err = a.d.Auth.Password(r.Context(), kind, user, pass, r.RemoteAddr)
 		return p, true, err
 	}
 	tok, ok := bearer(r)
@@ -33,6 +34,12 @@ func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Princip
 }
 
 func (a *API) deny(w http.ResponseWriter, kind directory.Kind, err error) {
+	if errors.Is(err, auth.ErrBusy) { // says nothing about the credentials: retry soon
+		a.d.Metrics.Login(kind, "busy")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "Too many login attempts in progress, try again.")
+		return
+	}
 	code, msg, label := loginResult(err)
 	a.d.Metrics.Login(kind, label)
 	var locked *auth.LockedError

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
 // Principal is an authenticated entity.
@@ -40,7 +42,8 @@ type Authenticator struct {
 	keys    [directory.KindService + 1][]byte // indexed by kind; KindService unused
 	parser  *jwt.Parser
 	revoked Revocations
-	lock    *lockout
+	lock    *throttle
+	metrics *metrics.Metrics
 }
 
 // New returns an Authenticator that checks credentials against dir's current snapshot. It fills
@@ -65,10 +68,12 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
+			jwt.WithIssuer(Issuer),
 			jwt.WithTimeFunc(cfg.Now),
 		),
 		revoked: o.revocations,
-		lock:    newLockout(cfg.MaxFailedAttempts, cfg.LockoutDuration),
+		lock:    newThrottle(cfg.MaxFailedAttempts, cfg.LockoutDuration, cfg.MaxLockoutDuration, cfg.MaxLoginWait, cfg.Now),
+		metrics: cfg.Metrics,
 	}
 	if a.revoked == nil {
 		a.revoked = NewMemoryRevocations(cfg.Now)
@@ -92,22 +97,58 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 }
 
 // Password checks a username and password for a user or a participant (other kinds get [ErrKind]).
+// source is the client's address (an IP, or host:port as in http.Request.RemoteAddr): guesses are
+// throttled per (kind, username, source).
 //
 // It returns [ErrUnknownUser] or [ErrWrongPassword] (both match [ErrBadCredentials]) for bad
-// credentials, a [*LockedError] (matching [ErrLocked]) while the account is locked, and
-// [ErrDisabled] when the password is right but the account is disabled. MaxFailedAttempts failures
-// within LockoutDuration lock the account for LockoutDuration; a success clears the count.
+// credentials, a [*LockedError] (matching [ErrLocked]) while the username is locked for this
+// source, [ErrBusy] when too many attempts for the same username and source are in flight, and
+// [ErrDisabled] when the password is right but the account is disabled.
+//
+// MaxFailedAttempts wrong passwords within LockoutDuration from one source lock that username for
+// that source for LockoutDuration, even the right password; each further lock of the same pair
+// lasts twice as long as the one before, up to MaxLockoutDuration. A success from the source
+// clears its count. Concurrent attempts beyond the limit wait for those in flight to finish (at
+// most MaxLoginWait) rather than fail, so at most MaxFailedAttempts passwords are ever checked
+// between two locks and a right password is never refused because others are in flight.
 //
 // # Notes
 //
-// An unknown username costs a bcrypt comparison too, so response time does not reveal which
-// usernames exist; a disabled account is only reported to a caller who knows its password.
+// Unknown usernames are throttled and answered exactly as known ones (same errors once locked, a
+// bcrypt comparison otherwise), so neither the answers nor their timing reveal which usernames
+// exist; a disabled account is only reported to a caller who knows its password. The rightful
+// owner, logging in from an address of their own, is never locked by a guesser elsewhere.
 // Password blocks for the bcrypt comparison (tens of milliseconds) and cannot be interrupted; ctx
-// is checked before it starts.
-func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, username, password string) (Principal, error) {
+// is checked before it starts and ends a wait for a slot.
+func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, username, password, source string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}
+	if kind != directory.KindUser && kind != directory.KindParticipant {
+		return Principal{}, fmt.Errorf("%w: no password login for %s", ErrKind, kind)
+	}
+	src := sourceAddr(source)
+	key := makeKey(kind, username, src)
+	if err := a.lock.acquire(ctx, key); err != nil {
+		if errors.Is(err, ErrLocked) {
+			a.logger.Debug("login refused", "kind", kind, "source", src, "reason", "locked")
+		} else if errors.Is(err, ErrBusy) {
+			a.metrics.LoginThrottle(kind, metrics.ThrottleBusy)
+			a.logger.Warn("login refused: too many attempts in flight", "kind", kind, "source", src)
+		}
+		return Principal{}, err
+	}
+	p, ok, err := a.checkPassword(kind, username, password)
+	if until, locked := a.lock.release(key, ok); locked {
+		a.metrics.LoginThrottle(kind, metrics.ThrottleLocked)
+		a.logger.Warn("login locked after too many failed passwords", "kind", kind, "source", src, "until", until)
+	}
+	return p, err
+}
+
+// checkPassword looks the username up in the current directory and compares the password. ok is
+// true when the password was right (the account may still be disabled).
+func (a *Authenticator) checkPassword(kind directory.Kind, username, password string) (p Principal, ok bool, err error) {
 	snap := a.dir.Current()
 	var (
 		uuid, hash     string
@@ -123,35 +164,24 @@ func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, usern
 		if p, ok := snap.ParticipantByUsername(username); ok {
 			uuid, hash, enabled, found = p.UUID, p.PasswordHash, p.Enabled, true
 		}
-	default:
-		return Principal{}, fmt.Errorf("%w: no password login for %s", ErrKind, kind)
 	}
 	if !found || username == "" || hash == "" {
 		CheckPassword(dummyHash, password) // same cost as a real check
 		a.logger.Debug("login failed", "kind", kind, "reason", "unknown user")
 		if found {
-			return Principal{}, ErrWrongPassword // a participant without a password
+			return Principal{}, false, ErrWrongPassword // a participant without a password
 		}
-		return Principal{}, ErrUnknownUser
+		return Principal{}, false, ErrUnknownUser
 	}
-
-	if err := a.lock.begin(uuid, a.now()); err != nil {
-		a.logger.Debug("login refused", "kind", kind, "uuid", uuid, "reason", "locked")
-		return Principal{}, err
-	}
-	ok := CheckPassword(hash, password)
-	if until, locked := a.lock.end(uuid, ok, a.now()); locked {
-		a.logger.Warn("account locked after too many failed passwords", "kind", kind, "uuid", uuid, "until", until)
-	}
-	if !ok {
+	if !CheckPassword(hash, password) {
 		a.logger.Debug("login failed", "kind", kind, "uuid", uuid, "reason", "wrong password")
-		return Principal{}, ErrWrongPassword
+		return Principal{}, false, ErrWrongPassword
 	}
 	if !enabled {
 		a.logger.Debug("login refused", "kind", kind, "uuid", uuid, "reason", "disabled")
-		return Principal{}, ErrDisabled
+		return Principal{}, true, ErrDisabled
 	}
-	return Principal{Kind: kind, UUID: uuid, Admin: admin}, nil
+	return Principal{Kind: kind, UUID: uuid, Admin: admin}, true, nil
 }
 
 // Token authenticates a token presented for a known kind:

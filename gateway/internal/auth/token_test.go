@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,10 @@ func TestTokenRejected(t *testing.T) {
 		{name: "expired", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Add(-time.Second).Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "expires now", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "no exp", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": nil})), wantErr: auth.ErrInvalidToken},
+		{name: "not yet valid", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})), wantErr: auth.ErrInvalidToken},
+		{name: "no iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": nil})), wantErr: auth.ErrInvalidToken},
+		{name: "another iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "Evil"})), wantErr: auth.ErrInvalidToken},
+		{name: "iss differing in case", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "teraserver"})), wantErr: auth.ErrInvalidToken},
 		{name: "no subject", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": nil})), wantErr: auth.ErrInvalidToken},
 		{name: "two subjects", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"device_uuid": robotUUID})), wantErr: auth.ErrInvalidToken},
 		{name: "subject of the wrong type", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": 12})), wantErr: auth.ErrInvalidToken},
@@ -166,6 +171,97 @@ func TestTokenRejected(t *testing.T) {
 	}
 }
 
+// TestTokenClaimTypes checks that time claims must be JSON numbers and iss a string, with an error
+// that names the claim.
+func TestTokenClaimTypes(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	now := e.clock.Now()
+	exp := now.Add(time.Hour).Unix()
+	tests := []struct {
+		name    string
+		claims  map[string]any
+		wantMsg string // "" means accepted
+	}{
+		{name: "numbers", claims: map[string]any{"exp": exp, "iat": now.Unix(), "nbf": now.Unix()}},
+		{name: "fractional seconds", claims: map[string]any{"exp": float64(exp) + 0.5, "iat": float64(now.Unix()) + 0.25}},
+		{name: "null iat", claims: map[string]any{"exp": exp, "iat": nil}},
+		{name: "exp as a string", claims: map[string]any{"exp": strconv.FormatInt(exp, 10)}, wantMsg: "exp claim must be a number of seconds, not a string"},
+		{name: "exp as a date string", claims: map[string]any{"exp": "2099-01-01T00:00:00Z"}, wantMsg: "exp claim must be a number of seconds, not a string"},
+		{name: "exp as a boolean", claims: map[string]any{"exp": true}, wantMsg: "exp claim must be a number of seconds, not a boolean"},
+		{name: "exp as an object", claims: map[string]any{"exp": map[string]any{"n": exp}}, wantMsg: "exp claim must be a number of seconds, not an object"},
+		{name: "exp as an array", claims: map[string]any{"exp": []int64{exp}}, wantMsg: "exp claim must be a number of seconds, not an array"},
+		{name: "nbf as a string", claims: map[string]any{"exp": exp, "nbf": "0"}, wantMsg: "nbf claim must be a number of seconds, not a string"},
+		{name: "iat as a string", claims: map[string]any{"exp": exp, "iat": strconv.FormatInt(now.Unix(), 10)}, wantMsg: "iat claim must be a number of seconds, not a string"},
+		{name: "iss as a number", claims: map[string]any{"exp": exp, "iss": 1}, wantMsg: "could not JSON decode claim"},
+		{name: "jti as an object", claims: map[string]any{"exp": exp, "jti": map[string]any{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := map[string]any{"iss": "TeraServer", "user_uuid": aliceUUID}
+			for k, v := range tt.claims {
+				c[k] = v
+			}
+			tok := forge(t, map[string]any{"alg": "HS256", "typ": "JWT"}, c, testKey)
+			for _, verify := range []func() error{
+				func() error { _, err := e.auth.Token(context.Background(), directory.KindUser, tok); return err },
+				func() error { _, err := e.auth.Any(context.Background(), tok); return err },
+			} {
+				err := verify()
+				if tt.wantMsg == "" {
+					require.NoError(t, err)
+					continue
+				}
+				require.ErrorIs(t, err, auth.ErrInvalidToken)
+				require.ErrorContains(t, err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// TestOpenTeraIssuedTokens checks tokens shaped exactly as OpenTera's TeraUser.get_token,
+// TeraParticipant.dynamic_token and the device tokens (with exp added, which teragate requires):
+// all carry iss "TeraServer", and user and participant tokens a jti that is a per-process counter.
+// A numeric jti is accepted; the token is revoked by its content, since the counter repeats.
+func TestOpenTeraIssuedTokens(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	now := e.clock.Now()
+	iat, exp := now.Unix(), now.Unix()+3600
+	tests := []struct {
+		name   string
+		kind   directory.Kind
+		claims jwt.MapClaims
+		uuid   string
+	}{
+		{name: "user", kind: directory.KindUser, uuid: aliceUUID, claims: jwt.MapClaims{"iat": iat, "exp": exp, "iss": "TeraServer", "jti": 0,
+			"user_uuid": aliceUUID, "id_user": 2, "user_fullname": "Alice A", "user_superadmin": false, "service_access": map[string]any{"service_access": map[string]any{}}}},
+		{name: "participant", kind: directory.KindParticipant, uuid: patUUID, claims: jwt.MapClaims{"iat": iat, "exp": exp, "iss": "TeraServer", "jti": 41,
+			"participant_uuid": patUUID, "id_participant": 3, "user_fullname": "Pat"}},
+		{name: "device", kind: directory.KindDevice, uuid: robotUUID, claims: jwt.MapClaims{"exp": exp, "iss": "TeraServer", "device_uuid": robotUUID, "id_device": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := sign(t, testKey, tt.claims)
+			p, err := e.auth.Token(context.Background(), tt.kind, tok)
+			require.NoError(t, err)
+			require.Equal(t, tt.uuid, p.UUID)
+			require.True(t, strings.HasPrefix(p.TokenID, "sha256:"), p.TokenID)
+
+			// Another token with the same counter value is not revoked with this one.
+			other := jwt.MapClaims{}
+			for k, v := range tt.claims {
+				other[k] = v
+			}
+			other["iat"] = iat + 1
+			otherTok := sign(t, testKey, other)
+			require.NoError(t, e.auth.Revoke(context.Background(), p))
+			_, err = e.auth.Token(context.Background(), tt.kind, tok)
+			require.ErrorIs(t, err, auth.ErrRevokedToken)
+			_, err = e.auth.Token(context.Background(), tt.kind, otherTok)
+			require.NoError(t, err)
+		})
+	}
+}
+
 // TestOpenTeraToken checks that a token minted by OpenTera with the shared key is accepted, extra
 // claims and all, and that the directory (not the token) decides superadmin.
 func TestOpenTeraToken(t *testing.T) {
@@ -183,7 +279,7 @@ func TestOpenTeraToken(t *testing.T) {
 	require.Equal(t, "6c1f0d1e-1111-4222-8333-444455556666", p.TokenID)
 
 	// A token without jti gets a content-derived id, so it can still be revoked.
-	tok = sign(t, testKey, jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "device_uuid": robotUUID})
+	tok = sign(t, testKey, jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "device_uuid": robotUUID})
 	p, err = e.auth.Token(context.Background(), directory.KindDevice, tok)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(p.TokenID, "sha256:"), p.TokenID)
@@ -196,14 +292,14 @@ func TestPerKindKeys(t *testing.T) {
 	const userKey = "user-key-0123456789abcdef01234567"
 	e := newEnv(t, auth.Config{UserJWTKey: []byte(userKey)})
 	now := e.clock.Now()
-	claims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "user_uuid": aliceUUID}
+	claims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "user_uuid": aliceUUID}
 
 	_, err := e.auth.Token(context.Background(), directory.KindUser, sign(t, userKey, claims))
 	require.NoError(t, err)
 	_, err = e.auth.Token(context.Background(), directory.KindUser, sign(t, testKey, claims))
 	require.ErrorIs(t, err, auth.ErrInvalidToken, "user tokens need the user key")
 
-	devClaims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "device_uuid": robotUUID}
+	devClaims := jwt.MapClaims{"exp": now.Add(time.Minute).Unix(), "iss": "TeraServer", "device_uuid": robotUUID}
 	_, err = e.auth.Token(context.Background(), directory.KindDevice, sign(t, testKey, devClaims))
 	require.NoError(t, err, "other kinds keep JWTKey")
 
@@ -297,7 +393,7 @@ func TestTokenAfterDirectorySwap(t *testing.T) {
 			require.ErrorIs(t, err, tt.wantErr)
 		})
 	}
-	_, err = e.auth.Password(ctx, directory.KindUser, "alice", "alice-pw")
+	_, err = e.auth.Password(ctx, directory.KindUser, "alice", "alice-pw", "192.0.2.1:1234")
 	require.ErrorIs(t, err, auth.ErrUnknownUser)
 }
 
@@ -380,6 +476,11 @@ func TestNew(t *testing.T) {
 		{name: "short device key", cfg: auth.Config{DeviceJWTKey: []byte("short")}, store: store, wantErr: auth.ErrConfig},
 		{name: "negative ttl", cfg: auth.Config{TokenTTL: -time.Second}, store: store, wantErr: auth.ErrConfig},
 		{name: "negative lockout", cfg: auth.Config{LockoutDuration: -time.Second}, store: store, wantErr: auth.ErrConfig},
+		{name: "negative max lockout", cfg: auth.Config{MaxLockoutDuration: -time.Second}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout below the default lockout", cfg: auth.Config{MaxLockoutDuration: time.Minute}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout below the lockout", cfg: auth.Config{LockoutDuration: time.Hour, MaxLockoutDuration: time.Minute}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout equal to the lockout", cfg: auth.Config{LockoutDuration: time.Minute, MaxLockoutDuration: time.Minute}, store: store},
+		{name: "negative max login wait", cfg: auth.Config{MaxLoginWait: -time.Second}, store: store, wantErr: auth.ErrConfig},
 		{name: "nil store", wantErr: auth.ErrConfig},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,7 @@ type Metrics struct {
 	plugin          pluginMetrics
 	config          configMetrics
 	redis           redisMetrics
+	auth            authMetrics
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.
