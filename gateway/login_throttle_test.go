@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -15,11 +14,11 @@ import (
 
 // clientFrom returns an HTTP client whose connections leave from the loopback address ip, so a
 // test can log in from two source addresses.
-func clientFrom(ip string) *http.Client {
+func clientFrom(t *testing.T, ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
-	}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
 }
 
 // TestLoginThrottleOverHTTP runs the password throttle through a real server: a guesser at one
@@ -27,7 +26,7 @@ func clientFrom(ip string) *http.Client {
 // known one at every step, the owner at another address still logs in, and locks are counted.
 func TestLoginThrottleOverHTTP(t *testing.T) {
 	e := startGateway(t, func(c *gateway.Config) { c.MaxFailedLogins = 3 })
-	attacker, owner := clientFrom("127.0.0.2"), clientFrom("127.0.0.1")
+	attacker, owner := clientFrom(t, "127.0.0.2"), clientFrom(t, "127.0.0.1")
 	type answer struct {
 		code       int
 		body       string
