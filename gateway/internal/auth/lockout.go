@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"slices"
@@ -65,19 +66,12 @@ func newThrottle(max int, base, maxLock, maxWait time.Duration, now func() time.
 }
 
 func makeKey(kind directory.Kind, username, source string) throttleKey {
-	h := sha256.New()
-	h.Write([]byte{byte(kind)})
-	// Length-prefix the username so that no two triples hash the same input.
-	var n [8]byte
-	for i, l := 0, uint64(len(username)); i < 8; i++ {
-		n[i] = byte(l >> (8 * i))
-	}
-	h.Write(n[:])
-	h.Write([]byte(username))
-	h.Write([]byte(source))
-	var k throttleKey
-	h.Sum(k[:0])
-	return k
+	b := make([]byte, 0, 9+len(username)+len(source))
+	b = append(b, byte(kind))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(username))) // no two triples hash the same bytes
+	b = append(b, username...)
+	b = append(b, source...)
+	return sha256.Sum256(b)
 }
 
 // sourceAddr reduces a client address (an IP, or host:port as in http.Request.RemoteAddr) to the
