@@ -108,9 +108,11 @@ type Config struct {
 	TokenTTL Duration `yaml:"token_ttl"`
 	// TicketTTL is the lifetime of a websocket ticket. Default 60s.
 	TicketTTL Duration `yaml:"ticket_ttl"`
-	// MaxFailedLogins locks an account after that many failed passwords. Default 5.
+	// MaxFailedLogins is how many wrong passwords for one username from one source address lock
+	// that username for that address (not for the owner elsewhere). Default 5.
 	MaxFailedLogins int `yaml:"max_failed_logins"`
-	// LockoutDuration is how long a locked account stays locked. Default 120s.
+	// LockoutDuration is how long a first lock lasts (and the window failures are counted in); each
+	// further lock of the same username and address lasts twice as long, up to 1 h. Default 120s.
 	LockoutDuration Duration `yaml:"lockout_duration"`
 	// PingInterval is the time between server pings. Default 10s.
 	PingInterval Duration `yaml:"ping_interval"`

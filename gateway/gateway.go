@@ -102,6 +102,7 @@ func New(cfg Config) (*Gateway, error) {
 		TokenTTL:          time.Duration(cfg.TokenTTL),
 		MaxFailedAttempts: cfg.MaxFailedLogins,
 		LockoutDuration:   time.Duration(cfg.LockoutDuration),
+		Metrics:           g.metrics,
 		Logger:            log.Named("auth"),
 	}, g.dir, g.authOptions()...)
 	if err != nil {

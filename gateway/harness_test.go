@@ -158,12 +158,23 @@ func (s *sock) next() map[string]any {
 // event returns the single event of the next frame.
 func (s *sock) event() map[string]any {
 	s.t.Helper()
+	evs := s.frameEvents()
+	require.Len(s.t, evs, 1)
+	return evs[0]
+}
+
+// frameEvents returns the events of the next frame (one frame per TeraEvent: a multi-event
+// TeraEvent arrives as one frame with the events the client may see).
+func (s *sock) frameEvents() []map[string]any {
+	s.t.Helper()
 	m := s.next()
 	msg := m["message"].(map[string]any)
 	require.Equal(s.t, "type.googleapis.com/opentera.protobuf.TeraEvent", msg["@type"])
-	evs := msg["events"].([]any)
-	require.Len(s.t, evs, 1)
-	return evs[0].(map[string]any)
+	var out []map[string]any
+	for _, ev := range msg["events"].([]any) {
+		out = append(out, ev.(map[string]any))
+	}
+	return out
 }
 
 // expectType reads the next event and checks that its "type" ends with suffix.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -277,53 +276,6 @@ func TestSecurityReservedModule(t *testing.T) {
 	code, raw := e.do(http.MethodPost, "/api/device/status", strings.NewReader(`{"status": {}, "timestamp": 1}`),
 		map[string]string{"Authorization": "OpenTera " + demoToken(directory.KindDevice, robot1), "Content-Type": "application/json"})
 	require.Equal(t, http.StatusForbidden, code, "%s", raw) // offline device: the built-in answers
-}
-
-// loginFrom logs in with Basic credentials from the given local loopback address and returns the
-// status, body and Retry-After header.
-func (e *env) loginFrom(t *testing.T, local, user, password string) (int, string, string) {
-	t.Helper()
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-	req, err := http.NewRequest(http.MethodGet, e.base+"/api/user/login", nil)
-	require.NoError(t, err)
-	req.SetBasicAuth(user, password)
-	resp, err := c.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header.Get("Retry-After")
-}
-
-// TestSecurityLoginThrottle: five wrong passwords from one address lock that address out of the
-// account (the right password included, with Retry-After), while the owner logs in from another
-// address; an unknown username gets exactly the answers a known one gets.
-func TestSecurityLoginThrottle(t *testing.T) {
-	e := startGateway(t, nil)
-	const attacker, owner = "127.0.0.2", "127.0.0.3"
-	answers := func(user string) []string {
-		var out []string
-		for range 6 {
-			code, body, _ := e.loginFrom(t, attacker, user, "guess")
-			out = append(out, fmt.Sprint(code, " ", body))
-		}
-		return out
-	}
-	known, unknown := answers("bob"), answers("nobody-by-that-name")
-	require.Equal(t, known, unknown, "known and unknown usernames are answered alike")
-	require.Contains(t, known[5], "Too many failed login attempts")
-
-	for range 5 {
-		code, _, _ := e.loginFrom(t, attacker, "alice", "guess")
-		require.Equal(t, http.StatusUnauthorized, code)
-	}
-	code, body, retry := e.loginFrom(t, attacker, "alice", "alice-demo")
-	require.Equal(t, http.StatusUnauthorized, code, "a locked source is refused the right password too")
-	require.Contains(t, body, "Too many failed login attempts")
-	require.NotEmpty(t, retry)
-	code, body, _ = e.loginFrom(t, owner, "alice", "alice-demo")
-	require.Equal(t, http.StatusOK, code, "the owner is not locked out: %s", body)
 }
 
 // TestSecurityInvalidUTF8: a text message that is not UTF-8 closes the socket with 1007; a valid

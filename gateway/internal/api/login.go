@@ -21,8 +21,8 @@ var kindTitle = map[directory.Kind]string{
 // participants) or a token. basic reports whether a password was used.
 func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Principal, basic bool, err error) {
 	if user, pass, ok := r.BasicAuth(); ok && kind != directory.KindDevice {
-		// Guesses are throttled per account and TCP peer (never a header a client can set).
-		p, err = a.d.Auth.Password(auth.WithSource(r.Context(), r.RemoteAddr), kind, user, pass)
+		// Guesses are throttled per username and TCP peer address (no proxy header is trusted).
+		p, err = a.d.Auth.Password(r.Context(), kind, user, pass, r.RemoteAddr)
 		return p, true, err
 	}
 	tok, ok := bearer(r)
@@ -38,6 +38,12 @@ func (a *API) authenticate(r *http.Request, kind directory.Kind) (p auth.Princip
 // devices a 401 with the JSON string "Unauthorized", or "Disabled device". A throttled attempt
 // (teragate's lockout) says so, with Retry-After.
 func (a *API) deny(w http.ResponseWriter, kind directory.Kind, err error) {
+	if errors.Is(err, auth.ErrBusy) { // says nothing about the credentials: retry soon
+		a.d.Metrics.Login(kind, "busy")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "Too many login attempts in progress, try again.")
+		return
+	}
 	code, msg, label := loginResult(err)
 	a.d.Metrics.Login(kind, label)
 	var locked *auth.LockedError

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
 // Principal is an authenticated entity.
@@ -40,8 +42,9 @@ type Authenticator struct {
 	keys    [directory.KindService + 1][]byte // indexed by kind; KindService unused
 	parser  *jwt.Parser
 	revoked Revocations
-	lock    *lockout
+	lock    *throttle
 	blocked func(directory.Kind, string) bool
+	metrics *metrics.Metrics
 }
 
 // New returns an Authenticator that checks credentials against dir's current snapshot. It fills
@@ -66,12 +69,13 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
-			jwt.WithIssuer(Issuer), // OpenTera's tokens and ours say "TeraServer"
+			jwt.WithIssuer(Issuer),
 			jwt.WithTimeFunc(cfg.Now),
 		),
 		revoked: o.revocations,
 		blocked: o.blocked,
-		lock:    newLockout(cfg.MaxFailedAttempts, cfg.LockoutDuration),
+		lock:    newThrottle(cfg.MaxFailedAttempts, cfg.LockoutDuration, cfg.MaxLockoutDuration, cfg.MaxLoginWait, cfg.Now),
+		metrics: cfg.Metrics,
 	}
 	if a.revoked == nil {
 		a.revoked = NewMemoryRevocations(cfg.Now)
@@ -95,28 +99,67 @@ func New(cfg Config, dir *directory.Store, opts ...Option) (*Authenticator, erro
 }
 
 // Password checks a username and password for a user or a participant (other kinds get [ErrKind]).
+// source is the client's address (an IP, or host:port as in http.Request.RemoteAddr): guesses are
+// throttled per (kind, username, source).
 //
 // It returns [ErrUnknownUser] or [ErrWrongPassword] (both match [ErrBadCredentials]) for bad
-// credentials, a [*LockedError] (matching [ErrLocked]) while the account is locked, and
+// credentials, a [*LockedError] (matching [ErrLocked]) while the username is locked for this
+// source, [ErrBusy] when too many attempts for the same username and source are in flight, and
 // [ErrDisabled] when the password is right but the account is disabled.
 //
-// Guesses are throttled per account and source address (the ctx's [WithSource]): MaxFailedAttempts
-// wrong passwords from one source within LockoutDuration lock that source out of the account for
-// LockoutDuration, doubled for each further lock in a row (up to 32 times); a success clears the
-// count. An unknown username is throttled the same way. Concurrent attempts beyond the budget wait
-// for a slot rather than fail, so a right password is never refused because other attempts are in
-// flight.
+// MaxFailedAttempts wrong passwords within LockoutDuration from one source lock that username for
+// that source for LockoutDuration, even the right password; each further lock of the same pair
+// lasts twice as long as the one before, up to MaxLockoutDuration. A success from the source
+// clears its count. Concurrent attempts beyond the limit wait for those in flight to finish (at
+// most MaxLoginWait) rather than fail, so at most MaxFailedAttempts passwords are ever checked
+// between two locks and a right password is never refused because others are in flight.
 //
 // # Notes
 //
-// An unknown username costs a bcrypt comparison too, so response time does not reveal which
-// usernames exist; a disabled account is only reported to a caller who knows its password.
+// Unknown usernames are throttled and answered exactly as known ones (same errors once locked, a
+// bcrypt comparison otherwise), so neither the answers nor their timing reveal which usernames
+// exist; a disabled account is only reported to a caller who knows its password. The rightful
+// owner, logging in from an address of their own, is never locked by a guesser elsewhere.
 // Password blocks for the bcrypt comparison (tens of milliseconds) and cannot be interrupted; ctx
-// is checked before it starts.
-func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, username, password string) (Principal, error) {
+// is checked before it starts and ends a wait for a slot.
+func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, username, password, source string) (Principal, error) {
 	if err := ctx.Err(); err != nil {
 		return Principal{}, err
 	}
+	if kind != directory.KindUser && kind != directory.KindParticipant {
+		return Principal{}, fmt.Errorf("%w: no password login for %s", ErrKind, kind)
+	}
+	src := sourceAddr(source)
+	key := makeKey(kind, username, src)
+	if err := a.lock.acquire(ctx, key); err != nil {
+		if errors.Is(err, ErrLocked) {
+			a.logger.Debug("login refused", "kind", kind, "source", src, "reason", "locked")
+		} else if errors.Is(err, ErrBusy) {
+			a.metrics.LoginThrottle(kind, metrics.ThrottleBusy)
+			a.logger.Warn("login refused: too many attempts in flight", "kind", kind, "source", src)
+		}
+		return Principal{}, err
+	}
+	p, ok, err := a.checkPassword(kind, username, password)
+	if until, locked := a.lock.release(key, ok); locked {
+		a.metrics.LoginThrottle(kind, metrics.ThrottleLocked)
+		a.logger.Warn("login locked after too many failed passwords", "kind", kind, "source", src, "until", until)
+	}
+	return a.gate(p, err)
+}
+
+// gate refuses, as disabled, a principal the blocklist names ([WithBlocklist]).
+func (a *Authenticator) gate(p Principal, err error) (Principal, error) {
+	if err == nil && a.blocked != nil && a.blocked(p.Kind, p.UUID) {
+		a.logger.Debug("login refused", "kind", p.Kind, "uuid", p.UUID, "reason", "blocked")
+		return Principal{}, ErrDisabled
+	}
+	return p, err
+}
+
+// checkPassword looks the username up in the current directory and compares the password. ok is
+// true when the password was right (the account may still be disabled).
+func (a *Authenticator) checkPassword(kind directory.Kind, username, password string) (p Principal, ok bool, err error) {
 	snap := a.dir.Current()
 	var (
 		uuid, hash     string
@@ -132,55 +175,24 @@ func (a *Authenticator) Password(ctx context.Context, kind directory.Kind, usern
 		if p, ok := snap.ParticipantByUsername(username); ok {
 			uuid, hash, enabled, found = p.UUID, p.PasswordHash, p.Enabled, true
 		}
-	default:
-		return Principal{}, fmt.Errorf("%w: no password login for %s", ErrKind, kind)
 	}
-	// The throttle key: the account (or, for an unknown name, the name) and the source. Unknown
-	// names are throttled and answered like known ones.
-	known := found && username != "" && hash != ""
-	id := kind.String() + ":" + uuid
-	if !known {
-		id = kind.String() + ":?" + username
-	}
-	id += "|" + sourceOf(ctx)
-	if err := a.lock.begin(ctx, id, a.now); err != nil {
-		a.logger.Debug("login refused", "kind", kind, "username", username, "reason", "throttled", "error", err)
-		return Principal{}, err
-	}
-	var ok bool
-	if known {
-		ok = CheckPassword(hash, password)
-	} else {
+	if !found || username == "" || hash == "" {
 		CheckPassword(dummyHash, password) // same cost as a real check
-	}
-	if until, locked := a.lock.end(id, ok, a.now()); locked {
-		a.logger.Warn("login throttled after too many failed passwords", "kind", kind, "username", username, "source", sourceOf(ctx), "until", until)
-	}
-	if !known {
 		a.logger.Debug("login failed", "kind", kind, "reason", "unknown user")
 		if found {
-			return Principal{}, ErrWrongPassword // a participant without a password
+			return Principal{}, false, ErrWrongPassword // a participant without a password
 		}
-		return Principal{}, ErrUnknownUser
+		return Principal{}, false, ErrUnknownUser
 	}
-	if !ok {
+	if !CheckPassword(hash, password) {
 		a.logger.Debug("login failed", "kind", kind, "uuid", uuid, "reason", "wrong password")
-		return Principal{}, ErrWrongPassword
+		return Principal{}, false, ErrWrongPassword
 	}
 	if !enabled {
 		a.logger.Debug("login refused", "kind", kind, "uuid", uuid, "reason", "disabled")
-		return Principal{}, ErrDisabled
+		return Principal{}, true, ErrDisabled
 	}
-	return a.gate(Principal{Kind: kind, UUID: uuid, Admin: admin}, nil)
-}
-
-// gate refuses, as disabled, a principal the blocklist names ([WithBlocklist]).
-func (a *Authenticator) gate(p Principal, err error) (Principal, error) {
-	if err == nil && a.blocked != nil && a.blocked(p.Kind, p.UUID) {
-		a.logger.Debug("login refused", "kind", p.Kind, "uuid", p.UUID, "reason", "blocked")
-		return Principal{}, ErrDisabled
-	}
-	return p, err
+	return Principal{Kind: kind, UUID: uuid, Admin: admin}, true, nil
 }
 
 // Token authenticates a token presented for a known kind:

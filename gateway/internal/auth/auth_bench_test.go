@@ -64,7 +64,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.Password(context.Background(), directory.KindUser, "bench", "bench-pw"); err != nil {
+		if _, err := a.Password(context.Background(), directory.KindUser, "bench", "bench-pw", "192.0.2.1:1234"); err != nil {
 			b.Fatal(err)
 		}
 	}

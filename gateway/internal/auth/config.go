@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
 // Defaults, as OpenTera.
@@ -14,8 +16,12 @@ const (
 	DefaultTokenTTL = time.Hour
 	// DefaultMaxFailedAttempts is how many failed passwords lock an account (OpenTera: 5).
 	DefaultMaxFailedAttempts = 5
-	// DefaultLockoutDuration is the failure window and the lock duration (OpenTera: 120 s).
+	// DefaultLockoutDuration is the failure window and the duration of a first lock (OpenTera: 120 s).
 	DefaultLockoutDuration = 120 * time.Second
+	// DefaultMaxLockoutDuration caps the doubling of repeated locks.
+	DefaultMaxLockoutDuration = time.Hour
+	// DefaultMaxLoginWait is how long a login waits for attempts in flight to finish.
+	DefaultMaxLoginWait = 10 * time.Second
 	// DefaultTicketTTL is the lifetime of a websocket ticket (OpenTera: 60 s).
 	DefaultTicketTTL = 60 * time.Second
 	// MinKeyLen is the shortest HMAC key [New] accepts, in bytes.
@@ -38,13 +44,24 @@ type Config struct {
 	// TokenTTL is the lifetime of the JWTs that [Authenticator.IssueToken] signs. Zero value means
 	// [DefaultTokenTTL].
 	TokenTTL time.Duration
-	// MaxFailedAttempts is the number of failed passwords within LockoutDuration that locks an
-	// account for LockoutDuration. Zero value means [DefaultMaxFailedAttempts]; a negative value
-	// disables the lockout.
+	// MaxFailedAttempts is the number of wrong passwords for one username from one source address,
+	// within LockoutDuration, that locks that username for that address. Zero value means
+	// [DefaultMaxFailedAttempts]; a negative value disables the throttle.
 	MaxFailedAttempts int
-	// LockoutDuration is both the window in which failures are counted and how long a lock lasts.
-	// Zero value means [DefaultLockoutDuration].
+	// LockoutDuration is both the window in which failures are counted and how long a first lock
+	// lasts; each further lock of the same username and address lasts twice as long as the one
+	// before. Zero value means [DefaultLockoutDuration].
 	LockoutDuration time.Duration
+	// MaxLockoutDuration caps the doubling; a username and address that stay quiet this long after
+	// a lock start over at LockoutDuration. Zero value means the larger of
+	// [DefaultMaxLockoutDuration] and LockoutDuration; when set it must be at least LockoutDuration.
+	MaxLockoutDuration time.Duration
+	// MaxLoginWait bounds how long a password login waits for a slot while MaxFailedAttempts
+	// attempts for the same username and address are being checked; after it the login fails with
+	// [ErrBusy]. Zero value means [DefaultMaxLoginWait].
+	MaxLoginWait time.Duration
+	// Metrics counts locks and logins that gave up waiting. Zero value means a private set.
+	Metrics *metrics.Metrics
 	// Now returns the current time; tests inject a fake clock. Zero value means time.Now.
 	Now func() time.Time
 	// Logger receives failed logins (debug), lockouts (warn) and setup notes (info). Zero value
@@ -63,8 +80,17 @@ func (cfg Config) withDefaults() Config {
 	if cfg.LockoutDuration == 0 {
 		cfg.LockoutDuration = DefaultLockoutDuration
 	}
+	if cfg.MaxLockoutDuration == 0 {
+		cfg.MaxLockoutDuration = max(DefaultMaxLockoutDuration, cfg.LockoutDuration)
+	}
+	if cfg.MaxLoginWait == 0 {
+		cfg.MaxLoginWait = DefaultMaxLoginWait
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -87,6 +113,19 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.LockoutDuration < 0 {
 		return fmt.Errorf("%w: negative lockout duration", ErrConfig)
+	}
+	if cfg.MaxLockoutDuration < 0 {
+		return fmt.Errorf("%w: negative max lockout duration", ErrConfig)
+	}
+	lock := cfg.LockoutDuration
+	if lock == 0 {
+		lock = DefaultLockoutDuration
+	}
+	if cfg.MaxLockoutDuration > 0 && cfg.MaxLockoutDuration < lock {
+		return fmt.Errorf("%w: max lockout duration %s is shorter than the lockout duration", ErrConfig, cfg.MaxLockoutDuration)
+	}
+	if cfg.MaxLoginWait < 0 {
+		return fmt.Errorf("%w: negative max login wait", ErrConfig)
 	}
 	return nil
 }

@@ -16,9 +16,13 @@ var (
 	// ErrWrongPassword is returned when the password does not match, or the entity has no
 	// password. It matches [ErrBadCredentials].
 	ErrWrongPassword error = &reasonError{msg: "auth: wrong password", parent: ErrBadCredentials}
-	// ErrLocked is matched by the [*LockedError] returned while an account is locked after too many
-	// failed passwords. Even a correct password is refused then.
+	// ErrLocked is matched by the [*LockedError] returned while a username is locked for a source
+	// address after too many failed passwords from it. Even a correct password is refused then.
 	ErrLocked = errors.New("auth: account locked after too many failed attempts")
+	// ErrBusy is returned by [Authenticator.Password] when the attempts already in flight for the
+	// same username and source address did not finish within MaxLoginWait. It says nothing about
+	// the credentials; the client may retry.
+	ErrBusy = errors.New("auth: too many login attempts in progress")
 	// ErrDisabled is returned when the credentials are right but the entity is disabled in the
 	// directory.
 	ErrDisabled = errors.New("auth: account disabled")
@@ -54,11 +58,10 @@ func (e *reasonError) Error() string { return e.msg }
 
 func (e *reasonError) Is(target error) bool { return target == e.parent }
 
-// LockedError is returned by [Authenticator.Password] while an account is locked. It matches
-// [ErrLocked].
+// LockedError is returned by [Authenticator.Password] while a username is locked for the caller's
+// source address. It matches [ErrLocked].
 type LockedError struct {
-	// Until is when a new attempt may succeed (suitable for a Retry-After header). When the lock is
-	// only due to attempts still in progress it is an upper bound.
+	// Until is when the lock ends (suitable for a Retry-After header).
 	Until time.Time
 }
 

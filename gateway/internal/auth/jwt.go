@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -20,14 +18,100 @@ import (
 // claims are OpenTera's token claims (TeraUser.get_token, TeraParticipant dynamic tokens,
 // TeraDevice tokens). Exactly one of the three uuid claims says whose token it is. Claims OpenTera
 // adds that teragate does not use (id_user, service_access, …) are ignored when verifying.
+//
+// Decoding is strict where the jwt library is lenient: exp, nbf and iat must be JSON numbers (the
+// library also takes numeric strings such as "9999999999"), iss must be a string. jti may be a
+// string or, as OpenTera's per-process counter, a number; a number is not a usable revocation id
+// (every OpenTera process counts from 0), so such a token is revoked by its content instead.
 type claims struct {
-	jwt.RegisteredClaims
-	UserUUID        string `json:"user_uuid,omitempty"`
-	UserFullname    string `json:"user_fullname,omitempty"`
-	UserSuperadmin  *bool  `json:"user_superadmin,omitempty"`
-	ParticipantUUID string `json:"participant_uuid,omitempty"`
-	DeviceUUID      string `json:"device_uuid,omitempty"`
+	Issuer          string           `json:"iss,omitempty"`
+	ExpiresAt       *jwt.NumericDate `json:"exp,omitempty"`
+	NotBefore       *jwt.NumericDate `json:"nbf,omitempty"`
+	IssuedAt        *jwt.NumericDate `json:"iat,omitempty"`
+	ID              string           `json:"jti,omitempty"`
+	UserUUID        string           `json:"user_uuid,omitempty"`
+	UserFullname    string           `json:"user_fullname,omitempty"`
+	UserSuperadmin  *bool            `json:"user_superadmin,omitempty"`
+	ParticipantUUID string           `json:"participant_uuid,omitempty"`
+	DeviceUUID      string           `json:"device_uuid,omitempty"`
 }
+
+// UnmarshalJSON decodes the claims, refusing time claims that are not JSON numbers.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	type plain claims // without this method
+	var w struct {
+		*plain
+		// These shadow plain's fields of the same names.
+		ExpiresAt json.RawMessage `json:"exp"`
+		NotBefore json.RawMessage `json:"nbf"`
+		IssuedAt  json.RawMessage `json:"iat"`
+		ID        json.RawMessage `json:"jti"`
+	}
+	w.plain = (*plain)(c)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  **jwt.NumericDate
+	}{{"exp", w.ExpiresAt, &c.ExpiresAt}, {"nbf", w.NotBefore, &c.NotBefore}, {"iat", w.IssuedAt, &c.IssuedAt}} {
+		d, err := numericDate(f.name, f.raw)
+		if err != nil {
+			return err
+		}
+		*f.dst = d
+	}
+	c.ID = ""
+	if len(w.ID) > 0 && w.ID[0] == '"' {
+		if err := json.Unmarshal(w.ID, &c.ID); err != nil {
+			return fmt.Errorf("jti: %w", err)
+		}
+	}
+	return nil
+}
+
+// numericDate decodes a time claim: absent or null gives nil; anything but a JSON number is an
+// error naming the claim.
+func numericDate(name string, raw json.RawMessage) (*jwt.NumericDate, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return nil, fmt.Errorf("%s claim must be a number of seconds, not %s", name, jsonKind(raw[0]))
+	}
+	var d jwt.NumericDate
+	if err := d.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("%s claim: %w", name, err)
+	}
+	return &d, nil
+}
+
+// jsonKind names the JSON type a value starting with c has.
+func jsonKind(c byte) string {
+	switch c {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	default:
+		return "malformed"
+	}
+}
+
+// The jwt.Claims methods.
+
+func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt, nil }
+func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
+func (c *claims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *claims) GetSubject() (string, error)                  { return "", nil }
+func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
 
 // subject returns the kind and uuid the claims name, or false unless exactly one is set.
 func (c *claims) subject() (directory.Kind, string, bool) {
@@ -74,12 +158,12 @@ func (a *Authenticator) IssueToken(p Principal) (string, error) {
 	}
 	snap := a.dir.Current()
 	now := a.now()
-	c := claims{RegisteredClaims: jwt.RegisteredClaims{
+	c := claims{
 		Issuer:    Issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(a.ttl)),
 		ID:        newUUID(),
-	}}
+	}
 	switch p.Kind {
 	case directory.KindUser:
 		u, ok := snap.User(p.UUID)
@@ -118,13 +202,11 @@ func (a *Authenticator) issueErr(snap *directory.Snapshot, p Principal) error {
 	return fmt.Errorf("%w: %s %s", ErrUnknownUser, p.Kind, p.UUID)
 }
 
-// verifyJWT checks signature (HS256 only, with the key of the kind the claims name), expiry,
-// revocation, and that the entity is still in snap and enabled.
+// verifyJWT checks signature (HS256 only, with the key of the kind the claims name), iss ("TeraServer",
+// what teragate and OpenTera both set), expiry and not-before, revocation, and that the entity is
+// still in snap and enabled.
 func (a *Authenticator) verifyJWT(ctx context.Context, snap *directory.Snapshot, raw string) (Principal, error) {
 	var c claims
-	if err := numericTimes(raw); err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
-	}
 	if _, err := a.parser.ParseWithClaims(raw, &c, a.keyFor); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return Principal{}, ErrExpiredToken
@@ -179,30 +261,4 @@ func newUUID() string {
 	return string(out[:])
 }
 
-// numericTimes refuses a token whose exp, nbf or iat claim is not a JSON number. (RFC 7519 says
-// NumericDate is a number; the JWT library also reads a numeric string, which no issuer of ours
-// writes, so such a token is refused rather than trusted.)
-func numericTimes(raw string) error {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return errors.New("token is not three dot-separated parts")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return fmt.Errorf("token payload: %v", err)
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
-		return fmt.Errorf("token payload: %v", err)
-	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		v, ok := fields[name]
-		if !ok {
-			continue
-		}
-		if v = bytes.TrimSpace(v); len(v) == 0 || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
-			return fmt.Errorf("claim %s is not a number", name)
-		}
-	}
-	return nil
-}
+var _ jwt.Claims = (*claims)(nil)

@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,11 +139,10 @@ func TestTokenRejected(t *testing.T) {
 		{name: "expired", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Add(-time.Second).Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "expires now", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": now.Unix()})), wantErr: auth.ErrExpiredToken},
 		{name: "no exp", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": nil})), wantErr: auth.ErrInvalidToken},
-		{name: "exp as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"exp": fmt.Sprint(now.Add(time.Hour).Unix())})), wantErr: auth.ErrInvalidToken},
-		{name: "iat as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iat": fmt.Sprint(now.Unix())})), wantErr: auth.ErrInvalidToken},
-		{name: "nbf as a string", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"nbf": fmt.Sprint(now.Unix())})), wantErr: auth.ErrInvalidToken},
+		{name: "not yet valid", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"nbf": now.Add(time.Minute).Unix()})), wantErr: auth.ErrInvalidToken},
 		{name: "no iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": nil})), wantErr: auth.ErrInvalidToken},
-		{name: "another iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "Elsewhere"})), wantErr: auth.ErrInvalidToken},
+		{name: "another iss", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "Evil"})), wantErr: auth.ErrInvalidToken},
+		{name: "iss differing in case", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"iss": "teraserver"})), wantErr: auth.ErrInvalidToken},
 		{name: "no subject", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": nil})), wantErr: auth.ErrInvalidToken},
 		{name: "two subjects", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"device_uuid": robotUUID})), wantErr: auth.ErrInvalidToken},
 		{name: "subject of the wrong type", kind: directory.KindUser, token: sign(t, testKey, valid(jwt.MapClaims{"user_uuid": 12})), wantErr: auth.ErrInvalidToken},
@@ -168,6 +167,97 @@ func TestTokenRejected(t *testing.T) {
 				_, err = e.auth.Any(context.Background(), tt.token)
 				require.ErrorIs(t, err, tt.wantErr)
 			}
+		})
+	}
+}
+
+// TestTokenClaimTypes checks that time claims must be JSON numbers and iss a string, with an error
+// that names the claim.
+func TestTokenClaimTypes(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	now := e.clock.Now()
+	exp := now.Add(time.Hour).Unix()
+	tests := []struct {
+		name    string
+		claims  map[string]any
+		wantMsg string // "" means accepted
+	}{
+		{name: "numbers", claims: map[string]any{"exp": exp, "iat": now.Unix(), "nbf": now.Unix()}},
+		{name: "fractional seconds", claims: map[string]any{"exp": float64(exp) + 0.5, "iat": float64(now.Unix()) + 0.25}},
+		{name: "null iat", claims: map[string]any{"exp": exp, "iat": nil}},
+		{name: "exp as a string", claims: map[string]any{"exp": strconv.FormatInt(exp, 10)}, wantMsg: "exp claim must be a number of seconds, not a string"},
+		{name: "exp as a date string", claims: map[string]any{"exp": "2099-01-01T00:00:00Z"}, wantMsg: "exp claim must be a number of seconds, not a string"},
+		{name: "exp as a boolean", claims: map[string]any{"exp": true}, wantMsg: "exp claim must be a number of seconds, not a boolean"},
+		{name: "exp as an object", claims: map[string]any{"exp": map[string]any{"n": exp}}, wantMsg: "exp claim must be a number of seconds, not an object"},
+		{name: "exp as an array", claims: map[string]any{"exp": []int64{exp}}, wantMsg: "exp claim must be a number of seconds, not an array"},
+		{name: "nbf as a string", claims: map[string]any{"exp": exp, "nbf": "0"}, wantMsg: "nbf claim must be a number of seconds, not a string"},
+		{name: "iat as a string", claims: map[string]any{"exp": exp, "iat": strconv.FormatInt(now.Unix(), 10)}, wantMsg: "iat claim must be a number of seconds, not a string"},
+		{name: "iss as a number", claims: map[string]any{"exp": exp, "iss": 1}, wantMsg: "could not JSON decode claim"},
+		{name: "jti as an object", claims: map[string]any{"exp": exp, "jti": map[string]any{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := map[string]any{"iss": "TeraServer", "user_uuid": aliceUUID}
+			for k, v := range tt.claims {
+				c[k] = v
+			}
+			tok := forge(t, map[string]any{"alg": "HS256", "typ": "JWT"}, c, testKey)
+			for _, verify := range []func() error{
+				func() error { _, err := e.auth.Token(context.Background(), directory.KindUser, tok); return err },
+				func() error { _, err := e.auth.Any(context.Background(), tok); return err },
+			} {
+				err := verify()
+				if tt.wantMsg == "" {
+					require.NoError(t, err)
+					continue
+				}
+				require.ErrorIs(t, err, auth.ErrInvalidToken)
+				require.ErrorContains(t, err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// TestOpenTeraIssuedTokens checks tokens shaped exactly as OpenTera's TeraUser.get_token,
+// TeraParticipant.dynamic_token and the device tokens (with exp added, which teragate requires):
+// all carry iss "TeraServer", and user and participant tokens a jti that is a per-process counter.
+// A numeric jti is accepted; the token is revoked by its content, since the counter repeats.
+func TestOpenTeraIssuedTokens(t *testing.T) {
+	e := newEnv(t, auth.Config{})
+	now := e.clock.Now()
+	iat, exp := now.Unix(), now.Unix()+3600
+	tests := []struct {
+		name   string
+		kind   directory.Kind
+		claims jwt.MapClaims
+		uuid   string
+	}{
+		{name: "user", kind: directory.KindUser, uuid: aliceUUID, claims: jwt.MapClaims{"iat": iat, "exp": exp, "iss": "TeraServer", "jti": 0,
+			"user_uuid": aliceUUID, "id_user": 2, "user_fullname": "Alice A", "user_superadmin": false, "service_access": map[string]any{"service_access": map[string]any{}}}},
+		{name: "participant", kind: directory.KindParticipant, uuid: patUUID, claims: jwt.MapClaims{"iat": iat, "exp": exp, "iss": "TeraServer", "jti": 41,
+			"participant_uuid": patUUID, "id_participant": 3, "user_fullname": "Pat"}},
+		{name: "device", kind: directory.KindDevice, uuid: robotUUID, claims: jwt.MapClaims{"exp": exp, "iss": "TeraServer", "device_uuid": robotUUID, "id_device": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := sign(t, testKey, tt.claims)
+			p, err := e.auth.Token(context.Background(), tt.kind, tok)
+			require.NoError(t, err)
+			require.Equal(t, tt.uuid, p.UUID)
+			require.True(t, strings.HasPrefix(p.TokenID, "sha256:"), p.TokenID)
+
+			// Another token with the same counter value is not revoked with this one.
+			other := jwt.MapClaims{}
+			for k, v := range tt.claims {
+				other[k] = v
+			}
+			other["iat"] = iat + 1
+			otherTok := sign(t, testKey, other)
+			require.NoError(t, e.auth.Revoke(context.Background(), p))
+			_, err = e.auth.Token(context.Background(), tt.kind, tok)
+			require.ErrorIs(t, err, auth.ErrRevokedToken)
+			_, err = e.auth.Token(context.Background(), tt.kind, otherTok)
+			require.NoError(t, err)
 		})
 	}
 }
@@ -303,7 +393,7 @@ func TestTokenAfterDirectorySwap(t *testing.T) {
 			require.ErrorIs(t, err, tt.wantErr)
 		})
 	}
-	_, err = e.auth.Password(ctx, directory.KindUser, "alice", "alice-pw")
+	_, err = e.auth.Password(ctx, directory.KindUser, "alice", "alice-pw", "192.0.2.1:1234")
 	require.ErrorIs(t, err, auth.ErrUnknownUser)
 }
 
@@ -386,6 +476,11 @@ func TestNew(t *testing.T) {
 		{name: "short device key", cfg: auth.Config{DeviceJWTKey: []byte("short")}, store: store, wantErr: auth.ErrConfig},
 		{name: "negative ttl", cfg: auth.Config{TokenTTL: -time.Second}, store: store, wantErr: auth.ErrConfig},
 		{name: "negative lockout", cfg: auth.Config{LockoutDuration: -time.Second}, store: store, wantErr: auth.ErrConfig},
+		{name: "negative max lockout", cfg: auth.Config{MaxLockoutDuration: -time.Second}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout below the default lockout", cfg: auth.Config{MaxLockoutDuration: time.Minute}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout below the lockout", cfg: auth.Config{LockoutDuration: time.Hour, MaxLockoutDuration: time.Minute}, store: store, wantErr: auth.ErrConfig},
+		{name: "max lockout equal to the lockout", cfg: auth.Config{LockoutDuration: time.Minute, MaxLockoutDuration: time.Minute}, store: store},
+		{name: "negative max login wait", cfg: auth.Config{MaxLoginWait: -time.Second}, store: store, wantErr: auth.ErrConfig},
 		{name: "nil store", wantErr: auth.ErrConfig},
 	}
 	for _, tt := range tests {

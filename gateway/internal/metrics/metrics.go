@@ -64,6 +64,7 @@ type Metrics struct {
 	config          configMetrics
 	redis           redisMetrics
 	denied          *prometheus.CounterVec
+	auth            authMetrics
 }
 
 // New creates the metrics on a fresh registry, with the Go runtime and process collectors.
