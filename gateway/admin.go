@@ -4,7 +4,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/admin"
 )
 
-// AdminPath is the path of the admin web page (SPEC §10): live presence, rooms, stations and
+// AdminPath is the path of the admin web page: live presence, rooms, stations and
 // plugins for superadmin users. [Gateway.URL] + AdminPath is its address.
 const AdminPath = "/admin"
 

@@ -75,7 +75,7 @@ type Config struct {
 	// defaults.
 	PluginConfig map[string]PluginConfig `yaml:"plugin_config"`
 	// Roles is the directory of station role plugins (<role>.wasm), served to stations by
-	// content hash and hot-reloaded onto the stations running the role (SPEC §7). Empty means
+	// content hash and hot-reloaded onto the stations running the role. Empty means
 	// <data>/roles.
 	Roles string `yaml:"roles"`
 	// DataDir holds generated state (the self-signed certificate). Default "./data".

@@ -20,7 +20,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/loadtest"
 )
 
-// BenchmarkTokenLoginOpen measures SPEC §11's "token login + websocket open": one op is a
+// BenchmarkTokenLoginOpen measures "token login + websocket open": one op is a
 // GET /api/<kind>/login?with_websocket=true with a token (a device's or participant's static
 // token, a user's JWT from an earlier password login) followed by the websocket handshake on the
 // returned URL, on plain HTTP over loopback, with the client in the same process (allocations

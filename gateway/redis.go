@@ -19,7 +19,7 @@ import (
 // redisDialTimeout bounds the first PING of New: a wrong --redis fails the start, clearly.
 const redisDialTimeout = 5 * time.Second
 
-// openRedis connects to cfg.Redis (SPEC §9) and checks that it answers.
+// openRedis connects to cfg.Redis and checks that it answers.
 func (g *Gateway) openRedis() error {
 	opt, err := redis.ParseURL(g.cfg.Redis)
 	if err != nil {

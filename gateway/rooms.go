@@ -10,7 +10,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/rooms"
 )
 
-// RoomsConfig configures the Mozilla Loop rooms API (SPEC §6, reference/loop-rooms.md). The zero
+// RoomsConfig configures the Mozilla Loop rooms API (docs/loop-rooms.md). The zero
 // value of every field means Loop's default.
 type RoomsConfig struct {
 	// DefaultTTL is a room's lifetime when the client gives no expiresIn. Default 1344h (8 weeks).

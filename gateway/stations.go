@@ -11,7 +11,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/stations"
 )
 
-// initStations builds the conference manager (SPEC §7) and mounts /wss/station and
+// initStations builds the conference manager (docs/stations.md) and mounts /wss/station and
 // /api/stations. Station configs are kept in <data>/stations; role plugins are read from
 // Config.Roles (default <data>/roles).
 func (g *Gateway) initStations() error {

@@ -1,4 +1,4 @@
-// Package openterafilter is OpenTera's event filter table (reference/opentera.md §3.5) written as
+// Package openterafilter is OpenTera's event filter table (docs/opentera.md) written as
 // sdk/pdk delivery rules: the logic shared by the first-party plugins filter.user,
 // filter.participant and filter.device. The host evaluates the rules natively for every
 // recipient, so the plugins run once per (event, recipient kind) and never per recipient.

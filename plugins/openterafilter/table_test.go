@@ -37,7 +37,7 @@ var everyone = map[pdk.Kind][]pdktest.Recipient{
 	pdk.KindDevice:      {{UUID: robot1}, {UUID: robot2}},
 }
 
-// TestTable checks the OpenTera table (reference/opentera.md §3.5) on the demo directory.
+// TestTable checks the OpenTera table (docs/opentera.md) on the demo directory.
 func TestTable(t *testing.T) {
 	tests := []struct {
 		name                        string

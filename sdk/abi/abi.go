@@ -22,7 +22,7 @@ const (
 	ExportInitialize = "_initialize"
 )
 
-// Role plugin exports (SPEC §7): a role plugin runs on a station, one instance per role uuid.
+// Role plugin exports: a role plugin runs on a station, one instance per role uuid.
 // Each takes the request length like [ExportFilter] and returns a packed result; the payloads are
 // teragate.plugin.v1 RoleCall → RoleResult (proto/plugin/v1/role.proto), except
 // [ExportRoleInfo], which answers RoleInfo. A role plugin exports all five next to

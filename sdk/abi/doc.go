@@ -79,7 +79,7 @@
 //
 // # Role plugins
 //
-// A role plugin (SPEC §7) runs on a station, not in the gateway: the station agent fetches it
+// A role plugin runs on a station, not in the gateway: the station agent fetches it
 // from the manager by content hash and runs one instance per role uuid (instances keep state
 // between calls, unlike filter and RPC instances). Besides tg_abi_version, tg_buffer and tg_init
 // it exports ([FeatureRoles]):

@@ -57,7 +57,7 @@
 //
 // # Roles
 //
-// [HandleRole] registers a station role plugin (SPEC §7): a [Role] with its name, instance limit
+// [HandleRole] registers a station role plugin: a [Role] with its name, instance limit
 // and Start / Update / Stop / Tick handlers. A station runs one instance per role uuid, so
 // package variables are that uuid's state. Each [RoleCall] carries the uuid's options (JSON,
 // [RoleCall.Option]); [RoleCall.SetStatus] reports a status (the station device's status in

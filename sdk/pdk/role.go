@@ -6,7 +6,7 @@ import (
 	"github.com/teragate/teragate/sdk/pdk/internal/hook"
 )
 
-// Role is a role plugin's factory and lifecycle (SPEC §7; the conference manager's RoleFactory
+// Role is a role plugin's factory and lifecycle (the conference manager's RoleFactory
 // and Role). A station runs one Wasm instance per role uuid, so package-level variables are
 // per-instance state. Each handler may set the instance's status and ask for programs through
 // its [RoleCall]; a returned error (or a panic) fails the call: the station discards the

@@ -1,5 +1,4 @@
-// Package station is the station agent (SPEC §7; the conference manager's station,
-// reference/conference-manager.md §A5–A7): it logs in to a teragate gateway as a station device,
+// Package station is the station agent (the conference manager's station, docs/stations.md): it logs in to a teragate gateway as a station device,
 // opens the bidirectional /wss/station websocket, registers (hostname, MAC, IP, blocked roles,
 // current role config), and applies the role configuration the manager pushes, running each
 // role uuid as an instance of the role's Wasm plugin. `teragate station` is this package behind

@@ -27,7 +27,7 @@ Measures a gateway (or the bare gorilla broadcast baseline) with many real
 websocket clients: N clients log in through the HTTP login endpoints and open
 their websockets, a publisher posts TeraEvents to POST /api/events at a fixed
 rate, and the bench reports deliveries, loss, latency (publish → receive),
-server CPU per delivery and server memory (SPEC §11).
+server CPU per delivery and server memory.
 
 Without --url the bench starts the server itself (this binary's "serve" with a
 generated identity file, or "bench-bare-server") on a free loopback port and
@@ -75,7 +75,7 @@ func runBench(args []string) int {
 		jsonOut      = fs.Bool("json", false, "print the report as JSON")
 		connectRate  = fs.Float64("connect-rate", 2000, "clients started per second (0: no limit but --connect-concurrency; the default with --connect-only)")
 		connectOnly  = fs.Bool("connect-only", false, "connect-only mode: open the clients as fast as --connect-concurrency allows, wait for the presence traffic to settle, report opens/s and CPU per open")
-		userLogin    = fs.String("user-login", "password", "how user clients log in: password (HTTP Basic, one bcrypt check each) or token (each user logs in once by password before the clock starts, then with its user_token JWT, as SPEC §11's \"token login\" figure means)")
+		userLogin    = fs.String("user-login", "password", "how user clients log in: password (HTTP Basic, one bcrypt check each) or token (each user logs in once by password before the clock starts, then with its user_token JWT, as the \"token login\" figure means)")
 		connectConc  = fs.Int("connect-concurrency", 100, "logins and websocket handshakes in flight")
 		publishers   = fs.Int("publishers", 4, "concurrent publishing connections")
 		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")

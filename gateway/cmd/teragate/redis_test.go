@@ -54,7 +54,7 @@ func TestRedisKilledNode(t *testing.T) {
 
 	require.NoError(t, cmdB.Process.Signal(syscall.SIGKILL))
 	_ = cmdB.Wait()
-	// Within the node TTL (1.5 s) plus a heartbeat period: waitEvent allows 15 s (SPEC §5).
+	// Within the node TTL (1.5 s) plus a heartbeat period: waitEvent allows 15 s.
 	waitEvent(t, obs, "USER_DISCONNECTED", directory.DemoAliceUUID)
 	require.Equal(t, `["`+directory.DemoAdminUUID+`"]`, onlineUsers(t, a.URL()))
 	// Exactly one USER_DISCONNECTED: the next presence event is the one we cause now.

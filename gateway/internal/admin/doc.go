@@ -1,4 +1,4 @@
-// Package admin serves the admin web page at /admin (SPEC §10): live presence, rooms, stations and
+// Package admin serves the admin web page at /admin: live presence, rooms, stations and
 // plugins for superadmin users, as static HTML, CSS and JavaScript embedded in the binary, plus the
 // one read the page needs that no other API has, POST /api/admin/names (display names of uuids).
 //
@@ -10,7 +10,7 @@
 // (POST /api/rpc/TeraServer.UserManagerModule), follows changes on the admin's own websocket (the
 // login's websocket_url, OpenTera's JSON frames), and reads GET /api/admin/rooms, GET /api/plugins
 // and GET /api/stations (shown as absent when that answers 404). The one thing it changes is a
-// station's role config, through PUT /api/stations/{uuid}/roles (SPEC §7: the admin API and the
+// station's role config, through PUT /api/stations/{uuid}/roles (the admin API and the
 // dashboard edit it). Every one of these answers 403 to a principal that is not an admin, and so
 // the page tells a non-admin that it is for admins only.
 //

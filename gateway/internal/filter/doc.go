@@ -4,8 +4,7 @@
 // recipients of that kind and gets one [Decision] per recipient: drop, deliver, or deliver a
 // rewritten event. Batching is what lets a Wasm plugin filter thousands of recipients in one call;
 // this package holds the interface and [Native], a Go implementation of OpenTera's
-// UserEventManager / ParticipantEventManager / DeviceEventManager table (reference/opentera.md
-// §3.5) that is the built-in default and the benchmark baseline for plugin filters.
+// UserEventManager / ParticipantEventManager / DeviceEventManager table (docs/opentera.md) that is the built-in default and the benchmark baseline for plugin filters.
 //
 // A filter that is also a [Narrower] describes its candidates before seeing recipients, so the
 // router gathers only those instead of every connection of the kind.

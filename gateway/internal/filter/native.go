@@ -8,7 +8,7 @@ import (
 	"github.com/teragate/teragate/proto/opentera"
 )
 
-// Native is OpenTera's event filter table (reference/opentera.md §3.5) in Go, with access derived
+// Native is OpenTera's event filter table (docs/opentera.md) in Go, with access derived
 // from the directory and session membership from [Sessions]:
 //
 //	event                  user                     participant              device

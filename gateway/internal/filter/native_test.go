@@ -32,7 +32,7 @@ const (
 	robot2 = directory.DemoRobot2UUID
 )
 
-// TestNativeTable checks OpenTera's table (reference/opentera.md §3.5) on the demo directory:
+// TestNativeTable checks OpenTera's table (docs/opentera.md) on the demo directory:
 // for each event and each kind, exactly who receives it.
 func TestNativeTable(t *testing.T) {
 	snap := directory.Demo()

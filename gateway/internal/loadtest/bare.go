@@ -21,7 +21,7 @@ type BareMode string
 const (
 	// BarePrepared builds one websocket.PreparedMessage per published message
 	// and has one writer goroutine per connection write each queued frame with
-	// its own write system call: the bare one-write-per-frame loop of SPEC §11.
+	// its own write system call: the bare one-write-per-frame loop.
 	BarePrepared BareMode = "prepared"
 	// BareBatched frames each published message once (server frames are not
 	// masked, so the bytes are the same for every connection) and has the
@@ -75,7 +75,7 @@ type BareStats struct {
 	Writes int64 `json:"writes"`
 }
 
-// BareServer is the bare gorilla broadcast baseline of SPEC §11: websocket
+// BareServer is the bare gorilla broadcast baseline: websocket
 // upgrade at /ws without authentication (`?format=proto` selects binary
 // frames), and POST /api/events broadcasting the body as one frame to every
 // connection of the matching format (binary when the Content-Type is

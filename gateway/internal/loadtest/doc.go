@@ -1,6 +1,6 @@
 // Package loadtest is the load generator behind `teragate bench`: it drives a
 // running gateway (or the bare gorilla broadcast baseline, [BareServer]) with
-// many real websocket clients and measures what SPEC §11 asks for.
+// many real websocket clients and measures throughput, latency, CPU and memory.
 //
 // # What it does
 //

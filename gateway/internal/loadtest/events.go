@@ -22,7 +22,7 @@ const Marker = "tgbench"
 var markerBytes = []byte(Marker)
 
 // UserManagerTopic is the topic bench events are published on; every socket
-// type's filter sees it (reference/opentera.md §3.4).
+// type's filter sees it (docs/opentera.md).
 const UserManagerTopic = "module.TeraServer.UserManagerModule.events"
 
 // EventKind selects the event the bench publishes.
@@ -106,7 +106,7 @@ func (b *eventBuilder) build(seq uint64, subject int, t float64) (*opentera.Tera
 
 // encodeFrame returns the websocket frame payload the gateway sends for ev in
 // format f: a TeraMessage wrapping ev, protojson with every default emitted
-// (OpenTera's frame, reference/opentera.md §3.6) or binary protobuf.
+// (OpenTera's frame, docs/opentera.md) or binary protobuf.
 func encodeFrame(ev *opentera.TeraEvent, f Format) ([]byte, error) {
 	a, err := opentera.NewAny(ev)
 	if err != nil {

@@ -40,7 +40,7 @@ type (
 )
 
 // Directory is an identity file as the gateway's `--identities` reads it
-// (SPEC §3), plus the clear password the bench logs users in with (never
+// (the identity file's schema), plus the clear password the bench logs users in with (never
 // written to the file).
 type Directory struct {
 	Sites        []Site        `yaml:"sites"`
@@ -180,8 +180,8 @@ func (d *Directory) AdminServiceToken() string {
 }
 
 // audience precomputes, for participant events, which bench clients should
-// receive an event about each participant (SPEC §3 access rules as OpenTera's
-// filters apply them, reference/opentera.md §3.5).
+// receive an event about each participant (the access rules, as OpenTera's
+// filters apply them: docs/opentera.md).
 type audience struct {
 	projectOfParticipant []int   // participant index → project index (-1 unknown)
 	usersByProject       [][]int // project index → user indexes

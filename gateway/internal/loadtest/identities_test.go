@@ -32,7 +32,7 @@ func TestGenerateDirectory(t *testing.T) {
 			var buf bytes.Buffer
 			require.NoError(t, d.WriteYAML(&buf))
 			// Parse with a schema-agnostic decoder: the file must have the
-			// keys of SPEC §3.
+			// keys of the identity file.
 			var raw map[string][]map[string]any
 			require.NoError(t, yaml.Unmarshal(buf.Bytes(), &raw))
 			require.Len(t, raw["users"], tt.wantUsers)

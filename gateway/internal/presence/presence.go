@@ -32,8 +32,8 @@ type Config struct {
 	Logger hclog.Logger
 	// OnPublish, if set, is called after each event the registry publishes (for metrics).
 	OnPublish func()
-	// Cluster, if set, makes the registry one replica of a cluster-wide registry (Redis mode,
-	// SPEC §9): it starts from the cluster's snapshot and publishes an event only for the messages
+	// Cluster, if set, makes the registry one replica of a cluster-wide registry (Redis mode):
+	// it starts from the cluster's snapshot and publishes an event only for the messages
 	// it claims, so N nodes consuming one shared bus publish each event once. Nil means a single
 	// node: every event is published.
 	Cluster Cluster

@@ -22,7 +22,7 @@ import (
 	"github.com/teragate/teragate/proto/opentera"
 )
 
-// Redis keys of the cluster registry (SPEC §9: per-node ownership + heartbeat).
+// Redis keys of the cluster registry (per-node ownership + heartbeat).
 const (
 	redisNodes        = "teragate:presence:nodes"   // set of registered node ids
 	redisAlivePrefix  = "teragate:presence:alive:"  // + node: heartbeat key with a TTL

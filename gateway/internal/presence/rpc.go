@@ -11,7 +11,7 @@ import (
 // Module is the user manager's module name: its RPC channel is module.TeraServer.UserManagerModule.rpc.
 const Module = "TeraServer.UserManagerModule"
 
-// The user manager's RPC methods (reference/opentera.md §2.3).
+// The user manager's RPC methods (docs/opentera.md).
 const (
 	MethodOnlineUsers        = "online_users"
 	MethodBusyUsers          = "busy_users"

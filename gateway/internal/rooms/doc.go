@@ -1,5 +1,5 @@
 // Package rooms is teragate's implementation of Mozilla Loop's rooms API
-// (reference/loop-rooms.md §1–§7, SPEC §6) and of the room session state that Loop clients report.
+// (docs/loop-rooms.md) and of the room session state that Loop clients report.
 //
 // # What it serves
 //
@@ -48,7 +48,7 @@
 //     for a missing credential advertises "Basic,Hawk" (Loop said "Token,Hawk").
 //   - Status updates are kept: each participant's last state, event and counters are stored,
 //     aggregated per room, shown to the owner (sessionState in the room info) and to admins, and
-//     counted in metrics. Strict mode (off by default) enforces the wiki state machine (§7).
+//     counted in metrics. Strict mode (off by default) enforces the session state machine (docs/loop-rooms.md).
 //   - Oversized fields (displayName, event, state, domains) are rejected with errno 107 and a
 //     body above the size limit with 413 errno 113.
 //

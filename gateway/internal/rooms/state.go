@@ -2,7 +2,7 @@ package rooms
 
 import "net/http"
 
-// Session states and events of the wiki's room session state machine (reference §7).
+// Session states and events of the wiki's room session state machine (docs/loop-rooms.md).
 const (
 	StateInit      = "init"
 	StateWaiting   = "waiting"

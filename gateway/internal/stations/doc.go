@@ -1,4 +1,4 @@
-// Package stations is the conference manager (SPEC §7, reference/conference-manager.md §A5–A7):
+// Package stations is the conference manager (docs/stations.md):
 // the manager side of the station ↔ manager protocol (proto/station/v1) on /wss/station, the
 // per-station role configuration (merged, persisted, pushed), the role plugins it serves by
 // content hash from a watched roles directory, and the admin API over all of it.

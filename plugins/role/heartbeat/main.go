@@ -1,6 +1,6 @@
 //go:build wasip1
 
-// Command role.heartbeat is a sample station role plugin (SPEC §7): each instance (one per role
+// Command role.heartbeat is a sample station role plugin: each instance (one per role
 // uuid) reports a status every tick — its label, how many ticks it has seen, the plugin version —
 // and, when its options name a program, asks the station to run it every `every` ticks and
 // reports how the last run ended (the reference's Completed / Failed{exitCode, signal}); it takes

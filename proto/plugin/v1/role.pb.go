@@ -1,4 +1,4 @@
-// teragate plugin ABI v1, role plugins (SPEC §7): the payloads of the role lifecycle exports
+// teragate plugin ABI v1, role plugins: the payloads of the role lifecycle exports
 // (tg_role_info, tg_role_start, tg_role_update, tg_role_stop, tg_role_tick and the optional
 // tg_role_offer; see sdk/abi). A role
 // plugin runs on a station, one Wasm instance per role uuid. Guests decode these with protowire

@@ -1,5 +1,5 @@
-// teragate station protocol v1 (SPEC §7, the conference manager's register / UpdateConfiguration
-// handshake, reference/conference-manager.md §A5): binary protobuf frames on the bidirectional
+// teragate station protocol v1 (the conference manager's register / UpdateConfiguration
+// handshake, docs/stations.md): binary protobuf frames on the bidirectional
 // websocket /wss/station, one message per frame. The station sends StationMessage frames, the
 // manager ManagerMessage frames. Never renumber a field; reserve removed ones.
 

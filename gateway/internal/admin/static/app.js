@@ -421,7 +421,7 @@
     }
   }
 
-  // ---- stations (SPEC §7; a build without a station manager answers 404) ----
+  // ---- stations (a build without a station manager answers 404) ----
 
   let stations = new Map(); // uuid → the last station view
   let editing = ''; // uuid of the station whose role config is in the editor
