@@ -377,3 +377,15 @@ func TestSecuritySlowConsumerSees4001(t *testing.T) {
 	require.True(t, overflowed(), "the socket's queue never overflowed")
 	s.expectClose(hub.CloseSlowConsumer)
 }
+
+// TestSecurityStationEditTooLarge: an edit of a station's roles over 1 MiB answers 413, not a
+// JSON error about a truncated body.
+func TestSecurityStationEditTooLarge(t *testing.T) {
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids })
+	big := `{"mixer": {"` + strings.Repeat("u", 2<<20) + `": {}}}`
+	code, body := e.do(http.MethodPut, "/api/stations/"+stationUUID+"/roles", strings.NewReader(big),
+		map[string]string{"Authorization": "OpenTera " + serviceToken, "Content-Type": "application/json"})
+	require.Equal(t, http.StatusRequestEntityTooLarge, code, "%s", body)
+	require.Contains(t, string(body), "larger than")
+}

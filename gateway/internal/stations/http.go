@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -231,6 +232,9 @@ type EditResult struct {
 
 var roleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
+// MaxEditBytes bounds the body of an edit (PUT and PATCH of a station's roles): 1 MiB.
+const MaxEditBytes = 1 << 20
+
 // handleEdit serves PUT (replace) and PATCH (merge) of /api/stations/{uuid}/roles. The body is
 // role → uuid → {"options": {...}}; in a PATCH, a null role removes the role and a null uuid the
 // instance. Answers 200 when pushed and accepted, 202 when stored for an offline station, 409
@@ -242,8 +246,13 @@ func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
 			writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxEditBytes))
 		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Body larger than %d bytes.", MaxEditBytes))
+				return
+			}
 			writeJSON(w, http.StatusBadRequest, "Could not read the body.")
 			return
 		}
