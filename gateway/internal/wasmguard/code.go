@@ -149,6 +149,7 @@ const (
 	editU32                // replace n bytes by val as an unsigned LEB128
 	editRaw                // replace n bytes by raw
 	editCountdown          // insert a countdown of weight val
+	editCharge             // insert a charge of the length operand on the stack, shifted right by val
 )
 
 // edit replaces b[at:at+n] of the walked bytes.
@@ -341,7 +342,13 @@ func (w *walker) function(global, tick uint32) {
 		case immRefFunc:
 			w.funcIdx()
 		case immMisc:
-			w.misc()
+			at := r.p - 1
+			switch w.misc() {
+			case 8, 10, 11: // memory.init, memory.copy, memory.fill: length in bytes
+				w.edits = append(w.edits, edit{at: at, kind: editCharge, val: unitShift})
+			case 12, 14, 17: // table.init, table.copy, table.fill: length in elements
+				w.edits = append(w.edits, edit{at: at, kind: editCharge, val: 3})
+			}
 		case immVector:
 			w.vector()
 		default:
@@ -414,10 +421,12 @@ var opClass = func() (t [256]uint8) {
 	return t
 }()
 
-// misc decodes the 0xfc instructions: saturating conversions, bulk memory and tables.
-func (w *walker) misc() {
+// misc decodes the 0xfc instructions: saturating conversions, bulk memory and tables. It returns
+// the sub-opcode.
+func (w *walker) misc() uint32 {
 	r := &w.r
-	switch sub := r.u32(); sub {
+	sub := r.u32()
+	switch sub {
 	case 0, 1, 2, 3, 4, 5, 6, 7:
 	case 9, 11, 13, 15, 16, 17: // data.drop, memory.fill, elem.drop, table.grow/size/fill
 		r.u32()
@@ -427,6 +436,7 @@ func (w *walker) misc() {
 	default:
 		fail("opcode 0xfc %d", sub)
 	}
+	return sub
 }
 
 // vector decodes the 0xfd (SIMD) instructions.
@@ -464,6 +474,8 @@ func (w *walker) apply(dst, src []byte) []byte {
 			dst = append(dst, e.raw...)
 		case editCountdown:
 			dst = w.countdown(dst, e.val)
+		case editCharge:
+			dst = w.charge(dst, e.val)
 		}
 		last = e.at + e.n
 	}
@@ -491,6 +503,39 @@ func (w *walker) countdown(dst []byte, weight uint32) []byte {
 	dst = append(dst, 0x10)
 	dst = appendU32(dst, w.tick)
 	return append(dst, 0x0b)
+}
+
+// charge appends, before a bulk instruction whose length operand n is on top of the stack:
+//
+//	global.set $s  global.get $g  global.get $s  i32.const shift  i32.shr_u  i32.sub  global.set $g
+//	global.get $g  i32.const 0  i32.le_s
+//	if  i32.const Budget  global.set $g  call $tick  end
+//	global.get $s
+//
+// n is unsigned: a length of 4 GiB - 1 charges 2^26 units, and the countdown (at most Budget)
+// cannot wrap around to a positive value.
+func (w *walker) charge(dst []byte, shift uint32) []byte {
+	s := w.global + 1
+	dst = append(dst, 0x24)
+	dst = appendU32(dst, s)
+	dst = append(dst, 0x23)
+	dst = appendU32(dst, w.global)
+	dst = append(dst, 0x23)
+	dst = appendU32(dst, s)
+	dst = append(dst, 0x41)
+	dst = appendS32(dst, int32(shift))
+	dst = append(dst, 0x76, 0x6b, 0x24) // i32.shr_u, i32.sub, global.set
+	dst = appendU32(dst, w.global)
+	dst = append(dst, 0x23)
+	dst = appendU32(dst, w.global)
+	dst = append(dst, 0x41, 0x00, 0x4c, 0x04, 0x40, 0x41)
+	dst = appendS32(dst, Budget)
+	dst = append(dst, 0x24)
+	dst = appendU32(dst, w.global)
+	dst = append(dst, 0x10)
+	dst = appendU32(dst, w.tick)
+	dst = append(dst, 0x0b, 0x23)
+	return appendU32(dst, s)
 }
 
 func appendU32(b []byte, v uint32) []byte {

@@ -9,6 +9,12 @@
 // reaches zero it is reset to [Budget] and the import is called. The host's [tick] (see
 // [Instantiate]) checks the call's context and aborts the call when it is done.
 //
+// Bulk memory and table instructions (memory.fill, memory.copy, memory.init, table.fill,
+// table.copy, table.init) do work proportional to their length operand, not to their size in the
+// code: before each, the rewriter charges the countdown one unit per 64 bytes (8 table elements)
+// of that length, through a second added global that holds the operand meanwhile. A loop of 64 MiB
+// fills thus reaches the import at every iteration instead of once per 16,384 iterations.
+//
 // Countdown points are every loop header and the entry of every function that makes a call but
 // does not start with a loop (a loop-free call tree can do exponential work without passing a
 // loop). Between two consecutive points of one frame execution only moves forward, so it runs at
@@ -308,8 +314,8 @@ func (m *module) globals(b []byte) {
 	m.haveGlobal = true
 	m.w.reset(b)
 	r := &m.w.r
-	n := m.countEdit(r, 1)
-	if n > math.MaxUint32-1-m.globalIdx {
+	n := m.countEdit(r, 2)
+	if n > math.MaxUint32-2-m.globalIdx {
 		fail("too many globals")
 	}
 	m.w.globals = m.globalIdx + n
@@ -323,6 +329,7 @@ func (m *module) globals(b []byte) {
 	g := []byte{0x7f, 0x01, 0x41}
 	g = appendS32(g, Budget)
 	g = append(g, 0x0b)
+	g = append(g, 0x7f, 0x01, 0x41, 0x00, 0x0b) // the scratch global of bulk-operation charges
 	m.w.edits = append(m.w.edits, edit{at: len(b), kind: editRaw, raw: g})
 	m.rewritten(secGlobal, b)
 }

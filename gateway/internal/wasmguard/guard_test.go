@@ -403,3 +403,52 @@ func TestNameSection(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "summer", cm.ExportedFunctions()["sum"].Name())
 }
+
+// TestBulkCharged: bulk memory and table instructions charge the countdown by their length, so
+// a loop of 4 MiB fills reaches tick at every iteration (not once per 16,384), and the real tick
+// stops an endless loop of fills, copies or table operations at the deadline. Rewritten bulk
+// instructions still get their operands (same results as the original module).
+func TestBulkCharged(t *testing.T) {
+	bg := context.Background()
+	orig := wasmFile(t, "bulk")
+	inst, err := Instrument(orig)
+	require.NoError(t, err)
+
+	var ticks atomic.Int64
+	rt := newRuntime(t, api.CoreFeaturesV2, false, &ticks)
+	mod, err := rt.Instantiate(bg, inst)
+	require.NoError(t, err)
+	plain := newRuntime(t, api.CoreFeaturesV2, false, nil)
+	pm, err := plain.Instantiate(bg, orig)
+	require.NoError(t, err)
+	for _, fn := range []string{"copy_once", "fill_small"} {
+		want, err := pm.ExportedFunction(fn).Call(bg)
+		require.NoError(t, err)
+		got, err := mod.ExportedFunction(fn).Call(bg)
+		require.NoError(t, err)
+		require.Equal(t, want, got, fn)
+	}
+	ticks.Store(0)
+	_, err = mod.ExportedFunction("fill_loop").Call(bg, 50)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, ticks.Load(), int64(50), "one tick per 4 MiB fill at least")
+
+	for _, fn := range []string{"fill_loop", "copy_loop", "table_loop"} {
+		t.Run(fn, func(t *testing.T) {
+			rt := newRuntime(t, api.CoreFeaturesV2, false, nil)
+			require.NoError(t, Instantiate(bg, rt))
+			m, err := rt.Instantiate(bg, inst)
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+			defer cancel()
+			args := []uint64{}
+			if fn == "fill_loop" {
+				args = []uint64{0} // forever
+			}
+			_, err = m.ExportedFunction(fn).Call(ctx, args...)
+			var ee *sys.ExitError
+			require.True(t, errors.As(err, &ee), "%v", err)
+			require.Equal(t, sys.ExitCodeDeadlineExceeded, ee.ExitCode())
+		})
+	}
+}
