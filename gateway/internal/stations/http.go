@@ -37,9 +37,14 @@ func (m *Manager) Mount(handle func(pattern, name string, h http.HandlerFunc)) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // never a 200 with an empty body
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal("Could not encode the answer: " + err.Error())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // admin wraps h: only a superadmin user or an admin service may call it.
@@ -261,11 +266,19 @@ func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		res, err := m.update(st, func(cur Roles) (Roles, error) { return applyEdit(cur, edits, patch), nil })
+		res, err := m.update(st, func(cur Roles) (Roles, error) {
+			next := applyEdit(cur, edits, patch)
+			return next, checkRoles(next)
+		})
 		if err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, ErrNoAnswer) {
+			switch {
+			case errors.Is(err, ErrNoAnswer):
 				code = http.StatusGatewayTimeout
+			case errors.Is(err, ErrTooLarge):
+				code = http.StatusRequestEntityTooLarge
+			case errors.Is(err, ErrBadConfig):
+				code = http.StatusBadRequest
 			}
 			writeJSON(w, code, err.Error())
 			return
@@ -300,7 +313,7 @@ func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
 		}
 		m := map[string]*EditInstance{}
 		for uuid, in := range *us {
-			if uuid == "" || len(uuid) > 200 {
+			if !validUUID(uuid) {
 				return nil, errors.New(ErrBadConfig.Error() + ": bad uuid in role " + role)
 			}
 			if in != nil && len(in.Options) > 0 && string(in.Options) != "null" {
@@ -376,6 +389,9 @@ func (m *Manager) handleRole(w http.ResponseWriter, r *http.Request) {
 //
 //	{"hostname": "enc-1", "roles": {"<uuid>": {"role": "encode", "status": <the role's JSON>}}}
 func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) {
+	if len(s.Status) > MaxStatusBytes {
+		return // counted by the caller as a bad frame
+	}
 	raw := json.RawMessage(s.Status)
 	if !json.Valid(raw) {
 		b, _ := json.Marshal(s.Status)
@@ -386,9 +402,22 @@ func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) {
 		st.mu.Unlock()
 		return
 	}
+	prev, had := st.statuses[s.Uuid]
 	st.statuses[s.Uuid] = roleStatus{Role: s.Role, Status: raw}
+	text := st.statusJSON()
+	if len(text) > MaxStationStatusBytes { // the device status every viewer receives stays small
+		if had {
+			st.statuses[s.Uuid] = prev
+		} else {
+			delete(st.statuses, s.Uuid)
+		}
+		st.mu.Unlock()
+		m.met.badFrames.Inc()
+		m.log.Warn("station status dropped: the station's statuses would exceed the limit", "uuid", st.uuid, "bytes", len(text), "limit", MaxStationStatusBytes)
+		return
+	}
 	st.statusTS = max(st.statusTS, s.Timestamp)
-	text, ts := st.statusJSON(), st.statusTS
+	ts := st.statusTS
 	st.mu.Unlock()
 	if m.cfg.SetStatus == nil {
 		return

@@ -211,6 +211,9 @@ type sconn struct {
 	pending map[uint64]chan *stationv1.StationMessage // requests (pushes, offers) awaiting their answer
 	done    chan struct{}
 	once    sync.Once
+
+	registering atomic.Bool  // a Register is being handled: at most one in flight per connection
+	bad         atomic.Int64 // bad frames so far
 }
 
 func (c *sconn) send(msg *stationv1.ManagerMessage) error {
@@ -344,15 +347,19 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 			break
 		}
 		extend()
-		if mt != websocket.BinaryMessage {
-			continue
-		}
 		var msg stationv1.StationMessage
-		if err := proto.Unmarshal(b, &msg); err != nil {
-			m.log.Warn("station sent an undecodable frame", "uuid", st.uuid, "error", err)
-			continue
+		var bad string
+		switch {
+		case mt != websocket.BinaryMessage:
+			bad = "a text frame"
+		case proto.Unmarshal(b, &msg) != nil:
+			bad = "an undecodable frame"
+		default:
+			bad = m.handle(st, c, &msg)
 		}
-		m.handle(st, c, &msg)
+		if bad != "" && c.badFrame(m, st.uuid, bad) {
+			break
+		}
 	}
 	c.close(websocket.CloseNormalClosure, "")
 	c.pmu.Lock()
@@ -376,12 +383,24 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 }
 
 // handle dispatches one frame from a station (on its read goroutine: nothing here may wait for
-// another frame).
-func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
+// another frame). It returns what was wrong with the frame, or "".
+func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) string {
 	switch b := msg.Body.(type) {
 	case *stationv1.StationMessage_Register:
+		if err := checkRoles(rolesFromProto(b.Register.GetRoles())); err != nil {
+			m.refuseRegister(st, c, msg.Id, err.Error())
+			return "an invalid Register"
+		}
+		if !c.registering.CompareAndSwap(false, true) {
+			m.refuseRegister(st, c, msg.Id, "a Register is already in progress")
+			return "a Register while another is in progress"
+		}
 		m.wg.Add(1)
-		go func() { defer m.wg.Done(); m.register(st, c, msg.Id, b.Register) }()
+		go func() {
+			defer m.wg.Done()
+			defer c.registering.Store(false)
+			m.register(st, c, msg.Id, b.Register)
+		}()
 	case *stationv1.StationMessage_ConfigResult, *stationv1.StationMessage_JobReply:
 		c.pmu.Lock()
 		ch := c.pending[msg.Id]
@@ -389,7 +408,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
 		c.pmu.Unlock()
 		if ch != nil {
 			ch <- msg
-			return
+			return ""
 		}
 		// A late answer (the push timed out, e.g. on a slow first compile): the station runs
 		// what it says; keep the admin view true (the config is not stored: it was not
@@ -403,6 +422,9 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
 			st.mu.Unlock()
 		}
 	case *stationv1.StationMessage_Status:
+		if len(b.Status.GetStatus()) > MaxStatusBytes {
+			return fmt.Sprintf("a role status of %d bytes (at most %d)", len(b.Status.GetStatus()), MaxStatusBytes)
+		}
 		m.roleStatus(st, b.Status)
 	case *stationv1.StationMessage_Running:
 		st.mu.Lock()
@@ -422,6 +444,32 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) {
 		}
 		st.mu.Unlock()
 	}
+	return ""
+}
+
+// refuseRegister answers a Register the manager will not run with INVALID_CONFIGURATION.
+func (m *Manager) refuseRegister(st *station, c *sconn, id uint64, why string) {
+	res := &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: why}
+	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_RegisterReply{
+		RegisterReply: &stationv1.RegisterReply{Result: res}}}); err != nil {
+		m.log.Debug("register refusal not sent", "uuid", st.uuid, "error", err)
+	}
+}
+
+// badFrame counts one bad frame of the connection; it logs the first few and reports whether
+// the connection reached MaxBadFrames, in which case it is closed with 1008.
+func (c *sconn) badFrame(m *Manager, uuid, what string) bool {
+	n := c.bad.Add(1)
+	m.met.badFrames.Inc()
+	if n <= 3 {
+		m.log.Warn("station sent "+what, "uuid", uuid, "bad_frames", n)
+	}
+	if n < MaxBadFrames {
+		return false
+	}
+	m.log.Warn("station disconnected: too many bad frames", "uuid", uuid, "bad_frames", n)
+	c.close(websocket.ClosePolicyViolation, "too many bad frames")
+	return true
 }
 
 // pruneStatuses drops the statuses of instances no longer running. st.mu is held.
@@ -449,9 +497,15 @@ func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Regi
 	st.mu.Unlock()
 
 	merged := Merge(stored, rolesFromProto(reg.Roles))
-	m.fillScripts(merged)
-	stamp(merged, now())
-	res, err := m.push(st, c, merged)
+	var res *stationv1.ConfigResult
+	var err error
+	if cerr := checkRoles(merged); cerr != nil {
+		res = &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: "merged with the stored configuration: " + cerr.Error()}
+	} else {
+		m.fillScripts(merged)
+		stamp(merged, now())
+		res, err = m.push(st, c, merged)
+	}
 	if err != nil {
 		m.log.Warn("station register: push failed", "uuid", st.uuid, "error", err)
 		res = &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: err.Error()}
