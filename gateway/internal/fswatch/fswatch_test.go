@@ -87,7 +87,10 @@ func TestReadFile(t *testing.T) {
 		{name: "relative symlink inside", want: "v2",
 			setup: func(t *testing.T, dir string) { write(t, dir, "f.v2", "v2"); link(t, "f.v2", dir, "f") }},
 		{name: "absolute symlink inside", want: "abs",
-			setup: func(t *testing.T, dir string) { write(t, dir, "real", "abs"); link(t, filepath.Join(dir, "real"), dir, "f") }},
+			setup: func(t *testing.T, dir string) {
+				write(t, dir, "real", "abs")
+				link(t, filepath.Join(dir, "real"), dir, "f")
+			}},
 		{name: "Kubernetes volume layout (..data/ links)", want: "cm",
 			setup: func(t *testing.T, dir string) {
 				require.NoError(t, os.Mkdir(filepath.Join(dir, "..2024_01_01"), 0o755))
@@ -387,4 +390,3 @@ func (l *logBuf) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
-
