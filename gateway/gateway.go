@@ -202,6 +202,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.startRooms(ctx)
 	g.startStations(ctx)
+	g.startPlugins(ctx)
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
@@ -236,7 +237,6 @@ func (g *Gateway) Start(ctx context.Context) error {
 			}
 		}()
 	}
-	g.startPlugins(ctx)
 	g.api.SetReady(true)
 	g.log.Info("gateway listening", "url", g.URL(), "tls", g.tlsCfg != nil)
 	return nil
@@ -301,10 +301,26 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.cancel()
 		}
 		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx), g.closeRedis())
-		g.wg.Wait()
+		if werr := g.waitGoroutines(ctx); werr != nil {
+			// Leave them (a file watcher still waiting on a read, say): the shutdown is bounded.
+			g.log.Warn("shutdown deadline reached with background goroutines still running", "error", werr)
+			err = errors.Join(err, werr)
+		}
 		err = errors.Join(err, g.stopPlugins(ctx))
 	})
 	return err
+}
+
+// waitGoroutines waits for the gateway's goroutines until ctx is done.
+func (g *Gateway) waitGoroutines(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: background goroutines: %w", ctx.Err())
+	}
 }
 
 // drain waits until every socket has left the hub or ctx is done.

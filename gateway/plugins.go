@@ -93,8 +93,10 @@ func (g *Gateway) initPlugins() error {
 	}
 	pp.reg = reg
 	g.plugins = pp
-	if err := reg.LoadDir(g.cfg.Plugins); err != nil {
-		g.log.Warn("some plugins were rejected; their ids keep their built-in or, without one, the native filter", "error", err)
+	if g.cfg.Plugins == "" { // built-ins only; a plugin directory is loaded once, by its watcher, at Start
+		if err := reg.LoadDir(""); err != nil {
+			g.log.Warn("some built-in plugins were rejected", "error", err)
+		}
 	}
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
@@ -103,7 +105,8 @@ func (g *Gateway) initPlugins() error {
 	return nil
 }
 
-// startPlugins follows the plugin directory until the gateway stops.
+// startPlugins loads the plugin directory and follows it until the gateway stops; it returns once
+// the directory is loaded (every read is bounded in size and time).
 func (g *Gateway) startPlugins(ctx context.Context) {
 	if g.plugins == nil {
 		return
@@ -120,6 +123,7 @@ func (g *Gateway) startPlugins(ctx context.Context) {
 			g.log.Error("plugin directory watch stopped", "error", err)
 		}
 	}()
+	<-g.plugins.ready
 }
 
 func (g *Gateway) stopPlugins(ctx context.Context) error {

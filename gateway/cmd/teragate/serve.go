@@ -5,18 +5,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/builtin"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/fswatch"
 )
 
 func runServe(args []string) int {
@@ -215,50 +214,42 @@ func serveReloads(ctx context.Context, gw *gateway.Gateway, path string, load fu
 	}
 }
 
-// watchFile signals changes of the file at path (written in place or replaced by a rename),
-// debounced; nil path or a watch error gives a channel that never fires.
+// watchFile signals changes of the file at path (written in place, chmod-ed or replaced by a
+// rename), debounced, until ctx is done; watch errors are printed. An empty path or a watch that
+// cannot be set up gives a channel that never fires.
 func watchFile(ctx context.Context, path string) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	if path == "" {
 		return out
 	}
-	w, err := fsnotify.NewWatcher()
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "teragate: config file not watched (SIGHUP still reloads):", err)
 		return out
 	}
-	abs, _ := filepath.Abs(path)
-	if err := w.Add(filepath.Dir(abs)); err != nil {
-		_ = w.Close()
-		fmt.Fprintln(os.Stderr, "teragate: config file not watched (SIGHUP still reloads):", err)
-		return out
-	}
+	name := filepath.Base(abs)
+	started := make(chan error, 1)
 	go func() {
-		defer w.Close()
-		var t *time.Timer
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.Errors:
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
+		started <- fswatch.Run(ctx, fswatch.Config{
+			Dir: filepath.Dir(abs),
+			Match: func(n string) (string, bool) {
+				return n, n == name
+			},
+			Initial: func(context.Context, []string) { started <- nil },
+			Changed: func(context.Context, string) {
+				if _, err := os.Lstat(abs); errors.Is(err, fs.ErrNotExist) {
+					return // removed, or between the steps of a replacement: nothing to load
 				}
-				if filepath.Clean(ev.Name) != abs || ev.Op == fsnotify.Chmod || ev.Op == fsnotify.Remove {
-					continue
+				select {
+				case out <- struct{}{}:
+				default:
 				}
-				if t != nil {
-					t.Stop()
-				}
-				t = time.AfterFunc(200*time.Millisecond, func() {
-					select {
-					case out <- struct{}{}:
-					default:
-					}
-				})
-			}
-		}
+			},
+			Failed: func(err error) { fmt.Fprintln(os.Stderr, "teragate: config file watch:", err) },
+		})
 	}()
+	if err := <-started; err != nil {
+		fmt.Fprintln(os.Stderr, "teragate: config file not watched (SIGHUP still reloads):", err)
+	}
 	return out
 }

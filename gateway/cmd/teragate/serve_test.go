@@ -59,10 +59,16 @@ func (s *syncBuilder) String() string {
 // startServe runs `teragate serve args...` and returns the base URL it prints.
 func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *syncBuilder) {
 	t.Helper()
+	return startServeLog(t, bin, os.Stderr, args...)
+}
+
+// startServeLog is startServe with the process's stderr (its log) written to stderr.
+func startServeLog(t *testing.T, bin string, stderr io.Writer, args ...string) (*exec.Cmd, string, *syncBuilder) {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	banner := &syncBuilder{}
@@ -85,7 +91,7 @@ func startServe(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *s
 			banner.WriteString(sc.Text() + "\n")
 		}
 	}()
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done }) // kill first: stdout ends when the process does
 	return cmd, base, banner
 }
 

@@ -2,11 +2,11 @@ package directory
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -22,11 +22,13 @@ type file struct {
 	Services     []Service     `yaml:"services"`
 }
 
-// Load reads and parses the identity file at path. See [Parse].
+// Load reads and parses the identity file at path. See [Parse]. The file must be a regular file
+// of at most [MaxFileBytes]; a symbolic link is followed only when it resolves inside the file's
+// directory; the read is bounded by [FileReadTimeout].
 func Load(path string) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(context.Background(), path)
 	if err != nil {
-		return nil, fmt.Errorf("directory: read %s: %w", path, err)
+		return nil, fmt.Errorf("directory: read identity file: %w", err)
 	}
 	s, err := Parse(data)
 	if err != nil {

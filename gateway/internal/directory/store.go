@@ -6,18 +6,34 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/teragate/teragate/gateway/internal/fswatch"
 )
 
 // DefaultDebounce is how long [Store.Watch] waits after the last file-system event before it
 // reloads, so that a file written in several steps is read once, complete.
-const DefaultDebounce = 200 * time.Millisecond
+const DefaultDebounce = fswatch.DefaultDebounce
+
+// Limits of the identity file: a larger file, or one whose read takes longer, is refused (and the
+// directory in force kept).
+const (
+	MaxFileBytes    = 64 << 20
+	FileReadTimeout = 10 * time.Second
+)
+
+// readFile reads the identity file at path with [fswatch.ReadFile]: a regular file of at most
+// [MaxFileBytes], a symbolic link only when it resolves inside the file's directory (as the
+// ..data links of a Kubernetes ConfigMap or Secret volume do), read within [FileReadTimeout].
+func readFile(ctx context.Context, path string) ([]byte, error) {
+	return fswatch.ReadFile(ctx, filepath.Dir(path), filepath.Base(path),
+		fswatch.Limits{MaxBytes: MaxFileBytes, Timeout: FileReadTimeout})
+}
 
 // empty is the snapshot of an empty identity file.
 var empty = func() *Snapshot {
@@ -58,8 +74,8 @@ func (st *Store) Swap(snap *Snapshot) (old *Snapshot) {
 	return st.cur.Swap(snap)
 }
 
-// WatchHooks receive the outcome of the reload attempts of [Store.Watch]. Both are called on the
-// watcher goroutine and should return quickly; a nil hook is not called.
+// WatchHooks receive the outcome of the reload attempts of [Store.Watch]. They are called one at
+// a time, never concurrently, and should return quickly; a nil hook is not called.
 type WatchHooks struct {
 	// Reloaded is called with the snapshot in force after a successful reload: a new snapshot
 	// that was just swapped in, or, when the file returns to the content already in force after a
@@ -78,7 +94,9 @@ type WatchHooks struct {
 //
 // Watch observes the file's directory, not the file, so that editors that replace the file and
 // atomic write-then-rename updates (including Kubernetes ConfigMap symlink swaps) are seen. After
-// the last event of a burst it waits [DefaultDebounce], reads the file and hashes it; identical
+// the last event of a burst it waits [DefaultDebounce], reads the file (as [Load] does: a regular
+// file, symbolic links only inside its directory, at most [MaxFileBytes], within
+// [FileReadTimeout]; anything else is a failed attempt) and hashes it; identical
 // bytes (compared with the current snapshot and with the last rejected version) are skipped. A file
 // that cannot be read or parsed is logged at error level with the reason, reported to
 // hooks.Failed, and the current snapshot is kept. So is an empty (or whitespace-only) file, which
@@ -96,47 +114,23 @@ func (st *Store) Watch(ctx context.Context, path string, logger hclog.Logger, ho
 	if err != nil {
 		return fmt.Errorf("directory: watch %s: %w", path, err)
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("directory: watch %s: %w", path, err)
-	}
-	defer w.Close()
-	dir := filepath.Dir(abs)
-	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("directory: watch %s: %w", dir, err)
-	}
 	logger.Debug("watching identity file", "path", abs)
-
 	r := reloader{st: st, path: abs, logger: logger, hooks: hooks}
-	r.check()
-
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			// Any event in the directory may concern the file (renames onto it, symlink swaps);
-			// the content hash makes spurious checks cheap.
-			if ev.Has(fsnotify.Chmod) && filepath.Clean(ev.Name) != abs {
-				continue
-			}
-			timer.Reset(st.debounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			logger.Warn("identity file watcher error", "path", abs, "error", err)
-			timer.Reset(st.debounce)
-		case <-timer.C:
-			r.check()
-		}
+	name := filepath.Base(abs)
+	err = fswatch.Run(ctx, fswatch.Config{
+		Dir: filepath.Dir(abs),
+		// Any event in the directory may concern the file (renames onto it, symlink swaps of a
+		// ConfigMap's ..data): all are one key; the content hash makes spurious checks cheap.
+		Match:    func(string) (string, bool) { return name, true },
+		Debounce: st.debounce,
+		Logger:   logger,
+		Initial:  func(ctx context.Context, _ []string) { r.check(ctx) },
+		Changed:  func(ctx context.Context, _ string) { r.check(ctx) },
+	})
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
 	}
+	return nil
 }
 
 // reloader remembers what was last seen so unchanged content is not parsed again.
@@ -158,10 +152,13 @@ func (r *reloader) fail(err error) {
 	}
 }
 
-func (r *reloader) check() {
-	data, err := os.ReadFile(r.path)
+func (r *reloader) check(ctx context.Context) {
+	data, err := readFile(ctx, r.path)
+	if err != nil && ctx.Err() != nil {
+		return // stopping
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
 			// Mid-rename, or deleted: keep the current directory until a file shows up again.
 			r.logger.Warn("identity file missing; keeping current directory", "path", r.path)
 		} else {

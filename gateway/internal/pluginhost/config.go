@@ -190,7 +190,8 @@ type Config struct {
 	Logger hclog.Logger
 	// InitTimeout bounds instantiation plus tg_init. Zero means [DefaultInitTimeout].
 	InitTimeout time.Duration
-	// Debounce is the quiet time after the last file event before a reload. Zero means 25 ms.
+	// Debounce is the quiet time after the last file event before a reload. Zero means
+	// [fswatch.DefaultDebounce].
 	Debounce time.Duration
 	// Builtin maps plugin ids to the modules compiled into the binary. A built-in serves its id
 	// unless the plugin directory holds a valid <id>.wasm, which replaces it; removing that file

@@ -158,14 +158,9 @@ func (r *Registry) plugin(id string) *plugin {
 
 // LoadFile loads (or reloads) plugin id from a file. It returns nil without doing anything when
 // the file has the serving version's bytes (unless that version is quarantined).
+// The file is read as [Registry.Watch] reads it.
 func (r *Registry) LoadFile(id, path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		p := r.plugin(id)
-		p.reject(path, err)
-		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
-	}
-	return r.load(id, path, data)
+	return r.loadFile(context.Background(), id, filepath.Dir(path), filepath.Base(path))
 }
 
 // Load loads (or reloads) plugin id from its bytes; file is only reported.
@@ -597,7 +592,9 @@ func (r *Registry) LoadBuiltin(id string) (bool, error) {
 // id has no loaded file: a rejected file leaves its id to the built-in. Plugins compile in
 // parallel, GOMAXPROCS at a time. Rejected files are logged and reported by [Registry.Infos];
 // the error joins them.
-func (r *Registry) LoadDir(dir string) error {
+func (r *Registry) LoadDir(dir string) error { return r.loadDir(context.Background(), dir) }
+
+func (r *Registry) loadDir(ctx context.Context, dir string) error {
 	var files []string
 	if dir != "" {
 		ents, err := os.ReadDir(dir)
@@ -605,7 +602,7 @@ func (r *Registry) LoadDir(dir string) error {
 			return fmt.Errorf("pluginhost: %w", err)
 		}
 		for _, e := range ents {
-			if _, ok := idOfFile(e.Name()); ok && !e.IsDir() {
+			if _, ok := idOfFile(e.Name()); ok { // a directory named <id>.wasm is rejected with its reason
 				files = append(files, e.Name())
 			}
 		}
@@ -617,7 +614,7 @@ func (r *Registry) LoadDir(dir string) error {
 	)
 	parallel(len(files), func(i int) {
 		id, _ := idOfFile(files[i])
-		err := r.LoadFile(id, filepath.Join(dir, files[i]))
+		err := r.loadFile(ctx, id, dir, files[i])
 		mu.Lock()
 		loaded[id] = err == nil
 		errs = append(errs, err)

@@ -3,101 +3,84 @@ package pluginhost
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/teragate/teragate/gateway/internal/fswatch"
 )
 
-// Watch loads every plugin of dir and the built-ins, then follows the directory until ctx is
-// done: a created, written or renamed-in <id>.wasm is reloaded after the debounce (an atomic
-// rename arrives as a Create of the target), a removed one is replaced by its built-in or
-// unloaded. Loads run off the watcher goroutine, one at a
-// time per id. onReady, if set, is called after the initial load.
+// Limits of a plugin file: a larger file, or one whose read takes longer, is rejected.
+const (
+	MaxFileBytes    = 64 << 20
+	FileReadTimeout = 10 * time.Second
+)
+
+// Watch loads every plugin of dir and the built-ins, once, then follows the directory until ctx
+// is done: a created, written, chmod-ed or renamed-in <id>.wasm is reloaded after the debounce
+// (an atomic rename arrives as a Create of the target), a removed one is replaced by its built-in
+// or unloaded. Loads run off the watcher goroutine, one at a time per id. Files are read with
+// [fswatch.ReadFile] (regular files of at most [MaxFileBytes], symbolic links only inside dir,
+// [FileReadTimeout]); anything else is rejected with its reason, logged and counted like an
+// invalid module. onReady, if set, is called exactly once: after the initial load, or when the
+// watch cannot be set up (then the directory is loaded once, unwatched, and the error returned).
 func (r *Registry) Watch(ctx context.Context, dir string, onReady func()) error {
-	w, err := fsnotify.NewWatcher()
+	var once sync.Once
+	ready := func() {
+		if onReady != nil {
+			once.Do(onReady)
+		}
+	}
+	defer ready()
+	err := fswatch.Run(ctx, fswatch.Config{
+		Dir:      dir,
+		Match:    idOfFile,
+		Debounce: r.cfg.Debounce,
+		Logger:   r.log,
+		Initial: func(ctx context.Context, _ []string) {
+			if err := r.loadDir(ctx, dir); err != nil {
+				r.log.Warn("some plugins were rejected at start; their ids keep their built-in or, without one, the native filter", "error", err)
+			}
+			ready()
+		},
+		Changed: func(ctx context.Context, id string) { r.sync(ctx, id, dir) },
+	})
 	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	if err := r.LoadDir(dir); err != nil {
-		r.log.Warn("some plugins were rejected at start", "error", err)
-	}
-	if onReady != nil {
-		onReady()
-	}
-	debounce := r.cfg.Debounce
-	if debounce <= 0 {
-		debounce = 25 * time.Millisecond
-	}
-	var mu sync.Mutex
-	timers := map[string]*time.Timer{}
-	var wg sync.WaitGroup
-	defer func() {
-		mu.Lock()
-		for _, t := range timers {
-			if t.Stop() {
-				wg.Done()
-			}
+		if lerr := r.loadDir(ctx, dir); lerr != nil {
+			r.log.Warn("some plugins were rejected at start", "error", lerr)
 		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			r.log.Warn("plugin directory watch error", "error", err)
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			name := filepath.Base(ev.Name)
-			id, ok := idOfFile(name)
-			if !ok || ev.Op == fsnotify.Chmod {
-				continue
-			}
-			path := filepath.Join(dir, name)
-			mu.Lock()
-			if t := timers[id]; t != nil && t.Stop() {
-				t.Reset(debounce)
-				mu.Unlock()
-				continue
-			}
-			wg.Add(1)
-			var t *time.Timer
-			t = time.AfterFunc(debounce, func() {
-				defer wg.Done()
-				mu.Lock()
-				if timers[id] == t {
-					delete(timers, id)
-				}
-				mu.Unlock()
-				r.sync(id, path)
-			})
-			timers[id] = t
-			mu.Unlock()
-		}
+		return fmt.Errorf("pluginhost: %w", err)
 	}
+	return nil
 }
 
 // sync brings plugin id in line with its file: load it when it exists; when it is gone, go back
 // to the built-in of id or, without one, unload it.
-func (r *Registry) sync(id, path string) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+func (r *Registry) sync(ctx context.Context, id, dir string) {
+	if _, err := os.Lstat(filepath.Join(dir, id+".wasm")); errors.Is(err, fs.ErrNotExist) {
 		if ok, _ := r.LoadBuiltin(id); !ok {
 			r.Unload(id)
 		}
 		return
 	}
-	_ = r.LoadFile(id, path) // rejections are logged, counted and kept for the admin API
+	_ = r.loadFile(ctx, id, dir, id+".wasm") // rejections are logged, counted and kept for the admin API
+}
+
+// loadFile loads plugin id from the file name of dir, read with [fswatch.ReadFile]. A file that
+// cannot be read safely is a rejection like an invalid module; a read cut short because ctx ended
+// (the watch stops) is not.
+func (r *Registry) loadFile(ctx context.Context, id, dir, name string) error {
+	path := filepath.Join(dir, name)
+	data, err := fswatch.ReadFile(ctx, dir, name, fswatch.Limits{MaxBytes: MaxFileBytes, Timeout: FileReadTimeout})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.plugin(id).reject(path, err)
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
+	}
+	return r.load(id, path, data)
 }

@@ -6,17 +6,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 
+	"github.com/teragate/teragate/gateway/internal/fswatch"
 	"github.com/teragate/teragate/sdk/abi"
 )
 
@@ -159,129 +159,72 @@ func roleOfFile(name string) (string, bool) {
 	return role, true
 }
 
-// loadFile loads dir/<role>.wasm; a removed file keeps the version loaded (running stations are
-// not disturbed) but logs it.
-func (l *library) loadFile(role string) {
+// Limits of a role plugin file: a larger file, or one whose read takes longer, is rejected.
+const (
+	MaxRoleBytes    = 32 << 20
+	RoleReadTimeout = 10 * time.Second
+)
+
+// loadFile loads dir/<role>.wasm, read with [fswatch.ReadFile] (a regular file of at most
+// [MaxRoleBytes], symbolic links only inside the directory). A file that cannot be read safely is
+// rejected like an invalid module (logged, counted, reported); a removed file keeps the version
+// loaded (running stations are not disturbed) but logs it.
+func (l *library) loadFile(ctx context.Context, role string) {
 	l.loadMu.Lock()
 	defer l.loadMu.Unlock()
-	path := filepath.Join(l.dir, role+".wasm")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := fswatch.ReadFile(ctx, l.dir, role+".wasm", fswatch.Limits{MaxBytes: MaxRoleBytes, Timeout: RoleReadTimeout})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return // stopping
+	case errors.Is(err, fs.ErrNotExist):
 		l.log.Info("role plugin file removed; the loaded version stays until replaced", "role", role)
 		return
-	}
-	if err != nil {
-		l.log.Warn("reading role plugin", "role", role, "error", err)
-		return
-	}
-	changed, err := l.add(role, data)
-	if err != nil {
-		l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
-		if l.counted != nil {
-			l.counted(false)
+	case err != nil:
+		l.mu.Lock()
+		l.rejected[role] = err.Error()
+		l.mu.Unlock()
+	default:
+		var changed bool
+		if changed, err = l.add(role, data); err == nil {
+			if changed {
+				if l.counted != nil {
+					l.counted(true)
+				}
+				s := l.script(role)
+				l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
+				if l.onChange != nil {
+					l.onChange(role, s)
+				}
+			}
+			return
 		}
-		return
 	}
-	if changed {
-		if l.counted != nil {
-			l.counted(true)
-		}
-		s := l.script(role)
-		l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
-		if l.onChange != nil {
-			l.onChange(role, s)
-		}
+	l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
+	if l.counted != nil {
+		l.counted(false)
 	}
 }
 
-// loadAll loads every role file of the directory.
-func (l *library) loadAll() {
-	ents, err := os.ReadDir(l.dir)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			l.log.Warn("reading roles directory", "dir", l.dir, "error", err)
-		}
-		return
-	}
-	for _, e := range ents {
-		if role, ok := roleOfFile(e.Name()); ok && !e.IsDir() {
-			l.loadFile(role)
-		}
-	}
-}
-
-// watch follows the roles directory until ctx is done (creating it if needed): a created,
-// written or renamed-in <role>.wasm is loaded after debounce.
+// watchReady loads the roles directory once and follows it until ctx is done (creating it if
+// needed): a created, written, chmod-ed or renamed-in <role>.wasm is loaded after debounce.
+// ready is called once: after the initial load, or when the watch cannot start.
 func (l *library) watchReady(ctx context.Context, debounce time.Duration, ready func()) error {
 	var once sync.Once
 	defer once.Do(ready) // also when the watch cannot start
-	err := l.watch(ctx, debounce, func() { once.Do(ready) })
-	return err
-}
-
-func (l *library) watch(ctx context.Context, debounce time.Duration, loaded func()) error {
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return err
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if err := w.Add(l.dir); err != nil {
-		return err
-	}
-	l.loadAll()
-	loaded()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	timers := map[string]*time.Timer{}
-	defer func() {
-		mu.Lock()
-		for _, t := range timers {
-			if t.Stop() {
-				wg.Done()
+	return fswatch.Run(ctx, fswatch.Config{
+		Dir:      l.dir,
+		Match:    roleOfFile,
+		Debounce: debounce,
+		Logger:   l.log,
+		Initial: func(ctx context.Context, roles []string) {
+			for _, role := range roles {
+				l.loadFile(ctx, role)
 			}
-		}
-		mu.Unlock()
-		wg.Wait()
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			l.log.Warn("roles directory watch error", "error", err)
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			role, ok := roleOfFile(filepath.Base(ev.Name))
-			if !ok || ev.Op == fsnotify.Chmod {
-				continue
-			}
-			mu.Lock()
-			if t := timers[role]; t != nil && t.Stop() {
-				t.Reset(debounce)
-				mu.Unlock()
-				continue
-			}
-			wg.Add(1)
-			var t *time.Timer
-			t = time.AfterFunc(debounce, func() {
-				defer wg.Done()
-				mu.Lock()
-				if timers[role] == t {
-					delete(timers, role)
-				}
-				mu.Unlock()
-				l.loadFile(role)
-			})
-			timers[role] = t
-			mu.Unlock()
-		}
-	}
+			once.Do(ready)
+		},
+		Changed: l.loadFile,
+	})
 }

@@ -66,7 +66,7 @@ type Config struct {
 	PingInterval time.Duration
 	// PongTimeout closes a station silent for this long. Zero value means 30s.
 	PongTimeout time.Duration
-	// Debounce delays reloading a role file after its last change. Zero value means 50ms.
+	// Debounce delays reloading a role file after its last change. Zero means fswatch.DefaultDebounce.
 	Debounce time.Duration
 	// Registerer receives the manager's metrics (teragate_stations_*). Nil means none.
 	Registerer prometheus.Registerer
@@ -125,9 +125,6 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.PongTimeout <= 0 {
 		cfg.PongTimeout = 30 * time.Second
-	}
-	if cfg.Debounce <= 0 {
-		cfg.Debounce = 50 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
