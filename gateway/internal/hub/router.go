@@ -57,8 +57,9 @@ type Router struct {
 	metrics *metrics.Metrics
 	filters [directory.KindService + 1]atomic.Pointer[filterSlot]
 
-	mu   sync.Mutex
-	subs []bus.Subscription
+	mu    sync.Mutex
+	subs  []bus.Subscription
+	lanes lanes
 }
 
 type filterSlot struct{ f filter.Filter }
@@ -90,34 +91,32 @@ func (r *Router) Filter(k directory.Kind) filter.Filter {
 }
 
 // Start subscribes to the topic families, as one bus subscription so that a client receives its
-// events in publish order whichever family carried them (one Redis connection's semantics). When
-// it returns, events published on them reach the connections registered in the hub.
+// events in publish order whichever family carried them (one Redis connection's semantics), and
+// routes them on one lane per connection kind (in that order, per kind): a slow filter delays its
+// own kind only. When it returns, events published on them reach the connections registered in
+// the hub.
 func (r *Router) Start(ctx context.Context) error {
-	type family struct {
-		name   string
-		handle func(w *worker, m bus.Message)
-	}
-	all := func(w *worker, m bus.Message) { r.routeEvents(w, m, directory.Kind(0), "") }
-	fams := map[string]family{
-		TopicUserManagerEvents:    {"user_manager", all},
-		PatternServiceEvents:      {"service", all},
-		PatternDirect:             {"direct", r.routeDirect},
-		TopicCommandsPrefix + "*": {"command", r.routeCommand},
+	fams := map[string]string{ // pattern → family ([Router.dispatch])
+		TopicUserManagerEvents:    "user_manager",
+		PatternServiceEvents:      "service",
+		PatternDirect:             "direct",
+		TopicCommandsPrefix + "*": "command",
 	}
 	patterns := make([]string, 0, len(fams))
 	for p := range fams {
 		patterns = append(patterns, p)
 	}
-	w := &worker{}
+	r.startLanes()
 	sub, err := r.bus.SubscribeAll(ctx, patterns, func(m bus.Message) {
 		f, ok := fams[m.Pattern]
 		if !ok {
 			return
 		}
-		r.metrics.EventReceived(f.name)
-		f.handle(w, m)
+		r.metrics.EventReceived(f)
+		r.dispatch(m, f)
 	})
 	if err != nil {
+		_ = r.stopLanes(ctx)
 		return fmt.Errorf("hub: subscribe %q: %w", patterns, err)
 	}
 	r.mu.Lock()
@@ -135,6 +134,9 @@ func (r *Router) Stop(ctx context.Context) error {
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Unsubscribe(ctx))
+	}
+	if len(subs) > 0 {
+		errs = append(errs, r.stopLanes(ctx))
 	}
 	return errors.Join(errs...)
 }

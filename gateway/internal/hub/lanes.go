@@ -1,0 +1,135 @@
+package hub
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/proto/opentera"
+)
+
+// laneDepth is how many routing jobs a kind's lane holds. A lane that stays full (its filter is
+// slower than the traffic) drops the oldest work first: the new job is refused and counted.
+const laneDepth = 8192
+
+// lane routes the events of one connection kind, in bus order, on its own goroutine: a filter that
+// is slow for one kind (a plugin running to its deadline) delays that kind's deliveries only.
+type lane struct {
+	k       directory.Kind
+	jobs    chan func(w *worker)
+	w       worker
+	dropped atomic.Int64
+	warned  atomic.Int64 // unix seconds of the last overflow warning
+}
+
+// lanes are the router's per-kind lanes.
+type lanes struct {
+	byKind [directory.KindService + 1]*lane
+	wg     sync.WaitGroup
+}
+
+func (r *Router) startLanes() {
+	for _, k := range socketKinds {
+		l := &lane{k: k, jobs: make(chan func(*worker), laneDepth)}
+		r.lanes.byKind[k] = l
+		r.lanes.wg.Add(1)
+		go func() {
+			defer r.lanes.wg.Done()
+			for job := range l.jobs {
+				job(&l.w)
+			}
+		}()
+	}
+}
+
+// stopLanes closes the lanes and waits (until ctx is done) for the work queued in them.
+func (r *Router) stopLanes(ctx context.Context) error {
+	for _, l := range r.lanes.byKind {
+		if l != nil {
+			close(l.jobs)
+		}
+	}
+	done := make(chan struct{})
+	go func() { r.lanes.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue hands job to kind k's lane without waiting; a full lane drops it (counted).
+func (r *Router) enqueue(k directory.Kind, job func(w *worker)) {
+	l := r.lanes.byKind[k]
+	if l == nil {
+		return
+	}
+	select {
+	case l.jobs <- job:
+	default:
+		l.dropped.Add(1)
+		r.metrics.Dropped(metrics.DropBusOverflow, 1)
+		now := time.Now().Unix()
+		if last := l.warned.Load(); now-last >= 10 && l.warned.CompareAndSwap(last, now) {
+			r.log.Warn("routing lane full: events for this kind are dropped (its filter is slower than the traffic)",
+				"kind", k, "dropped_total", l.dropped.Load())
+		}
+	}
+}
+
+// dispatch is the bus handler of the router's subscription: it hands each message to the lanes
+// of the kinds it concerns. Commands go through the lanes too, so a disconnect never overtakes
+// the events published before it.
+func (r *Router) dispatch(m bus.Message, family string) {
+	switch family {
+	case "direct":
+		k, uuid, ok := ParseDirectTopic(m.Channel)
+		if !ok {
+			return // websocket.<type>.<uuid> answer topics and others: not events for sockets
+		}
+		r.enqueue(k, func(w *worker) { r.routeEvents(w, m, k, uuid) })
+	case "command":
+		uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
+		if !isDisconnect(r, m) {
+			return
+		}
+		for _, k := range socketKinds {
+			r.enqueue(k, func(*worker) {
+				n := r.hub.CloseEntity(k, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
+				if n > 0 {
+					r.log.Debug("client disconnect command", "uuid", uuid, "kind", k, "sockets", n)
+				}
+			})
+		}
+	default:
+		for _, k := range socketKinds {
+			r.enqueue(k, func(w *worker) { r.routeEvents(w, m, k, "") })
+		}
+	}
+}
+
+// isDisconnect reports whether a command payload holds CMD_CLIENT_DISCONNECT (a payload that does
+// not decode is counted and logged).
+func isDisconnect(r *Router, m bus.Message) bool {
+	var msg opentera.TeraModuleMessage
+	if err := proto.Unmarshal(m.Payload, &msg); err != nil {
+		r.metrics.Dropped(metrics.DropBadPayload, 1)
+		r.log.Warn("undecodable server command", "topic", m.Channel, "error", err)
+		return false
+	}
+	for _, a := range msg.GetData() {
+		var cmd opentera.ServerCommand
+		if a.MessageIs(&cmd) && a.UnmarshalTo(&cmd) == nil && cmd.GetType() == opentera.ServerCommand_CMD_CLIENT_DISCONNECT {
+			return true
+		}
+	}
+	return false
+}
