@@ -117,9 +117,8 @@ func (s *storm) ended(sc *stormClient, ws *websocket.Conn, live float64, err err
 func (s *storm) reconnect(sc *stormClient) *websocket.Conn {
 	delay := s.cfg.BackoffMin
 	for {
-		// As sdk/client: wait between half and all of the delay, then double it.
-		wait := delay/2 + rand.N(delay/2+1)
-		delay = min(2*delay, s.cfg.BackoffMax)
+		var wait time.Duration
+		wait, delay = backoff(delay, s.cfg.BackoffMax)
 		if sleepCtx(s.ctx, wait) != nil {
 			return nil
 		}
@@ -134,6 +133,13 @@ func (s *storm) reconnect(sc *stormClient) *websocket.Conn {
 		}
 		return tmp.ws
 	}
+}
+
+// backoff returns how long to wait before the next attempt and the delay
+// after it, as sdk/client's Conn does: a wait drawn between half and all of
+// delay, and the delay doubled up to limit.
+func backoff(delay, limit time.Duration) (wait, next time.Duration) {
+	return delay/2 + rand.N(delay/2+1), min(2*delay, limit)
 }
 
 // adopt makes ws sc's websocket, unless the storm is stopping.
