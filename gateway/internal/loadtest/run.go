@@ -898,6 +898,9 @@ type publisher struct {
 	// onPublished, when not nil, is told the time of every event the
 	// server accepted.
 	onPublished func(t float64)
+	// halt, when not nil, stops the schedule when it ends; requests in
+	// flight still complete (their outcome is counted).
+	halt context.Context
 }
 
 func (h *harness) newPublisher(recips []int) (*publisher, error) {
@@ -937,7 +940,7 @@ func (p *publisher) run(ctx context.Context, start, end time.Time, rate float64,
 					return
 				}
 				due := start.Add(time.Duration(float64(k) * interval))
-				if sleepCtx(ctx, time.Until(due)) != nil {
+				if sleepCtx(p.sleepCtx(ctx), time.Until(due)) != nil || p.halted() {
 					return
 				}
 				p.publish(ctx, k)
@@ -945,6 +948,18 @@ func (p *publisher) run(ctx context.Context, start, end time.Time, rate float64,
 		}()
 	}
 	wg.Wait()
+}
+
+// halted tells whether halt ended.
+func (p *publisher) halted() bool { return p.halt != nil && p.halt.Err() != nil }
+
+// sleepCtx is what ends the waits between events: halt when set (it derives
+// from ctx), else ctx.
+func (p *publisher) sleepCtx(ctx context.Context) context.Context {
+	if p.halt != nil {
+		return p.halt
+	}
+	return ctx
 }
 
 // publish posts event number k.

@@ -191,6 +191,10 @@ func (s *storm) connect(ctx context.Context, rep *Report) error {
 			rep.ServerRSSBaseMiB = mib(ps.RSS)
 		}
 	}
+	cs, err := h.sampleCPU()
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if err := h.connect(ctx, s.d); err != nil {
 		return err
@@ -202,6 +206,9 @@ func (s *storm) connect(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("loadtest: no client connected: %v", h.errs())
 	}
 	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
+	if ce, err := h.sampleCPU(); err == nil {
+		h.connectCPU(rep, cs, ce)
+	}
 	return h.settle(ctx, rep)
 }
 
@@ -226,11 +233,18 @@ func (s *storm) run(ctx context.Context, rep *Report) (*StormReport, error) {
 		return nil, err
 	}
 	sr := &StormReport{Mode: string(s.cfg.Mode), Clients: int(s.target), UserSockets: h.cfg.Clients.Users}
+	cs, err := h.sampleCPU()
+	if err != nil {
+		return nil, err
+	}
 	if err := s.strike(ctx, sr); err != nil {
 		return nil, err
 	}
 	if err := s.awaitBack(ctx, sr); err != nil {
 		return nil, err
+	}
+	if ce, err := h.sampleCPU(); err == nil {
+		s.recoveryCPU(sr, cs, ce)
 	}
 	if err := s.awaitPresence(ctx, sr); err != nil {
 		return nil, err
@@ -257,12 +271,15 @@ func (s *storm) publish(ctx context.Context, rate float64) (func(), error) {
 		s.pubTimes = append(s.pubTimes, t)
 		s.mu.Unlock()
 	}
-	pctx, cancel := context.WithCancel(ctx)
+	// Halting lets the requests in flight finish: an event the server
+	// accepted is then always counted.
+	halt, cancel := context.WithCancel(ctx)
+	pub.halt = halt
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		now := time.Now()
-		pub.run(pctx, now, now.Add(24*time.Hour), rate, s.h.cfg.Publishers)
+		pub.run(ctx, now, now.Add(24*time.Hour), rate, s.h.cfg.Publishers)
 	}()
 	return func() { cancel(); <-done }, nil
 }
@@ -274,6 +291,7 @@ func (s *storm) strike(ctx context.Context, sr *StormReport) error {
 	sr.AtSeconds = now.Sub(s.start).Seconds()
 	if s.cfg.Mode == StormDrop {
 		s.dropAll()
+		sr.DropSeconds = time.Since(now).Seconds()
 		return nil
 	}
 	pid, err := s.cfg.Restart(ctx)
@@ -284,6 +302,24 @@ func (s *storm) strike(ctx context.Context, sr *StormReport) error {
 	s.h.pid.Store(int64(pid))
 	s.h.cfg.ServerPID = pid
 	return nil
+}
+
+// recoveryCPU fills the CPU figures from the storm to the last client back.
+// The server's are left out after a restart (another process).
+func (s *storm) recoveryCPU(sr *StormReport, start, end cpuSample) {
+	el := end.self.At.Sub(start.self.At).Seconds()
+	if el <= 0 {
+		return
+	}
+	self := (end.self.CPU - start.self.CPU).Seconds()
+	other := (end.busy - start.busy).Seconds() - self
+	sr.ClientCPUCores = self / el
+	if s.h.cfg.ServerPID > 0 && s.cfg.Mode == StormDrop {
+		srv := (end.server.CPU - start.server.CPU).Seconds()
+		sr.ServerCPUCores = srv / el
+		other -= srv
+	}
+	sr.OtherCPUCores = max(0, other/el)
 }
 
 // awaitBack waits until every client is back, or Timeout.

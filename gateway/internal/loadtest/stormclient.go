@@ -23,11 +23,15 @@ type stormClient struct {
 	backed   bool       // came back after the storm
 	ivals    []interval // when each of its websockets was live
 	received int64      // bench events received while live
-	early    int64      // those of them published before the storm
+	early    int64      // those of them received on a socket opened before the storm
 }
 
-// interval is a span of Unix seconds [from, to).
-type interval struct{ from, to float64 }
+// interval is a span of Unix seconds [from, to) during which a websocket was
+// live; early marks a websocket opened before the storm.
+type interval struct {
+	from, to float64
+	early    bool
+}
 
 func (sc *stormClient) conn() *websocket.Conn {
 	sc.mu.Lock()
@@ -59,12 +63,13 @@ func (s *storm) read(sc *stormClient, ws *websocket.Conn) {
 	h := s.h
 	sh := &h.shards[sc.c.idx%numShards]
 	buf := make([]byte, 0, 512)
+	early := s.at.Load() == 0
 	var live float64
 	for {
 		typ, b, err := readFrame(ws, buf)
 		buf = b
 		if err != nil {
-			s.ended(sc, ws, live, err)
+			s.ended(sc, ws, interval{from: live, early: early}, err)
 			return
 		}
 		now := time.Now()
@@ -86,16 +91,16 @@ func (s *storm) read(sc *stormClient, ws *websocket.Conn) {
 		sh.received.Add(1)
 		sh.bytes.Add(int64(len(b)))
 		sc.received++
-		if at := s.at.Load(); at == 0 || t < float64(at)/1e9 {
+		if early {
 			sc.early++
 		}
 		h.hist.Record(sc.c.idx, uint64(max(0, now.UnixNano()-int64(t*1e9))/1000))
 	}
 }
 
-// ended records the end of ws: at the storm's drop when it dropped it, now
-// otherwise.
-func (s *storm) ended(sc *stormClient, ws *websocket.Conn, live float64, err error) {
+// ended records the end of ws, live during iv (from 0: never), at the
+// storm's drop when it dropped it, now otherwise.
+func (s *storm) ended(sc *stormClient, ws *websocket.Conn, iv interval, err error) {
 	_ = ws.Close()
 	sc.isOpen.Store(false)
 	s.h.open.Add(-1)
@@ -103,8 +108,9 @@ func (s *storm) ended(sc *stormClient, ws *websocket.Conn, live float64, err err
 	if d := sc.dropAt.Swap(0); d != 0 {
 		end = float64(d) / 1e9
 	}
-	if live != 0 {
-		sc.ivals = append(sc.ivals, interval{live, max(live, end)})
+	if iv.from != 0 {
+		iv.to = max(iv.from, end)
+		sc.ivals = append(sc.ivals, iv)
 	}
 	if s.at.Load() == 0 && !s.stopping.Load() {
 		s.h.disconnected.Add(1)

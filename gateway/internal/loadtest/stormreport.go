@@ -19,8 +19,11 @@ type StormReport struct {
 	// AtSeconds is the storm instant, in seconds since the run started (the
 	// time axis of [Report.Series]); RestartSeconds (restart mode) is how
 	// long the server took from the kill to answering again.
+	// DropSeconds (drop mode) is how long the bench took to reset every
+	// connection, one after the other.
 	AtSeconds      float64 `json:"at_seconds"`
 	RestartSeconds float64 `json:"restart_seconds,omitempty"`
+	DropSeconds    float64 `json:"drop_seconds,omitempty"`
 
 	// Back is how many clients reconnected after the storm; AllBack is
 	// true when all of them did. BackSeconds is the time from the storm to
@@ -32,6 +35,13 @@ type StormReport struct {
 	K             int     `json:"k"`
 	FirstKSeconds float64 `json:"first_k_seconds"`
 	LastKSeconds  float64 `json:"last_k_seconds"`
+
+	// ServerCPUCores, ClientCPUCores and OtherCPUCores are the CPU the
+	// server (drop mode), the bench and the machine's other processes used
+	// from the storm to the last client back.
+	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
+	ClientCPUCores float64 `json:"client_cpu_cores"`
+	OtherCPUCores  float64 `json:"other_cpu_cores"`
 
 	// Attempts counts reconnection attempts (a login and a websocket open
 	// each), Reconnects those that succeeded. TransportErrors are attempts
@@ -57,14 +67,14 @@ type StormReport struct {
 	// (PublishErrors the others, mostly while it was down). Each reached
 	// every socket live when it was published: ExpectedDeliveries sums
 	// those, ReceivedDeliveries counts what arrived, LostDeliveries is the
-	// difference, of which LostBeforeStorm are of events published before
-	// the storm (in flight when it hit).
+	// difference, of which LostOnBroken are on the sockets opened before
+	// the storm (events in flight when the storm broke them).
 	PublishedEvents    int64 `json:"published_events"`
 	PublishErrors      int64 `json:"publish_errors"`
 	ExpectedDeliveries int64 `json:"expected_deliveries"`
 	ReceivedDeliveries int64 `json:"received_deliveries"`
 	LostDeliveries     int64 `json:"lost_deliveries"`
-	LostBeforeStorm    int64 `json:"lost_before_storm"`
+	LostOnBroken       int64 `json:"lost_on_broken_sockets"`
 }
 
 // finish fills the report from the run's counters; the clients have
@@ -104,20 +114,20 @@ func (s *storm) finish(rep *Report, sr *StormReport) {
 // deliveries counts the deliveries expected (events published while a
 // socket was live) and received.
 func (s *storm) deliveries(sr *StormReport) {
-	at := float64(s.at.Load()) / 1e9
 	var early, earlyExpected int64
 	for _, sc := range s.clients {
 		sr.ReceivedDeliveries += sc.received
 		early += sc.early
 		for _, iv := range sc.ivals {
-			sr.ExpectedDeliveries += int64(countIn(s.pubTimes, iv))
-			if iv.from < at {
-				earlyExpected += int64(countIn(s.pubTimes, interval{iv.from, min(iv.to, at)}))
+			n := int64(countIn(s.pubTimes, iv))
+			sr.ExpectedDeliveries += n
+			if iv.early {
+				earlyExpected += n
 			}
 		}
 	}
 	sr.LostDeliveries = sr.ExpectedDeliveries - sr.ReceivedDeliveries
-	sr.LostBeforeStorm = earlyExpected - early
+	sr.LostOnBroken = earlyExpected - early
 }
 
 // backFigures fills the times clients took to come back.
@@ -159,7 +169,7 @@ func (s *storm) progressFields() string {
 
 // writeText writes the storm lines of the text report.
 func (sr *StormReport) writeText(line func(name, format string, args ...any)) {
-	what := "every client dropped its TCP connection at once (reset, no close frame)"
+	what := fmt.Sprintf("every client dropped its TCP connection (reset, no close frame; all within %.0fms)", sr.DropSeconds*1000)
 	if sr.Mode == string(StormRestart) {
 		what = fmt.Sprintf("server killed (SIGKILL) and started again, answering after %.2fs", sr.RestartSeconds)
 	}
@@ -170,11 +180,12 @@ func (sr *StormReport) writeText(line func(name, format string, args ...any)) {
 	}
 	line("back", "%d/%d in %.2fs (%.0f/s); first %d in %.2fs, last %d in %.2fs",
 		sr.Back, sr.Clients, sr.BackSeconds, rate, sr.K, sr.FirstKSeconds, sr.K, sr.LastKSeconds)
+	line("storm cpu", "until all back: server %.2f cores, bench %.2f cores, other processes %.2f cores", sr.ServerCPUCores, sr.ClientCPUCores, sr.OtherCPUCores)
 	line("reconnects", "%d attempts, %d succeeded, %d could not reach the server", sr.Attempts, sr.Reconnects, sr.TransportErrors)
 	line("refused", "%d logins, %d answers 429; %s", sr.LoginsRefused, sr.TooManyRequests, refusedText(sr.Refused))
 	line("presence", "%s: %s", consistentText(sr), onlineText(sr.Online))
-	line("storm events", "%d published (%d failed), deliveries to live sockets expected %d, received %d, lost %d (%d of events published before the storm, in flight when it hit)",
-		sr.PublishedEvents, sr.PublishErrors, sr.ExpectedDeliveries, sr.ReceivedDeliveries, sr.LostDeliveries, sr.LostBeforeStorm)
+	line("storm events", "%d published (%d failed), deliveries to live sockets expected %d, received %d, lost %d (%d on the sockets the storm broke, in flight then)",
+		sr.PublishedEvents, sr.PublishErrors, sr.ExpectedDeliveries, sr.ReceivedDeliveries, sr.LostDeliveries, sr.LostOnBroken)
 }
 
 func refusedText(m map[string]int64) string {
