@@ -42,6 +42,20 @@ Examples:
   teragate bench --idle --clients 10000
   teragate bench --connect-only --user-login token --clients 10000
   teragate bench --url http://127.0.0.1:4040 --pid 1234 --identities ids.yaml
+  teragate bench --storm --clients 10000 --plot storm.png
+  teragate bench --storm-restart --clients 10000 --storm-user-sockets 1000
+
+A connect storm (--storm, --storm-restart) connects the clients (devices by
+token and the sockets of one user account), publishes events to every socket
+throughout (--deliveries, default 10000/s in a storm), then breaks every
+connection at once: the clients reset their TCP connections, or the gateway
+is killed and started again. Each client reconnects by itself with
+sdk/client's jittered exponential backoff, a fresh login and websocket each
+try. The report gives the time until all are back (and for the first and last
+thousand), the refused logins by status, whether the gateway's online lists
+(TeraServer.UserManagerModule online_*) match the open sockets, and the
+events delivered to the sockets that were connected when they were published.
+--plot draws any run second by second.
 
 Flags:
 `
@@ -88,6 +102,8 @@ func runBench(args []string) int {
 		quietWait    = fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was")
 		cpuProfile   = fs.String("cpuprofile", "", "write the bench process's own CPU profile (the load clients) to this file")
 		keep         = fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)")
+		plotPath     = fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)")
+		sf           = stormFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -103,6 +119,15 @@ func runBench(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: --types: %v\n", err)
 		return 2
+	}
+	if sf.on() {
+		if mix, err = sf.mix(*clients); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			return 2
+		}
+		if *rate <= 0 && *deliveries <= 0 {
+			*deliveries = 10000
+		}
 	}
 	if *projects <= 0 {
 		*projects = max(10, *clients/100)
@@ -123,6 +148,11 @@ func runBench(args []string) int {
 	}
 	cfg.ConnectOnly = *connectOnly
 	cfg.UserLogin = loadtest.UserLogin(*userLogin)
+	cfg.Storm = sf.config()
+	if *sf.restart && *baseURL != "" {
+		fmt.Fprintln(os.Stderr, "bench: --storm-restart restarts the server the bench starts itself: drop --url")
+		return 2
+	}
 	rateSet := false
 	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "connect-rate" })
 	if *connectRate <= 0 || *connectOnly && !rateSet {
@@ -161,13 +191,26 @@ func runBench(args []string) int {
 			cfg.Dir = d
 		}
 	} else {
-		srv, err := spawnServer(ctx, cfg, mix, *projects, *bareMode, *bareLazy, *keep, *pluginsDir, *native)
+		var dir *loadtest.Directory
+		if sf.on() {
+			if dir, err = loadtest.StormDirectory(mix.Devices); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+				return 1
+			}
+		}
+		srv, err := spawnServer(ctx, cfg.Target, spawnOptions{
+			mix: mix, projects: *projects, bareMode: *bareMode, bareLazy: *bareLazy, keep: *keep,
+			plugins: *pluginsDir, native: *native, dir: dir,
+		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
 		}
 		defer srv.stop()
 		cfg.BaseURL, cfg.ServerPID, cfg.Dir = srv.baseURL, srv.cmd.Process.Pid, srv.dir
+		if cfg.Storm != nil {
+			cfg.Storm.Restart = srv.restart
+		}
 		filters := "built-in Wasm plugins"
 		switch {
 		case cfg.Target != loadtest.TargetGateway:
@@ -213,6 +256,13 @@ func runBench(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
+	if *plotPath != "" {
+		if err := loadtest.WritePlotFile(*plotPath, rep); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *plotPath)
+	}
 	if *jsonOut {
 		err = rep.WriteJSON(os.Stdout)
 	} else {
@@ -228,6 +278,7 @@ func runBench(args []string) int {
 // spawned is a server process started by the bench.
 type spawned struct {
 	cmd     *exec.Cmd
+	args    []string
 	baseURL string
 	dir     *loadtest.Directory
 	tmp     string
@@ -236,13 +287,22 @@ type spawned struct {
 	exited  chan struct{}
 }
 
+// spawnOptions are what spawnServer starts.
+type spawnOptions struct {
+	mix      loadtest.Mix
+	projects int
+	bareMode string
+	bareLazy bool
+	keep     bool
+	plugins  string
+	native   bool
+	// dir is the gateway's identities; nil: generated from mix and projects.
+	dir *loadtest.Directory
+}
+
 // spawnServer starts this binary's gateway (with generated identities) or
 // bare server on a free loopback port and waits until it answers /healthz.
-func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, projects int, bareMode string, bareLazy, keep bool, plugins string, native bool) (*spawned, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
+func spawnServer(ctx context.Context, target loadtest.Target, o spawnOptions) (*spawned, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -251,71 +311,109 @@ func spawnServer(ctx context.Context, cfg loadtest.Config, mix loadtest.Mix, pro
 	if err != nil {
 		return nil, err
 	}
-	s := &spawned{tmp: tmp, keep: keep, logPath: filepath.Join(tmp, "server.log"), exited: make(chan struct{})}
+	s := &spawned{tmp: tmp, keep: o.keep, logPath: filepath.Join(tmp, "server.log")}
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.baseURL = "http://" + listen
-	var args []string
-	if cfg.Target == loadtest.TargetBare {
-		args = []string{"bench-bare-server", "--listen", listen, "--mode", bareMode}
-		if bareLazy {
-			args = append(args, "--lazy-writer")
+	if target == loadtest.TargetBare {
+		s.args = []string{"bench-bare-server", "--listen", listen, "--mode", o.bareMode}
+		if o.bareLazy {
+			s.args = append(s.args, "--lazy-writer")
 		}
-	} else {
-		d, err := loadtest.GenerateDirectory(loadtest.GenerateOptions{
-			Users: mix.Users, Participants: mix.Participants, Devices: mix.Devices, Projects: projects,
-		})
-		if err != nil {
-			s.cleanup()
-			return nil, err
-		}
-		s.dir = d
-		idPath := filepath.Join(tmp, "identities.yaml")
-		if err := d.WriteFile(idPath); err != nil {
-			s.cleanup()
-			return nil, err
-		}
-		dataDir := filepath.Join(tmp, "data")
-		if err := os.Mkdir(dataDir, 0o700); err != nil {
-			s.cleanup()
-			return nil, err
-		}
-		args = []string{"serve", "--insecure", "--listen", listen, "--identities", idPath, "--data", dataDir, "--log-level", "warn"}
-		if native {
-			args = append(args, "--builtin-plugins=false")
-		}
-		if plugins != "" {
-			abs, err := filepath.Abs(plugins)
-			if err != nil {
-				s.cleanup()
-				return nil, err
-			}
-			args = append(args, "--plugins", abs)
-		}
-	}
-	logf, err := os.Create(s.logPath)
-	if err != nil {
+	} else if s.args, err = s.gatewayArgs(listen, o); err != nil {
 		s.cleanup()
 		return nil, err
 	}
-	s.cmd = exec.Command(exe, args...)
+	if err := s.start(ctx); err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	return s, nil
+}
+
+// gatewayArgs writes the identities and data directory of a gateway and
+// returns its command line.
+func (s *spawned) gatewayArgs(listen string, o spawnOptions) ([]string, error) {
+	d := o.dir
+	if d == nil {
+		var err error
+		d, err = loadtest.GenerateDirectory(loadtest.GenerateOptions{
+			Users: o.mix.Users, Participants: o.mix.Participants, Devices: o.mix.Devices, Projects: o.projects,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.dir = d
+	idPath := filepath.Join(s.tmp, "identities.yaml")
+	if err := d.WriteFile(idPath); err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(s.tmp, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	args := []string{"serve", "--insecure", "--listen", listen, "--identities", idPath, "--data", dataDir, "--log-level", "warn"}
+	if o.native {
+		args = append(args, "--builtin-plugins=false")
+	}
+	if o.plugins != "" {
+		abs, err := filepath.Abs(o.plugins)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--plugins", abs)
+	}
+	return args, nil
+}
+
+// start runs the server with s.args (its output appended to the log) and
+// waits until it is healthy.
+func (s *spawned) start(ctx context.Context) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.cmd = exec.Command(exe, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	// The server dies with the bench even if the bench is killed.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		_ = logf.Close()
-		s.cleanup()
-		return nil, fmt.Errorf("start %s: %w", args[0], err)
+		return fmt.Errorf("start %s: %w", s.args[0], err)
 	}
-	go func() {
-		_ = s.cmd.Wait()
+	exited := make(chan struct{})
+	s.exited = exited
+	go func(cmd *exec.Cmd) {
+		_ = cmd.Wait()
 		_ = logf.Close()
-		close(s.exited)
-	}()
+		close(exited)
+	}(s.cmd)
 	if err := s.waitHealthy(ctx, 30*time.Second); err != nil {
-		s.stop()
-		return nil, err
+		s.kill()
+		return err
 	}
-	return s, nil
+	return nil
+}
+
+// restart kills the server (SIGKILL: no shutdown, no close frames) and
+// starts it again on the same address with the same identities and data
+// directory; it returns the new pid once the server is healthy.
+func (s *spawned) restart(ctx context.Context) (int, error) {
+	s.kill()
+	if err := s.start(ctx); err != nil {
+		return 0, err
+	}
+	return s.cmd.Process.Pid, nil
+}
+
+// kill stops the server with SIGKILL and waits for it.
+func (s *spawned) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
 }
 
 // waitHealthy polls GET /healthz until it answers 200.
@@ -355,8 +453,7 @@ func (s *spawned) stop() {
 		select {
 		case <-s.exited:
 		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
+			s.kill()
 		}
 	}
 	s.cleanup()
@@ -451,4 +548,56 @@ func runBareServer(args []string) int {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return 0
+}
+
+// stormOptions are the flags of a connect storm.
+type stormOptions struct {
+	drop, restart          *bool
+	userSockets            *int
+	before, after, timeout *time.Duration
+	backoffMin, backoffMax *time.Duration
+}
+
+// stormFlags declares the storm flags on fs.
+func stormFlags(fs *flag.FlagSet) *stormOptions {
+	return &stormOptions{
+		drop:        fs.Bool("storm", false, "connect storm: --clients clients connect (devices by token, plus --storm-user-sockets sockets of one user account), events are published to every socket throughout, then every client drops its TCP connection at once (a reset, no close frame) and reconnects with sdk/client's jittered backoff (a fresh login and websocket each try); reports the time until all are back, refused logins, whether presence matches and the events delivered"),
+		restart:     fs.Bool("storm-restart", false, "connect storm where the spawned gateway is killed (SIGKILL) and started again on the same port and data directory instead of the clients dropping their connections (implies --storm; not with --url)"),
+		userSockets: fs.Int("storm-user-sockets", -1, "in a storm, how many of the --clients are sockets of one user account (logged in by password); the others are devices (default clients/10)"),
+		before:      fs.Duration("storm-before", 3*time.Second, "in a storm, publishing time between the clients being connected and the storm"),
+		after:       fs.Duration("storm-after", 3*time.Second, "in a storm, publishing time after presence matched again"),
+		timeout:     fs.Duration("storm-timeout", 60*time.Second, "in a storm, longest wait for every client to be back"),
+		backoffMin:  fs.Duration("storm-backoff-min", 250*time.Millisecond, "in a storm, first reconnection delay (sdk/client's default; each failure doubles it, each wait is drawn between half and all of it)"),
+		backoffMax:  fs.Duration("storm-backoff-max", 30*time.Second, "in a storm, longest reconnection delay (sdk/client's default)"),
+	}
+}
+
+// on tells whether a storm was asked for.
+func (o *stormOptions) on() bool { return *o.drop || *o.restart }
+
+// mix returns the storm's clients: the user's sockets and devices.
+func (o *stormOptions) mix(clients int) (loadtest.Mix, error) {
+	users := *o.userSockets
+	if users < 0 {
+		users = clients / 10
+	}
+	if users > clients || clients <= 0 {
+		return loadtest.Mix{}, fmt.Errorf("--storm-user-sockets %d of --clients %d", users, clients)
+	}
+	return loadtest.Mix{Users: users, Devices: clients - users}, nil
+}
+
+// config returns the storm's configuration (nil without a storm).
+func (o *stormOptions) config() *loadtest.StormConfig {
+	if !o.on() {
+		return nil
+	}
+	mode := loadtest.StormDrop
+	if *o.restart {
+		mode = loadtest.StormRestart
+	}
+	return &loadtest.StormConfig{
+		Mode: mode, Before: *o.before, After: *o.after, Timeout: *o.timeout,
+		BackoffMin: *o.backoffMin, BackoffMax: *o.backoffMax,
+	}
 }

@@ -147,6 +147,24 @@ type loginResponse struct {
 	UserToken    string `json:"user_token"`
 }
 
+// StatusError is a login or websocket handshake the server answered with a
+// status other than 200 (login) or 101 (websocket).
+type StatusError struct {
+	// Op is the request ("GET /api/device/login", "websocket ws://…").
+	Op string
+	// Code is the HTTP status.
+	Code int
+	// Body is the start of the answer's body.
+	Body string
+	// Login is true for a login request, false for a websocket handshake.
+	Login bool
+}
+
+// Error implements error.
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("loadtest: %s: HTTP %d: %s", e.Op, e.Code, e.Body)
+}
+
 // dialer opens websocket connections for the clients.
 type dialer struct {
 	base   *url.URL
@@ -210,7 +228,7 @@ func (d *dialer) open(ctx context.Context, c *client) error {
 		if resp != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 			_ = resp.Body.Close()
-			return fmt.Errorf("loadtest: websocket %s: HTTP %d %q: %w", redactTicket(wsURL), resp.StatusCode, b, err)
+			return &StatusError{Op: "websocket " + redactTicket(wsURL), Code: resp.StatusCode, Body: truncate(b, 200)}
 		}
 		return fmt.Errorf("loadtest: websocket %s: %w", redactTicket(wsURL), err)
 	}
@@ -289,7 +307,7 @@ func (d *dialer) do(req *http.Request, kind Kind) (*loginResponse, error) {
 		return nil, fmt.Errorf("loadtest: %s login: %w", kind, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("loadtest: GET %s: HTTP %d: %s", u.Path, resp.StatusCode, truncate(body, 200))
+		return nil, &StatusError{Op: "GET " + u.Path, Code: resp.StatusCode, Body: truncate(body, 200), Login: true}
 	}
 	lr := &loginResponse{}
 	if err := json.Unmarshal(body, lr); err != nil {

@@ -22,6 +22,15 @@
 //     [Report] (plain aligned text or JSON).
 //   - Idle mode: opens N connections, waits, and reports the server's RSS growth
 //     per connection.
+//   - Storm mode ([StormConfig]): connects N clients, publishes throughout,
+//     breaks every connection at once (the clients reset their TCP
+//     connections, or the caller restarts the server) and lets each client
+//     reconnect with sdk/client's jittered exponential backoff, a fresh login
+//     and websocket per attempt; reports when all are back, refusals by
+//     status, whether the server's online lists match the open sockets, and
+//     deliveries to the sockets that were live ([StormReport]).
+//   - Keeps one [Sample] per second ([Report.Series]) and draws it as a PNG
+//     ([WritePlot], gonum/plot).
 //
 // # What it does not do
 //

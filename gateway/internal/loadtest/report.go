@@ -92,6 +92,11 @@ type Report struct {
 	// close to zero.
 	OtherCPUCores float64 `json:"other_cpu_cores"`
 
+	// Storm holds the figures of a storm run (nil otherwise).
+	Storm *StormReport `json:"storm,omitempty"`
+	// Series is the run second by second (the progress lines), for plots.
+	Series []Sample `json:"series,omitempty"`
+
 	// Errors holds the first few errors seen (logins, publishes, reads).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -146,6 +151,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	switch {
 	case r.Idle:
 		line("mode", "idle for %.0fs after the server's own traffic settled", r.IdleWaitSeconds)
+	case r.Storm != nil:
+		line("mode", "connect storm (%s)", r.Storm.Mode)
+		line("event", "%s, %.0f events/s to every socket", r.Event, r.OfferedEventsPerSec)
+		line("latency", "p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms", r.LatencyP50ms, r.LatencyP90ms, r.LatencyP99ms, r.LatencyMaxms)
 	case r.DurationSeconds == 0:
 		line("mode", "connect only")
 	default:
@@ -166,6 +175,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		if r.OtherFrames > 0 || r.UnreadableFrames > 0 {
 			line("other frames", "%d (unreadable bench frames %d)", r.OtherFrames, r.UnreadableFrames)
 		}
+	}
+	if r.Storm != nil {
+		r.Storm.writeText(line)
 	}
 	for i, e := range r.Errors {
 		line(fmt.Sprintf("error %d", i+1), "%s", strings.ReplaceAll(e, "\n", " "))

@@ -107,6 +107,9 @@ type Config struct {
 	// settled: the report holds the open rate and the CPU per open; nothing is
 	// published.
 	ConnectOnly bool
+	// Storm, when not nil, runs a connect storm instead of a steady
+	// measurement: see [StormConfig]. Gateway target only.
+	Storm *StormConfig
 }
 
 // UserLogin is how user clients authenticate on /api/user/login.
@@ -172,6 +175,11 @@ func (c *Config) fill() error {
 	case !c.Idle && !c.ConnectOnly && c.Rate <= 0 && c.Deliveries <= 0:
 		return fmt.Errorf("%w: no rate or deliveries", ErrConfig)
 	}
+	if c.Storm != nil {
+		if err := c.Storm.fill(c.Target); err != nil {
+			return err
+		}
+	}
 	if c.Target == TargetBare && c.Event == EventParticipant && c.Dir == nil {
 		d, err := GenerateDirectory(GenerateOptions{Participants: 1, Projects: 1})
 		if err != nil {
@@ -220,6 +228,18 @@ type harness struct {
 
 	closing atomic.Bool
 	readers sync.WaitGroup
+
+	// opens counts websocket opens (reconnections too), open the websockets
+	// open now; pid is the server's pid (it changes when a storm restarts
+	// the server).
+	opens, open atomic.Int64
+	pid         atomic.Int64
+	seriesMu    sync.Mutex
+	series      []Sample
+	// storm is the state of a storm run (nil otherwise); reader, when not
+	// nil, replaces read as what runs a connected client.
+	storm  *storm
+	reader func(*client)
 }
 
 const numShards = 64
@@ -237,9 +257,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	h := &harness{cfg: cfg, base: base, shards: make([]counterShard, numShards), hist: NewHistogram(numShards)}
 	h.setWindow(math.Inf(1), math.Inf(1))
+	h.pid.Store(int64(cfg.ServerPID))
 	h.plan()
 	defer h.closeAll()
-	return h.run(ctx)
+	var rep *Report
+	if cfg.Storm != nil {
+		rep, err = h.runStorm(ctx)
+	} else {
+		rep, err = h.run(ctx)
+	}
+	if rep != nil {
+		rep.Series = h.takeSeries()
+	}
+	return rep, err
 }
 
 // plan lays out the clients: users first, then participants, then devices.
@@ -316,7 +346,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
-	go h.progress(progCtx, progDone)
+	go h.progress(progCtx, progDone, time.Now())
 	defer func() { stopProgress(); <-progDone }()
 
 	// Connect.
@@ -695,8 +725,14 @@ func (h *harness) connect(ctx context.Context, d *dialer) error {
 				return
 			}
 			h.connected.Add(1)
+			h.opens.Add(1)
+			h.open.Add(1)
 			h.readers.Add(1)
-			go h.read(c)
+			if h.reader != nil {
+				go h.reader(c)
+			} else {
+				go h.read(c)
+			}
 		}()
 	}
 	wg.Wait()
@@ -706,6 +742,7 @@ func (h *harness) connect(ctx context.Context, d *dialer) error {
 // read is a client's read loop: it counts frames and records latencies.
 func (h *harness) read(c *client) {
 	defer h.readers.Done()
+	defer h.open.Add(-1)
 	sh := &h.shards[c.idx%numShards]
 	buf := make([]byte, 0, 512)
 	for {
@@ -848,43 +885,6 @@ func (h *harness) recipients() []int {
 	return out
 }
 
-// progress prints one line per second until ctx ends.
-func (h *harness) progress(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	if h.cfg.Progress == nil {
-		return
-	}
-	start := time.Now()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var lastFrames, lastOther int64
-	lastAt := start
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			rec, _, out, other, _ := h.totals()
-			frames := rec + out
-			dt := now.Sub(lastAt).Seconds()
-			rate := float64(frames-lastFrames) / dt
-			otherRate := float64(other-lastOther) / dt
-			lastFrames, lastOther, lastAt = frames, other, now
-			rss := "-"
-			if h.cfg.ServerPID > 0 {
-				if s, err := ReadProcStat(h.cfg.ServerPID); err == nil {
-					rss = fmt.Sprintf("%.1fMiB", mib(s.RSS))
-				}
-			}
-			p99 := float64(h.hist.Snapshot().Quantile(0.99)) / 1000
-			_, _ = fmt.Fprintf(h.cfg.Progress,
-				"bench: %5.1fs connected=%d/%d failed=%d disconnected=%d published=%d delivered=%.0f/s p99=%.1fms other=%.0f/s server_rss=%s\n",
-				now.Sub(start).Seconds(), h.connected.Load(), len(h.clients), h.connectErrs.Load(),
-				h.disconnected.Load(), h.published.Load(), rate, p99, otherRate, rss)
-		}
-	}
-}
-
 // publisher posts the bench's events.
 type publisher struct {
 	h       *harness
@@ -895,6 +895,12 @@ type publisher struct {
 
 	expected atomic.Int64 // deliveries expected for in-window events
 	inWindow atomic.Int64 // events published in the window
+	// onPublished, when not nil, is told the time of every event the
+	// server accepted.
+	onPublished func(t float64)
+	// halt, when not nil, stops the schedule when it ends; requests in
+	// flight still complete (their outcome is counted).
+	halt context.Context
 }
 
 func (h *harness) newPublisher(recips []int) (*publisher, error) {
@@ -934,7 +940,7 @@ func (p *publisher) run(ctx context.Context, start, end time.Time, rate float64,
 					return
 				}
 				due := start.Add(time.Duration(float64(k) * interval))
-				if sleepCtx(ctx, time.Until(due)) != nil {
+				if sleepCtx(p.sleepCtx(ctx), time.Until(due)) != nil || p.halted() {
 					return
 				}
 				p.publish(ctx, k)
@@ -942,6 +948,18 @@ func (p *publisher) run(ctx context.Context, start, end time.Time, rate float64,
 		}()
 	}
 	wg.Wait()
+}
+
+// halted tells whether halt ended.
+func (p *publisher) halted() bool { return p.halt != nil && p.halt.Err() != nil }
+
+// sleepCtx is what ends the waits between events: halt when set (it derives
+// from ctx), else ctx.
+func (p *publisher) sleepCtx(ctx context.Context) context.Context {
+	if p.halt != nil {
+		return p.halt
+	}
+	return ctx
 }
 
 // publish posts event number k.
@@ -987,7 +1005,10 @@ func (p *publisher) publish(ctx context.Context, k uint64) {
 	if err != nil {
 		if ctx.Err() == nil {
 			h.publishErrs.Add(1)
-			h.noteErr(fmt.Errorf("loadtest: publish: %w", err))
+			if h.storm == nil || h.storm.at.Load() == 0 {
+				// (A storm's restart makes these: counted, not listed.)
+				h.noteErr(fmt.Errorf("loadtest: publish: %w", err))
+			}
 		}
 		return
 	}
@@ -999,6 +1020,9 @@ func (p *publisher) publish(ctx context.Context, k uint64) {
 		return
 	}
 	h.published.Add(1)
+	if p.onPublished != nil {
+		p.onPublished(t)
+	}
 	if ws, we := h.window(); t >= ws && t < we {
 		p.inWindow.Add(1)
 		p.expected.Add(int64(p.recips[subject]))
