@@ -42,7 +42,13 @@ func TestLiveDropIn(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	plugins := t.TempDir()
-	gw := gatewaytest.Start(t, func(c *gateway.Config) { c.Plugins = plugins })
+	gw := gatewaytest.Start(t, func(c *gateway.Config) {
+		c.Plugins = plugins
+		// The test reads its sockets only when it expects a frame, so their pongs wait until
+		// then; a cold plugin compile on a loaded machine can take longer than the default
+		// pong timeout.
+		c.PongTimeout = gateway.Duration(10 * time.Minute)
+	})
 	<-gw.PluginsReady()
 
 	alice := dialUser(t, gw.URL(), gatewaytest.AliceUser, gatewaytest.AlicePassword)

@@ -105,7 +105,7 @@ type Service struct {
 	// Projects (ids) a non-admin service reaches: it sees, and may address events and RPC
 	// arguments to, the users, participants and devices of these projects, like a user of them.
 	// Without projects a non-admin service reaches only itself.
-	Projects []string `yaml:"projects"`
+	Projects []string `yaml:"projects,omitempty"`
 }
 
 // UnmarshalYAML decodes a user, defaulting Enabled to true.
