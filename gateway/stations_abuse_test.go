@@ -46,6 +46,14 @@ func (e *env) metric(series string) float64 {
 	return 0
 }
 
+// metricIs waits until series has the value want (a counter may be counted just after the
+// frame it counts was answered).
+func (e *env) metricIs(series string, want float64) {
+	e.t.Helper()
+	require.Eventually(e.t, func() bool { return e.metric(series) == want }, 10*time.Second, 10*time.Millisecond,
+		"%s: want %v, have %v", series, want, e.metric(series))
+}
+
 // register sends a Register with id and roles.
 func (s *rawStation) register(id uint64, reg *stationv1.Register) {
 	s.t.Helper()
@@ -179,15 +187,18 @@ func TestStationRegisterValidated(t *testing.T) {
 		require.Empty(t, e.stations().Stations[0].Hostname)
 	})
 
-	// A valid Register is served as before.
+	// A valid Register is served as before; an answer naming invalid running instances still
+	// answers the push (at once, not at its timeout), without them.
 	s, _ := e.rawStation(stationToken)
 	s.register(5, &stationv1.Register{Hostname: "enc-1", Roles: map[string]*stationv1.RoleInstances{
 		"enc": {Instances: map[string]*stationv1.RoleInstance{"u": inst(1, `{"a": 1}`)}}}})
-	pushed := s.answer(&stationv1.ConfigResult{})
+	pushed := s.answer(&stationv1.ConfigResult{Running: []*stationv1.RunningRole{{Role: "x\x00y", Uuid: "u", State: "running"}}})
 	require.JSONEq(t, `{"a": 1}`, pushed["enc"].Instances["u"].Options)
 	require.Equal(t, stationv1.ErrorCode_OK, s.reply(5).Code)
 	require.Len(t, e.stations().Stations[0].Roles["enc"], 1)
-	require.Equal(t, float64(len(tests)+3), e.metric(`teragate_stations_invalid_frames_total{reason="register_invalid"}`))
+	require.Empty(t, e.stations().Stations[0].Running)
+	e.metricIs(`teragate_stations_invalid_frames_total{reason="running_invalid"}`, float64(1))
+	e.metricIs(`teragate_stations_invalid_frames_total{reason="register_invalid"}`, float64(len(tests)+3))
 }
 
 // TestStationConfigBounded: a station cannot grow its stored config past the limit by
@@ -253,7 +264,7 @@ func TestStationConfigBounded(t *testing.T) {
 	require.Equal(t, stationv1.ErrorCode_INVALID_CONFIGURATION, res.Code)
 	require.Contains(t, res.Message, "120 uuids in role enc, the limit is 100")
 	require.Equal(t, []string{"enc"}, res.Roles)
-	require.Equal(t, float64(7), e.metric(`teragate_stations_refused_total{reason="config_too_large"}`))
+	e.metricIs(`teragate_stations_refused_total{reason="config_too_large"}`, float64(7))
 }
 
 // TestStationRegisterFlood: one Register per connection is served at a time. While one waits for
@@ -275,7 +286,7 @@ func TestStationRegisterFlood(t *testing.T) {
 		require.Equal(t, stationv1.ErrorCode_INVALID_CONFIGURATION, res.Code)
 		require.Contains(t, res.Message, "already in progress")
 	}
-	require.Equal(t, float64(1), e.metric("teragate_stations_registers_in_flight"))
+	e.metricIs("teragate_stations_registers_in_flight", float64(1))
 	s.send(&stationv1.StationMessage{Id: push.Id, Body: &stationv1.StationMessage_ConfigResult{ConfigResult: &stationv1.ConfigResult{}}})
 	require.Equal(t, stationv1.ErrorCode_OK, s.reply(1).Code)
 	require.Eventually(t, func() bool { return e.metric("teragate_stations_registers_in_flight") == 0 }, 10*time.Second, 10*time.Millisecond)
@@ -286,8 +297,8 @@ func TestStationRegisterFlood(t *testing.T) {
 	<-stopped
 	require.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 	require.Equal(t, "too many invalid frames", ce.Text)
-	require.Equal(t, float64(maxInvalidFrames), e.metric(`teragate_stations_invalid_frames_total{reason="register_in_flight"}`))
-	require.Equal(t, float64(1), e.metric("teragate_stations_closed_invalid_frames_total"))
+	e.metricIs(`teragate_stations_invalid_frames_total{reason="register_in_flight"}`, float64(maxInvalidFrames))
+	e.metricIs("teragate_stations_closed_invalid_frames_total", float64(1))
 	require.Eventually(t, func() bool { return e.metric("teragate_stations_registers_in_flight") == 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() < before+50 }, 10*time.Second, 10*time.Millisecond,
 		"goroutines: %d before, %d now", before, runtime.NumGoroutine())
@@ -331,11 +342,18 @@ func TestStationGarbageFrames(t *testing.T) {
 			<-stopped
 			require.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 			require.Equal(t, "too many invalid frames", ce.Text)
-			require.Equal(t, float64(maxInvalidFrames), e.metric(series))
-			require.Equal(t, closed+1, e.metric("teragate_stations_closed_invalid_frames_total"))
+			e.metricIs(series, float64(maxInvalidFrames))
+			e.metricIs("teragate_stations_closed_invalid_frames_total", closed+1)
 			require.Eventually(t, func() bool { return !e.stations().Stations[0].Online }, 10*time.Second, 10*time.Millisecond)
 		})
 	}
+
+	t.Run("a frame over the read limit", func(t *testing.T) {
+		s, _ := e.rawStation(stationToken)
+		_ = s.ws.WriteMessage(websocket.BinaryMessage, make([]byte, maxConfigBytes+65<<10))
+		require.Equal(t, websocket.CloseMessageTooBig, s.closedWith().Code)
+		e.metricIs(`teragate_stations_invalid_frames_total{reason="too_large"}`, float64(1))
+	})
 }
 
 // TestStationStatusBounded: a role status over the per-status limit is not stored nor fanned out
@@ -385,8 +403,8 @@ func TestStationStatusBounded(t *testing.T) {
 	require.False(t, strings.Contains(got, "eeee"), "the status over the device's limit was fanned out (%d bytes)", len(got))
 	require.Contains(t, got, "small again")
 	require.LessOrEqual(t, len(got), 64<<10+100)
-	require.Equal(t, float64(1), e.metric(`teragate_stations_refused_total{reason="device_status_too_large"}`))
-	require.Equal(t, float64(1), e.metric(`teragate_stations_invalid_frames_total{reason="status_too_large"}`))
+	e.metricIs(`teragate_stations_refused_total{reason="device_status_too_large"}`, float64(1))
+	e.metricIs(`teragate_stations_invalid_frames_total{reason="status_too_large"}`, float64(1))
 	admin.expectMarker(e.marker("status")) // the admin's socket is still open
 }
 
@@ -418,4 +436,30 @@ func TestStationBodyTooLarge(t *testing.T) {
 			require.True(t, json.Valid(b), "a JSON body: %.200s", b)
 		})
 	}
+}
+
+// TestStationAgentStatusBound runs the real agent with the heartbeat role whose label (an
+// option) makes its status larger than a role status may be: the agent reports an error status
+// naming the size instead, so the manager keeps the station (no invalid frame) and presence gets
+// a small status.
+func TestStationAgentStatusBound(t *testing.T) {
+	hb := buildHeartbeat(t, "1")
+	roles := t.TempDir()
+	dropRole(t, roles, "heartbeat", hb)
+	ids := stationIdentities(t)
+	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids; c.Roles = roles })
+	<-e.gw.StationsReady()
+	label := strings.Repeat("L", maxStatusBytes)
+	code, out := e.editRoles(http.MethodPut, `{"heartbeat": {"hb-1": {"options": {"label": "`+label+`", "every": 1000}}}}`)
+	require.Equal(t, http.StatusAccepted, code, "%v", out)
+	agent, _ := runAgent(t, e, t.TempDir(), nil)
+	require.Eventually(t, func() bool {
+		st := e.stations().Stations[0]
+		return len(st.Status) > 0 && strings.Contains(string(st.Status), `status too large`)
+	}, 3*time.Minute, 20*time.Millisecond) // a cold compile under -race on a busy 2-core box is slow
+	st := e.stations().Stations[0]
+	require.True(t, st.Online)
+	require.Less(t, len(st.Status), 1024)
+	e.metricIs(`teragate_stations_invalid_frames_total{reason="status_too_large"}`, float64(0))
+	require.Contains(t, agent.Running()[0].Status, `"limit":16384`)
 }

@@ -37,8 +37,9 @@ type Limits struct {
 	// device's body. A status that would make it larger is refused. Default 64 KiB.
 	MaxDeviceStatusBytes int
 	// MaxInvalidFrames is how many invalid frames (undecodable, text, empty, invalid register or
-	// status, a second register while one is in flight, …) one connection may send; the next
-	// closes it with 1008 "too many invalid frames". Default 10.
+	// status, a second register while one is in flight, …) one connection may send: the last
+	// closes it with 1008 "too many invalid frames". (A frame over MaxConfigBytes + 64 KiB
+	// closes it at once with 1009.) Default 10.
 	MaxInvalidFrames int
 }
 

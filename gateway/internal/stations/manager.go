@@ -364,6 +364,10 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 	invalid := 0
 	for {
 		mt, b, err := c.ws.ReadMessage()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			m.met.invalid.WithLabelValues("too_large").Inc()
+			m.log.Warn("station sent a frame over the read limit; closed (1009)", "uuid", st.uuid, "limit", m.cfg.Limits.readLimit())
+		}
 		if err != nil {
 			break
 		}
@@ -436,11 +440,18 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 			m.register(st, c, msg.Id, b.Register)
 		}()
 	case *stationv1.StationMessage_ConfigResult, *stationv1.StationMessage_JobReply:
+		var reason string
+		var err error
 		if r := msg.GetConfigResult(); r != nil {
-			if err := m.checkRunning(r.Running); err != nil {
-				return "running_invalid", err
+			// An answer with invalid running instances still answers its push (which would
+			// otherwise wait for its timeout), without them.
+			if err = m.checkRunning(r.Running); err != nil {
+				reason, r.Running = "running_invalid", nil
 			}
 			r.Message = cut(r.Message)
+			for i, role := range r.Roles {
+				r.Roles[i] = cut(role)
+			}
 		}
 		c.pmu.Lock()
 		ch := c.pending[msg.Id]
@@ -448,7 +459,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 		c.pmu.Unlock()
 		if ch != nil {
 			ch <- msg
-			return "", nil
+			return reason, err
 		}
 		// A late answer (the push timed out, e.g. on a slow first compile): the station runs
 		// what it says; keep the admin view true (the config is not stored: it was not
@@ -461,6 +472,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 			}
 			st.mu.Unlock()
 		}
+		return reason, err
 	case *stationv1.StationMessage_Status:
 		return m.roleStatus(st, b.Status)
 	case *stationv1.StationMessage_Running:

@@ -17,7 +17,7 @@ type metricsSet struct {
 
 // invalidReasons are the reasons of teragate_stations_invalid_frames_total.
 var invalidReasons = []string{"undecodable", "text", "empty", "register_invalid", "register_in_flight",
-	"status_invalid", "status_too_large", "running_invalid"}
+	"status_invalid", "status_too_large", "running_invalid", "too_large"}
 
 func newMetrics(reg prometheus.Registerer) *metricsSet {
 	m := &metricsSet{
