@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,7 +26,6 @@ import (
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/proto/opentera"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
-	stationv1 "github.com/teragate/teragate/proto/station/v1"
 )
 
 // Two non-admin services added to the demo identities: one that reaches project p1, one that
@@ -378,90 +376,4 @@ func TestSecuritySlowConsumerSees4001(t *testing.T) {
 	}
 	require.True(t, overflowed(), "the socket's queue never overflowed")
 	s.expectClose(hub.CloseSlowConsumer)
-}
-
-// TestSecurityStationEditTooLarge: an edit of a station's roles over 1 MiB answers 413, not a
-// JSON error about a truncated body.
-func TestSecurityStationEditTooLarge(t *testing.T) {
-	ids := stationIdentities(t)
-	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids })
-	big := `{"mixer": {"` + strings.Repeat("u", 2<<20) + `": {}}}`
-	code, body := e.do(http.MethodPut, "/api/stations/"+stationUUID+"/roles", strings.NewReader(big),
-		map[string]string{"Authorization": "OpenTera " + serviceToken, "Content-Type": "application/json"})
-	require.Equal(t, http.StatusRequestEntityTooLarge, code, "%s", body)
-	require.Contains(t, string(body), "larger than")
-}
-
-// MaxStationBadFrames is the stations package's bound on bad frames per connection.
-const MaxStationBadFrames = 20
-
-// TestSecurityHostileStation: a station is validated like an admin edit and bounded: a Register
-// with a bad role name, a bad uuid, non-JSON options or an oversized configuration is refused
-// (INVALID_CONFIGURATION) and nothing is stored; a role status over the limit is not fanned out;
-// a flood of garbage disconnects the station (1008) after a bounded number of frames, counted;
-// GET /api/stations keeps answering a full JSON body.
-func TestSecurityHostileStation(t *testing.T) {
-	ids := stationIdentities(t)
-	e := startGateway(t, func(c *gateway.Config) { c.Identities = ids })
-	s, code := e.rawStation(stationToken)
-	require.Equal(t, http.StatusSwitchingProtocols, code)
-	register := func(id uint64, roles map[string]*stationv1.RoleInstances) *stationv1.ConfigResult {
-		s.send(&stationv1.StationMessage{Id: id, Body: &stationv1.StationMessage_Register{Register: &stationv1.Register{Hostname: "evil", Roles: roles}}})
-		reply := s.next()
-		require.Equal(t, id, reply.Id)
-		return reply.GetRegisterReply().GetResult()
-	}
-	one := func(role, uuid, opts string) map[string]*stationv1.RoleInstances {
-		return map[string]*stationv1.RoleInstances{role: {Instances: map[string]*stationv1.RoleInstance{uuid: inst(1, opts)}}}
-	}
-	big := map[string]*stationv1.RoleInstance{}
-	for i := range 200 {
-		big[fmt.Sprintf("u-%d", i)] = inst(1, `{"pad": "`+strings.Repeat("x", 4000)+`"}`)
-	}
-	tests := []struct {
-		name  string
-		roles map[string]*stationv1.RoleInstances
-		want  string
-	}{
-		{"path in a role name", one("../../../etc/passwd", "u", ""), "bad role name"},
-		{"NUL in a role name", one("x\x00y", "u", ""), "bad role name"},
-		{"5000-character role name", one(strings.Repeat("r", 5000), "u", ""), "bad role name"},
-		{"control character in a uuid", one("mixer", "u\x01", ""), "bad uuid"},
-		{"options not JSON", one("mixer", "u", "not json"), "JSON object"},
-		{"800 KB configuration", map[string]*stationv1.RoleInstances{"mixer": {Instances: big}}, "too large"},
-	}
-	for i, tt := range tests {
-		res := register(uint64(100+i), tt.roles)
-		require.Equal(t, stationv1.ErrorCode_INVALID_CONFIGURATION, res.GetCode(), tt.name)
-		require.Contains(t, res.GetMessage(), tt.want, tt.name)
-	}
-	v := e.stations()
-	require.Len(t, v.Stations, 1)
-	require.Empty(t, v.Stations[0].Roles, "nothing refused was stored")
-
-	// An oversized role status is dropped, not published.
-	s.send(&stationv1.StationMessage{Body: &stationv1.StationMessage_Status{Status: &stationv1.RoleStatus{Role: "mixer", Uuid: "u", Status: `"` + strings.Repeat("s", 3<<20) + `"`, Timestamp: 1}}})
-	// Garbage until the manager hangs up (20 bad frames in all), then the close: 1008.
-	for range MaxStationBadFrames {
-		if s.ws.WriteMessage(websocket.BinaryMessage, []byte{0xff, 0xff, 0xff}) != nil {
-			break
-		}
-	}
-	_ = s.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		_, _, err := s.ws.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		require.True(t, errors.As(err, &ce), "want close 1008, got %v", err)
-		require.Equal(t, websocket.ClosePolicyViolation, ce.Code)
-		break
-	}
-	_, body := e.do(http.MethodGet, "/metrics", nil, nil)
-	require.Regexp(t, `teragate_stations_bad_frames_total \d+`, string(body))
-	require.NotContains(t, string(body), "teragate_stations_bad_frames_total 0")
-	v = e.stations()
-	require.Len(t, v.Stations, 1)
-	require.NotContains(t, string(v.Stations[0].Status), strings.Repeat("s", 100))
 }

@@ -27,6 +27,11 @@ import (
 // Version is the agent's version, sent at registration.
 const Version = "teragate-station/1"
 
+// MaxStatusBytes bounds a role status the agent reports: the manager refuses larger ones (and
+// closes a station that keeps sending invalid frames), so a larger status is replaced by an
+// error status naming its size.
+const MaxStatusBytes = 16 << 10
+
 // ErrLogin is returned when the gateway refuses the station's login or websocket.
 var ErrLogin = errors.New("station: login refused")
 

@@ -296,6 +296,12 @@ func (a *Agent) roleCall(ctx context.Context, in *instance, export string, with 
 		a.fail(ctx, in, err)
 		return nil, err
 	}
+	if res.HasStatus && len(res.Status) > MaxStatusBytes {
+		// The manager treats a larger status as an invalid frame: report the problem instead.
+		a.log.Warn("role status too large; reporting an error status instead", "role", in.role, "uuid", in.uuid,
+			"bytes", len(res.Status), "limit", MaxStatusBytes)
+		res.Status = fmt.Sprintf(`{"error":"status too large","bytes":%d,"limit":%d}`, len(res.Status), MaxStatusBytes)
+	}
 	if res.HasStatus && res.Status != in.status {
 		in.status = res.Status
 		a.sendAsync(&stationv1.StationMessage{Body: &stationv1.StationMessage_Status{Status: &stationv1.RoleStatus{

@@ -16,6 +16,17 @@
 // MISSING_ROLE_FACTORY and INVALID_CONFIGURATION come back in the RegisterReply (none escapes as
 // a failed register, unlike the reference).
 //
+// # Limits
+//
+// A station is a device, trusted with its own role config but not with the manager's resources.
+// A Register is checked as an admin edit is (role names, uuids, options that are JSON objects)
+// and refused with INVALID_CONFIGURATION naming the problem; a station's config is bounded in
+// roles, uuids per role and encoded size ([Limits]), whether it grows by registers or edits; one
+// Register per connection is served at a time; a role status and the device status it makes
+// are bounded; and a connection that sends [Limits].MaxInvalidFrames invalid frames is closed
+// with 1008 "too many invalid frames" (teragate_stations_invalid_frames_total counts them by
+// reason).
+//
 // # Roles directory
 //
 // <roles dir>/<role>.wasm is the plugin of role <role>. The directory is watched (fsnotify,

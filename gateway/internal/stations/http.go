@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -36,9 +35,12 @@ func (m *Manager) Mount(handle func(pattern, name string, h http.HandlerFunc)) {
 	handle("POST /api/stations/jobs", "stations", m.admin(m.handleOffer))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// writeJSON answers code with v in JSON. v is encoded before anything is written: when it
+// cannot be, the answer is a 500 naming the reason (logged), never a 200 with an empty body.
+func (m *Manager) writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
-	if err != nil { // never a 200 with an empty body
+	if err != nil {
+		m.log.Error("encoding an answer", "status", code, "error", err)
 		code = http.StatusInternalServerError
 		b, _ = json.Marshal("Could not encode the answer: " + err.Error())
 	}
@@ -47,16 +49,35 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// maxBody bounds the body of PUT, PATCH and POST requests.
+const maxBody = 1 << 20
+
+// readBody reads r's body up to maxBody bytes; on failure it answers 413 (too large) or 400 and
+// returns false.
+func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		m.writeJSON(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Body too large: the limit is %d bytes.", maxBody))
+		return nil, false
+	case err != nil:
+		m.writeJSON(w, http.StatusBadRequest, "Could not read the body.")
+		return nil, false
+	}
+	return body, true
+}
+
 // admin wraps h: only a superadmin user or an admin service may call it.
 func (m *Manager) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := m.cfg.Authenticate(r)
 		if err != nil {
-			writeJSON(w, http.StatusUnauthorized, "Unauthorized")
+			m.writeJSON(w, http.StatusUnauthorized, "Unauthorized")
 			return
 		}
 		if !p.Admin {
-			writeJSON(w, http.StatusForbidden, "Forbidden: admin only")
+			m.writeJSON(w, http.StatusForbidden, "Forbidden: admin only")
 			return
 		}
 		h(w, r)
@@ -194,7 +215,7 @@ func (m *Manager) Stations() StationsView {
 }
 
 func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, m.Stations())
+	m.writeJSON(w, http.StatusOK, m.Stations())
 }
 
 // known returns the station of uuid when it is a station device or has a stored config.
@@ -211,10 +232,10 @@ func (m *Manager) known(uuid string) (*station, bool) {
 func (m *Manager) handleOne(w http.ResponseWriter, r *http.Request) {
 	st, ok := m.known(r.PathValue("uuid"))
 	if !ok {
-		writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
+		m.writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
 		return
 	}
-	writeJSON(w, http.StatusOK, m.view(m.cfg.Directory.Current(), st))
+	m.writeJSON(w, http.StatusOK, m.view(m.cfg.Directory.Current(), st))
 }
 
 // EditInstance is one uuid's entry in a PUT or PATCH body: only the options are set by the
@@ -235,52 +256,38 @@ type EditResult struct {
 	Station StationView `json:"station"`
 }
 
-var roleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
-
-// MaxEditBytes bounds the body of an edit (PUT and PATCH of a station's roles): 1 MiB.
-const MaxEditBytes = 1 << 20
-
 // handleEdit serves PUT (replace) and PATCH (merge) of /api/stations/{uuid}/roles. The body is
 // role → uuid → {"options": {...}}; in a PATCH, a null role removes the role and a null uuid the
 // instance. Answers 200 when pushed and accepted, 202 when stored for an offline station, 409
-// with the station's error when it refused (nothing changes), 504 when it did not answer.
+// with the station's error when it refused (nothing changes), 504 when it did not answer, 400
+// when the body or the resulting config is invalid (names, options, [Limits]), 413 when the
+// body is over 1 MiB.
 func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st, ok := m.known(r.PathValue("uuid"))
 		if !ok {
-			writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
+			m.writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxEditBytes))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Body larger than %d bytes.", MaxEditBytes))
-				return
-			}
-			writeJSON(w, http.StatusBadRequest, "Could not read the body.")
+		body, ok := m.readBody(w, r)
+		if !ok {
 			return
 		}
 		edits, err := decodeEdit(body)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, err.Error())
+			m.writeJSON(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		res, err := m.update(st, func(cur Roles) (Roles, error) {
-			next := applyEdit(cur, edits, patch)
-			return next, checkRoles(next)
-		})
+		res, err := m.update(st, func(cur Roles) (Roles, error) { return applyEdit(cur, edits, patch), nil })
 		if err != nil {
 			code := http.StatusInternalServerError
 			switch {
 			case errors.Is(err, ErrNoAnswer):
 				code = http.StatusGatewayTimeout
-			case errors.Is(err, ErrTooLarge):
-				code = http.StatusRequestEntityTooLarge
 			case errors.Is(err, ErrBadConfig):
 				code = http.StatusBadRequest
 			}
-			writeJSON(w, code, err.Error())
+			m.writeJSON(w, code, err.Error())
 			return
 		}
 		out := EditResult{Pushed: res != nil && res.Code == stationv1.ErrorCode_OK, Result: resultView(res)}
@@ -292,11 +299,12 @@ func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
 		case res.Code != stationv1.ErrorCode_OK:
 			code = http.StatusConflict
 		}
-		writeJSON(w, code, out)
+		m.writeJSON(w, code, out)
 	}
 }
 
-// decodeEdit decodes and checks a PUT/PATCH body (role → uuid → instance, nulls kept as nil).
+// decodeEdit decodes and checks a PUT/PATCH body (role → uuid → instance, nulls kept as nil)
+// with the checks a station's Register gets (role names, uuids, options).
 func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
 	var raw map[string]*map[string]*EditInstance
 	if err := json.Unmarshal(body, &raw); err != nil {
@@ -304,8 +312,8 @@ func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
 	}
 	out := map[string]map[string]*EditInstance{}
 	for role, us := range raw {
-		if !roleName.MatchString(role) {
-			return nil, errors.New(ErrBadConfig.Error() + ": bad role name " + jsonQuote(role))
+		if err := checkRole(role); err != nil {
+			return nil, err
 		}
 		if us == nil {
 			out[role] = nil
@@ -313,13 +321,12 @@ func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
 		}
 		m := map[string]*EditInstance{}
 		for uuid, in := range *us {
-			if !validUUID(uuid) {
-				return nil, errors.New(ErrBadConfig.Error() + ": bad uuid in role " + role)
+			if err := checkUUID(role, uuid); err != nil {
+				return nil, err
 			}
-			if in != nil && len(in.Options) > 0 && string(in.Options) != "null" {
-				var obj map[string]any
-				if json.Unmarshal(in.Options, &obj) != nil {
-					return nil, errors.New(ErrBadConfig.Error() + ": options of " + role + "/" + uuid + " must be a JSON object")
+			if in != nil {
+				if err := checkOptions(role, uuid, in.Options); err != nil {
+					return nil, err
 				}
 			}
 			m[uuid] = in
@@ -328,8 +335,6 @@ func decodeEdit(body []byte) (map[string]map[string]*EditInstance, error) {
 	}
 	return out, nil
 }
-
-func jsonQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // applyEdit returns cur with edits applied (replacing everything unless patch).
 func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool) Roles {
@@ -366,17 +371,17 @@ func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool)
 func (m *Manager) handleRole(w http.ResponseWriter, r *http.Request) {
 	p, err := m.cfg.Authenticate(r)
 	if err != nil {
-		writeJSON(w, http.StatusUnauthorized, "Unauthorized")
+		m.writeJSON(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
 	if !p.Admin && !(p.Kind == directory.KindDevice && m.isStation(p.UUID)) {
-		writeJSON(w, http.StatusForbidden, "Forbidden: stations and admins only")
+		m.writeJSON(w, http.StatusForbidden, "Forbidden: stations and admins only")
 		return
 	}
 	h := strings.TrimPrefix(r.PathValue("hash"), HashPrefix)
 	data, ok := m.lib.byHex(strings.ToLower(h))
 	if !ok {
-		writeJSON(w, http.StatusNotFound, "Unknown role plugin: "+h)
+		m.writeJSON(w, http.StatusNotFound, "Unknown role plugin: "+h)
 		return
 	}
 	w.Header().Set("Content-Type", "application/wasm")
@@ -388,9 +393,20 @@ func (m *Manager) handleRole(w http.ResponseWriter, r *http.Request) {
 // to the statuses of all its instances:
 //
 //	{"hostname": "enc-1", "roles": {"<uuid>": {"role": "encode", "status": <the role's JSON>}}}
-func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) {
-	if len(s.Status) > MaxStatusBytes {
-		return // counted by the caller as a bad frame
+//
+// A status with a bad role or uuid, or larger than Limits.MaxStatusBytes, is an invalid frame
+// (its reason and error are returned); one that would make the device's status larger than
+// Limits.MaxDeviceStatusBytes is refused (counted, logged once until one is accepted again).
+// Either way nothing is stored or fanned out.
+func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) (string, error) {
+	if err := checkRole(s.Role); err != nil {
+		return "status_invalid", err
+	}
+	if err := checkUUID(s.Role, s.Uuid); err != nil {
+		return "status_invalid", err
+	}
+	if n := len(s.Status); n > m.cfg.Limits.MaxStatusBytes {
+		return "status_too_large", fmt.Errorf("a status of %d bytes, the limit is %d", n, m.cfg.Limits.MaxStatusBytes)
 	}
 	raw := json.RawMessage(s.Status)
 	if !json.Valid(raw) {
@@ -400,49 +416,73 @@ func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) {
 	st.mu.Lock()
 	if st.conn == nil {
 		st.mu.Unlock()
-		return
+		return "", nil
 	}
 	prev, had := st.statuses[s.Uuid]
 	st.statuses[s.Uuid] = roleStatus{Role: s.Role, Status: raw}
 	text := st.statusJSON()
-	if len(text) > MaxStationStatusBytes { // the device status every viewer receives stays small
+	if len(text) > m.cfg.Limits.MaxDeviceStatusBytes {
 		if had {
 			st.statuses[s.Uuid] = prev
 		} else {
 			delete(st.statuses, s.Uuid)
 		}
+		first := !st.statusRefused
+		st.statusRefused = true
 		st.mu.Unlock()
-		m.met.badFrames.Inc()
-		m.log.Warn("station status dropped: the station's statuses would exceed the limit", "uuid", st.uuid, "bytes", len(text), "limit", MaxStationStatusBytes)
-		return
+		m.met.refused.WithLabelValues("device_status_too_large").Inc()
+		if first {
+			m.log.Warn("station status refused: the device status would be too large", "uuid", st.uuid, "role", s.Role,
+				"instance", s.Uuid, "bytes", len(text), "limit", m.cfg.Limits.MaxDeviceStatusBytes)
+		}
+		return "", nil
 	}
+	st.statusRefused = false
+	st.statusSeq++
 	st.statusTS = max(st.statusTS, s.Timestamp)
 	ts := st.statusTS
 	st.mu.Unlock()
 	if m.cfg.SetStatus == nil {
-		return
+		return "", nil
 	}
 	if m.cfg.SetStatus(context.Background(), st.uuid, text, ts) {
-		return
+		return "", nil
 	}
 	// Presence learns that the device is online through the bus, a moment after the socket
-	// opened; retry briefly.
+	// opened; retry briefly, from one goroutine per station that always sets the latest status.
+	st.mu.Lock()
+	busy := st.statusRetry
+	st.statusRetry = true
+	st.mu.Unlock()
+	if busy {
+		return "", nil
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer func() { st.mu.Lock(); st.statusRetry = false; st.mu.Unlock() }()
 		for range 40 {
 			time.Sleep(50 * time.Millisecond)
 			st.mu.Lock()
-			online, cur := st.conn != nil, st.statusTS
+			online, text, ts, seq := st.conn != nil, st.statusJSON(), st.statusTS, st.statusSeq
 			st.mu.Unlock()
-			if !online || cur != ts {
-				return // gone, or a newer status took over
+			if !online {
+				return // gone
 			}
 			if m.cfg.SetStatus(context.Background(), st.uuid, text, ts) {
-				return
+				st.mu.Lock()
+				latest := st.statusSeq == seq
+				if latest {
+					st.statusRetry = false
+				}
+				st.mu.Unlock()
+				if latest {
+					return
+				}
 			}
 		}
 	}()
+	return "", nil
 }
 
 // statusJSON is the aggregate status text. st.mu is held.

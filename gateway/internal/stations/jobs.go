@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -88,25 +87,25 @@ func (m *Manager) Offer(role, job string, config []byte) (JobOffered, error) {
 // handleOffer serves POST /api/stations/jobs: 200 with the taker, 503 when nobody accepted.
 func (m *Manager) handleOffer(w http.ResponseWriter, r *http.Request) {
 	var req JobRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(body, &req)
+	body, ok := m.readBody(w, r)
+	if !ok {
+		return
 	}
-	if err != nil || !roleName.MatchString(req.Role) || len(req.Job) > 200 {
-		writeJSON(w, http.StatusBadRequest, "Want {\"role\": <role>, \"job\": <optional id>, \"config\": {...}}.")
+	if err := json.Unmarshal(body, &req); err != nil || !roleName.MatchString(req.Role) || len(req.Job) > 200 {
+		m.writeJSON(w, http.StatusBadRequest, "Want {\"role\": <role>, \"job\": <optional id>, \"config\": {...}}.")
 		return
 	}
 	if len(req.Config) > 0 {
 		var obj map[string]any
 		if json.Unmarshal(req.Config, &obj) != nil {
-			writeJSON(w, http.StatusBadRequest, "config must be a JSON object")
+			m.writeJSON(w, http.StatusBadRequest, "config must be a JSON object")
 			return
 		}
 	}
 	out, err := m.Offer(req.Role, req.Job, compact(req.Config))
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, out)
+		m.writeJSON(w, http.StatusServiceUnavailable, out)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	m.writeJSON(w, http.StatusOK, out)
 }

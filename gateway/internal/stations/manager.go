@@ -68,6 +68,9 @@ type Config struct {
 	PongTimeout time.Duration
 	// Debounce delays reloading a role file after its last change. Zero means fswatch.DefaultDebounce.
 	Debounce time.Duration
+	// Limits bound what a station may make the manager store, push and fan out (zero fields
+	// take their defaults: see [Limits]).
+	Limits Limits
 	// Registerer receives the manager's metrics (teragate_stations_*). Nil means none.
 	Registerer prometheus.Registerer
 	// Logger is the manager's logger. Nil means no logging.
@@ -101,6 +104,9 @@ type station struct {
 	statuses      map[string]roleStatus // role uuid → latest status
 	statusTS      int64
 	registrations int
+	statusSeq     uint64 // counts the statuses accepted
+	statusRetry   bool   // a goroutine retries setting the status in presence
+	statusRefused bool   // the last status was refused (logged once until one is accepted)
 	connectedAt   time.Time
 	lastResult    *stationv1.ConfigResult
 	jobs          []*stationv1.JobResult
@@ -129,6 +135,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}),
 		met: newMetrics(cfg.Registerer)}
 	m.lib = newLibrary(cfg.RolesDir, cfg.Logger.Named("roles"), m.roleChanged)
@@ -145,6 +152,16 @@ func New(cfg Config) (*Manager, error) {
 		m.log.Warn("station record not loaded", "error", err)
 	}
 	for uuid, r := range recs {
+		// A record written before the limits existed (or edited by hand) may hold what a
+		// station or an admin may no longer set: it is not loaded, rather than pushed.
+		if err := cfg.Limits.checkRoles(r.Roles); err != nil {
+			m.log.Warn("station record not loaded", "uuid", uuid, "error", err)
+			continue
+		}
+		if err := cfg.Limits.checkSize(r.Roles); err != nil {
+			m.log.Warn("station record not loaded", "uuid", uuid, "error", err)
+			continue
+		}
 		m.stations[uuid] = &station{uuid: uuid, rec: r, statuses: map[string]roleStatus{}}
 	}
 	return m, nil
@@ -208,9 +225,8 @@ type sconn struct {
 	pending map[uint64]chan *stationv1.StationMessage // requests (pushes, offers) awaiting their answer
 	done    chan struct{}
 	once    sync.Once
-
-	registering atomic.Bool  // a Register is being handled: at most one in flight per connection
-	bad         atomic.Int64 // bad frames so far
+	// registering is set while a Register of this connection is being served: one at a time.
+	registering atomic.Bool
 }
 
 func (c *sconn) send(msg *stationv1.ManagerMessage) error {
@@ -238,23 +254,23 @@ func (c *sconn) close(code int, reason string) {
 func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
-		writeJSON(w, http.StatusUpgradeRequired, "Upgrade Required")
+		m.writeJSON(w, http.StatusUpgradeRequired, "Upgrade Required")
 		return
 	}
 	uuid, err := m.cfg.Tickets.Redeem(r.Context(), r.URL.Query().Get("id"), directory.KindDevice)
 	if err != nil {
-		writeJSON(w, http.StatusForbidden, "Websocket authentication failed (key, uuid).")
+		m.writeJSON(w, http.StatusForbidden, "Websocket authentication failed (key, uuid).")
 		return
 	}
 	if !m.isStation(uuid) {
-		writeJSON(w, http.StatusForbidden, "Not a station: the device must be marked station: true.")
+		m.writeJSON(w, http.StatusForbidden, "Not a station: the device must be marked station: true.")
 		return
 	}
 	ws, err := m.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	ws.SetReadLimit(4 << 20)
+	ws.SetReadLimit(m.cfg.Limits.readLimit())
 	c := &sconn{ws: ws, pending: map[uint64]chan *stationv1.StationMessage{}, done: make(chan struct{})}
 	st := m.get(uuid)
 	st.mu.Lock()
@@ -334,27 +350,47 @@ func (m *Manager) pinger(uuid string, c *sconn) {
 	}
 }
 
+// CloseInvalidFrames is the close reason of a station closed for sending too many invalid
+// frames (with code 1008, policy violation).
+const CloseInvalidFrames = "too many invalid frames"
+
 func (m *Manager) readLoop(st *station, c *sconn) {
 	extend := func() { _ = c.ws.SetReadDeadline(time.Now().Add(m.cfg.PongTimeout)) }
 	extend()
 	c.ws.SetPongHandler(func(string) error { extend(); return nil })
+	invalid := 0
 	for {
 		mt, b, err := c.ws.ReadMessage()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			m.met.invalid.WithLabelValues("too_large").Inc()
+			m.log.Warn("station sent a frame over the read limit; closed (1009)", "uuid", st.uuid, "limit", m.cfg.Limits.readLimit())
+		}
 		if err != nil {
 			break
 		}
 		extend()
-		var msg stationv1.StationMessage
-		var bad string
-		switch {
-		case mt != websocket.BinaryMessage:
-			bad = "a text frame"
-		case proto.Unmarshal(b, &msg) != nil:
-			bad = "an undecodable frame"
-		default:
-			bad = m.handle(st, c, &msg)
+		var reason string
+		if mt != websocket.BinaryMessage {
+			reason, err = "text", errors.New("a text frame (the protocol is binary protobuf)")
+		} else {
+			var msg stationv1.StationMessage
+			if err = proto.Unmarshal(b, &msg); err != nil {
+				reason = "undecodable"
+			} else {
+				reason, err = m.handle(st, c, &msg)
+			}
 		}
-		if bad != "" && c.badFrame(m, st.uuid, bad) {
+		if reason == "" {
+			continue
+		}
+		invalid++
+		m.met.invalid.WithLabelValues(reason).Inc()
+		m.log.Warn("station sent an invalid frame", "uuid", st.uuid, "reason", reason, "error", err,
+			"count", invalid, "limit", m.cfg.Limits.MaxInvalidFrames)
+		if invalid >= m.cfg.Limits.MaxInvalidFrames {
+			m.met.closedInvalid.Inc()
+			m.log.Warn("closing a station that keeps sending invalid frames", "uuid", st.uuid, "count", invalid)
+			c.close(websocket.ClosePolicyViolation, CloseInvalidFrames)
 			break
 		}
 	}
@@ -380,32 +416,47 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 }
 
 // handle dispatches one frame from a station (on its read goroutine: nothing here may wait for
-// another frame). It returns what was wrong with the frame, or "".
-func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) string {
+// another frame). It returns a reason (a metric label) and an error when the frame is invalid.
+func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (string, error) {
 	switch b := msg.Body.(type) {
 	case *stationv1.StationMessage_Register:
-		if err := checkRoles(rolesFromProto(b.Register.GetRoles())); err != nil {
-			m.refuseRegister(st, c, msg.Id, err.Error())
-			return "an invalid Register"
+		if err := m.cfg.Limits.checkRegister(b.Register); err != nil {
+			m.replyRegister(st, c, msg.Id, configResult(err))
+			return "register_invalid", err
 		}
 		if !c.registering.CompareAndSwap(false, true) {
-			m.refuseRegister(st, c, msg.Id, "a Register is already in progress")
-			return "a Register while another is in progress"
+			err := errors.New("a registration is already in progress on this connection")
+			m.replyRegister(st, c, msg.Id, configResult(err))
+			return "register_in_flight", err
 		}
+		m.met.registering.Inc()
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer c.registering.Store(false)
+			defer func() { c.registering.Store(false); m.met.registering.Dec() }()
 			m.register(st, c, msg.Id, b.Register)
 		}()
 	case *stationv1.StationMessage_ConfigResult, *stationv1.StationMessage_JobReply:
+		var reason string
+		var err error
+		if r := msg.GetConfigResult(); r != nil {
+			// An answer with invalid running instances still answers its push (which would
+			// otherwise wait for its timeout), without them.
+			if err = m.checkRunning(r.Running); err != nil {
+				reason, r.Running = "running_invalid", nil
+			}
+			r.Message = cut(r.Message)
+			for i, role := range r.Roles {
+				r.Roles[i] = cut(role)
+			}
+		}
 		c.pmu.Lock()
 		ch := c.pending[msg.Id]
 		delete(c.pending, msg.Id)
 		c.pmu.Unlock()
 		if ch != nil {
 			ch <- msg
-			return ""
+			return reason, err
 		}
 		// A late answer (the push timed out, e.g. on a slow first compile): the station runs
 		// what it says; keep the admin view true (the config is not stored: it was not
@@ -418,12 +469,13 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) s
 			}
 			st.mu.Unlock()
 		}
+		return reason, err
 	case *stationv1.StationMessage_Status:
-		if len(b.Status.GetStatus()) > MaxStatusBytes {
-			return fmt.Sprintf("a role status of %d bytes (at most %d)", len(b.Status.GetStatus()), MaxStatusBytes)
-		}
-		m.roleStatus(st, b.Status)
+		return m.roleStatus(st, b.Status)
 	case *stationv1.StationMessage_Running:
+		if err := m.checkRunning(b.Running.GetRoles()); err != nil {
+			return "running_invalid", err
+		}
 		st.mu.Lock()
 		if st.conn == c {
 			st.running = b.Running.GetRoles()
@@ -432,6 +484,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) s
 		st.mu.Unlock()
 	case *stationv1.StationMessage_Job:
 		j := b.Job
+		j.Role, j.Uuid, j.Job, j.Program, j.Error = cut(j.Role), cut(j.Uuid), cut(j.Job), cut(j.Program), cut(j.Error)
 		m.log.Info("station job ended", "uuid", st.uuid, "role", j.Role, "instance", j.Uuid, "job", j.Job,
 			"program", j.Program, "completed", j.Completed, "exit_code", j.ExitCode, "signal", j.Signal, "error", j.Error)
 		st.mu.Lock()
@@ -440,33 +493,36 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) s
 			st.jobs = slices.Delete(st.jobs, 0, len(st.jobs)-20)
 		}
 		st.mu.Unlock()
+	default:
+		return "empty", errors.New("a frame without a known body")
 	}
-	return ""
+	return "", nil
 }
 
-// refuseRegister answers a Register the manager will not run with INVALID_CONFIGURATION.
-func (m *Manager) refuseRegister(st *station, c *sconn, id uint64, why string) {
-	res := &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: why}
+// checkRunning checks the running instances a station reports: at most the instances its
+// config may hold, with valid names.
+func (m *Manager) checkRunning(rs []*stationv1.RunningRole) error {
+	if n, limit := len(rs), m.cfg.Limits.MaxRoles*m.cfg.Limits.MaxInstancesPerRole; n > limit {
+		return fmt.Errorf("%d running instances, the limit is %d", n, limit)
+	}
+	for _, r := range rs {
+		if err := checkRole(r.GetRole()); err != nil {
+			return err
+		}
+		if err := checkUUID(r.GetRole(), r.GetUuid()); err != nil {
+			return err
+		}
+		r.Script, r.State = cut(r.Script), cut(r.State)
+	}
+	return nil
+}
+
+// replyRegister answers a Register.
+func (m *Manager) replyRegister(st *station, c *sconn, id uint64, res *stationv1.ConfigResult) {
 	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_RegisterReply{
 		RegisterReply: &stationv1.RegisterReply{Result: res}}}); err != nil {
-		m.log.Debug("register refusal not sent", "uuid", st.uuid, "error", err)
+		m.log.Debug("register reply not sent", "uuid", st.uuid, "error", err)
 	}
-}
-
-// badFrame counts one bad frame of the connection; it logs the first few and reports whether
-// the connection reached MaxBadFrames, in which case it is closed with 1008.
-func (c *sconn) badFrame(m *Manager, uuid, what string) bool {
-	n := c.bad.Add(1)
-	m.met.badFrames.Inc()
-	if n <= 3 {
-		m.log.Warn("station sent "+what, "uuid", uuid, "bad_frames", n)
-	}
-	if n < MaxBadFrames {
-		return false
-	}
-	m.log.Warn("station disconnected: too many bad frames", "uuid", uuid, "bad_frames", n)
-	c.close(websocket.ClosePolicyViolation, "too many bad frames")
-	return true
 }
 
 // pruneStatuses drops the statuses of instances no longer running. st.mu is held.
@@ -478,7 +534,8 @@ func (st *station) pruneStatuses() {
 	}
 }
 
-// register runs the handshake: merge, stamp, push, persist, then answer the Register.
+// register runs the handshake: merge, stamp, push, persist, then answer the Register (whose
+// names, options and size were checked).
 func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Register) {
 	st.op.Lock()
 	defer st.op.Unlock()
@@ -487,32 +544,33 @@ func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Regi
 		st.mu.Unlock()
 		return
 	}
-	st.registrations++
 	stored := st.rec.Roles.Clone()
-	st.rec.Hostname, st.rec.MAC, st.rec.IP = reg.Hostname, reg.Mac, reg.Ip
-	st.rec.BlockedRoles = slices.Clone(reg.BlockedRoles)
 	st.mu.Unlock()
 
 	merged := Merge(stored, rolesFromProto(reg.Roles))
-	var res *stationv1.ConfigResult
-	var err error
-	if cerr := checkRoles(merged); cerr != nil {
-		res = &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: "merged with the stored configuration: " + cerr.Error()}
-	} else {
-		m.fillScripts(merged)
-		stamp(merged, now())
-		res, err = m.push(st, c, merged)
+	m.fillScripts(merged)
+	stamp(merged, now())
+	if err := m.cfg.Limits.checkSize(merged); err != nil {
+		// The stored config and the reported one are each within the limits, their union is
+		// not: nothing changes.
+		m.met.refused.WithLabelValues("config_too_large").Inc()
+		m.log.Warn("station register refused", "uuid", st.uuid, "error", err)
+		m.replyRegister(st, c, id, configResult(err))
+		return
 	}
+	st.mu.Lock()
+	st.registrations++
+	st.rec.Hostname, st.rec.MAC, st.rec.IP = reg.Hostname, reg.Mac, reg.Ip
+	st.rec.BlockedRoles = slices.Clone(reg.BlockedRoles)
+	st.mu.Unlock()
+	res, err := m.push(st, c, merged)
 	if err != nil {
 		m.log.Warn("station register: push failed", "uuid", st.uuid, "error", err)
 		res = &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION, Message: err.Error()}
 	}
 	m.log.Info("station registered", "uuid", st.uuid, "hostname", reg.Hostname, "mac", reg.Mac,
 		"roles", merged.Names(), "result", res.Code.String(), "message", res.Message)
-	if err := c.send(&stationv1.ManagerMessage{Id: id, Body: &stationv1.ManagerMessage_RegisterReply{
-		RegisterReply: &stationv1.RegisterReply{Result: res}}}); err != nil {
-		m.log.Debug("register reply not sent", "uuid", st.uuid, "error", err)
-	}
+	m.replyRegister(st, c, id, res)
 }
 
 // fillScripts sets every entry's script to the current hash of its role's plugin ("" when the
@@ -638,6 +696,10 @@ func (m *Manager) update(st *station, edit func(Roles) (Roles, error)) (*station
 	}
 	m.fillScripts(next)
 	stamp(next, now())
+	if err := m.cfg.Limits.checkSize(next); err != nil {
+		m.met.refused.WithLabelValues("config_too_large").Inc()
+		return nil, err
+	}
 	if c == nil {
 		st.mu.Lock()
 		st.rec.Roles = next.Clone()
