@@ -65,7 +65,10 @@ type Gateway struct {
 
 // New builds a gateway: it validates the config, loads the identity directory and prepares TLS.
 // It does not listen yet.
-func New(cfg Config) (*Gateway, error) {
+//
+// When New fails half-way, what it opened so far (the Redis client, the bus, the plugin host's
+// runtimes, the RPC lease) is closed before it returns.
+func New(cfg Config) (_ *Gateway, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,6 +78,11 @@ func New(cfg Config) (*Gateway, error) {
 		log = hclog.New(&hclog.LoggerOptions{Name: "teragate", Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr})
 	}
 	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			g.release()
+		}
+	}()
 
 	var snap *directory.Snapshot
 	if cfg.Identities == "" {
@@ -185,27 +193,39 @@ func New(cfg Config) (*Gateway, error) {
 
 // Start listens and starts serving in the background. When it returns, the gateway accepts
 // logins and websockets and routes events.
-func (g *Gateway) Start(ctx context.Context) error {
+//
+// When Start fails, everything started and opened so far is stopped and closed (in reverse
+// order) before it returns; the gateway cannot be started again and Shutdown does nothing.
+func (g *Gateway) Start(ctx context.Context) (err error) {
 	ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := g.startCluster(ctx); err != nil {
-		return err
-	}
-	// The RPC server first: the presence subscription carries the user manager's requests.
-	if err := g.startRPC(ctx); err != nil {
-		return err
-	}
-	if err := g.pres.Start(ctx); err != nil {
-		return err
-	}
-	if err := g.router.Start(ctx); err != nil {
-		return err
+	var undo []func(context.Context) error // the stops of what started, in start order
+	defer func() {
+		if err != nil {
+			g.abortStart(undo)
+		}
+	}()
+	for _, c := range []struct {
+		start func(context.Context) error
+		stop  func(context.Context) error
+	}{
+		{g.startCluster, g.stopCluster},
+		// The RPC server before presence: the presence subscription carries the user manager's
+		// requests.
+		{g.startRPC, g.stopRPC},
+		{g.pres.Start, g.pres.Stop},
+		{g.router.Start, g.router.Stop},
+	} {
+		if err := c.start(ctx); err != nil {
+			return err
+		}
+		undo = append(undo, c.stop)
 	}
 	g.startRooms(ctx)
 	g.startStations(ctx)
 	g.startPlugins(ctx)
-	ln, err := net.Listen("tcp", g.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("gateway: listen: %w", err)
+	ln, lerr := net.Listen("tcp", g.cfg.Listen)
+	if lerr != nil {
+		return fmt.Errorf("gateway: listen: %w", lerr)
 	}
 	g.ln = ln
 	if g.tlsCfg != nil {
@@ -240,17 +260,6 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.api.SetReady(true)
 	g.log.Info("gateway listening", "url", g.URL(), "tls", g.tlsCfg != nil)
 	return nil
-}
-
-// Run starts the gateway and serves until ctx is done, then shuts down gracefully.
-func (g *Gateway) Run(ctx context.Context) error {
-	if err := g.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(g.cfg.ShutdownTimeout))
-	defer cancel()
-	return g.Shutdown(sctx)
 }
 
 // Addr returns the listening address (useful with port 0), or nil before Start.
