@@ -494,6 +494,13 @@ func (w *walker) countdown(dst []byte, weight uint32) []byte {
 	dst = appendS32(dst, int32(weight))
 	dst = append(dst, 0x6b, 0x24)
 	dst = appendU32(dst, w.global)
+	return w.check(dst)
+}
+
+// check appends the test of the countdown and the reset and tick when it ran out:
+//
+//	global.get $g  i32.const 0  i32.le_s  if  i32.const Budget  global.set $g  call $tick  end
+func (w *walker) check(dst []byte) []byte {
 	dst = append(dst, 0x23)
 	dst = appendU32(dst, w.global)
 	dst = append(dst, 0x41, 0x00, 0x4c, 0x04, 0x40, 0x41)
@@ -526,15 +533,8 @@ func (w *walker) charge(dst []byte, shift uint32) []byte {
 	dst = appendS32(dst, int32(shift))
 	dst = append(dst, 0x76, 0x6b, 0x24) // i32.shr_u, i32.sub, global.set
 	dst = appendU32(dst, w.global)
+	dst = w.check(dst)
 	dst = append(dst, 0x23)
-	dst = appendU32(dst, w.global)
-	dst = append(dst, 0x41, 0x00, 0x4c, 0x04, 0x40, 0x41)
-	dst = appendS32(dst, Budget)
-	dst = append(dst, 0x24)
-	dst = appendU32(dst, w.global)
-	dst = append(dst, 0x10)
-	dst = appendU32(dst, w.tick)
-	dst = append(dst, 0x0b, 0x23)
 	return appendU32(dst, s)
 }
 
