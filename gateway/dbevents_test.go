@@ -75,7 +75,7 @@ func TestDatabaseEvents(t *testing.T) {
 			require.Equal(t, http.StatusUnauthorized, code, "a blocked entity cannot log in")
 			topic, payload = tt.unblock()
 			require.NoError(t, e.gw.Publish(context.Background(), topic, payload))
-			require.Eventually(t, func() bool { code, _ := e.login(tt.kind, tt.cred, ""); return code == http.StatusOK }, 5*time.Second, 10*time.Millisecond)
+			require.Eventually(t, func() bool { code, _ := e.login(tt.kind, tt.cred, ""); return code == http.StatusOK }, 15*time.Second, 20*time.Millisecond)
 		})
 	}
 }
@@ -94,7 +94,7 @@ func TestRedisDatabaseEvents(t *testing.T) {
 		require.Eventually(t, func() bool {
 			code, _ := n.login(directory.KindUser, "alice:alice-demo", "")
 			return code == http.StatusUnauthorized
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 15*time.Second, 20*time.Millisecond)
 	}
 }
 
@@ -127,7 +127,7 @@ func TestIdentityFileDisables(t *testing.T) {
 	require.Eventually(t, func() bool {
 		code, _ := e.login(directory.KindUser, "bob:bob-demo", "")
 		return code == http.StatusUnauthorized
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 15*time.Second, 20*time.Millisecond)
 	write(strings.Replace(demo, "fullname: Bob Demo", "fullname: Bob Again", 1))
 	require.Eventually(t, func() bool { code, _ := e.login(directory.KindUser, "bob:bob-demo", ""); return code == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/gatewaytest"
 	"github.com/teragate/teragate/proto/opentera"
 	"github.com/teragate/teragate/sdk/client"
 )
@@ -131,8 +134,12 @@ func TestServiceCallsAndPublish(t *testing.T) {
 // TestReconnectAfterDrop cuts the network under the websocket: the client logs in again with a
 // fresh ticket, reconnects and sees its own CONNECTED event again.
 func TestReconnectAfterDrop(t *testing.T) {
-	gw := startGateway(t)
-	px := startProxy(t, gw.Addr().String())
+	// The proxy's address is the gateway's public host, as behind any proxy: the websocket_url
+	// of a login then leads through the proxy too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gw := gatewaytest.Start(t, func(c *gateway.Config) { c.PublicHost = ln.Addr().String() })
+	px := startProxy(t, ln, gw.Addr().String())
 	ctx := context.Background()
 	var mu sync.Mutex
 	var states []client.State

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/gatewaytest"
 )
@@ -36,10 +34,8 @@ type proxy struct {
 	conns []net.Conn
 }
 
-func startProxy(t *testing.T, target string) *proxy {
+func startProxy(t *testing.T, ln net.Listener, target string) *proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	p := &proxy{ln: ln}
 	go func() {
 		for {
