@@ -2,11 +2,16 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
@@ -208,4 +213,120 @@ func TestReconfigure(t *testing.T) {
 	got, err = decide(t, f, ev, rs)
 	require.NoError(t, err)
 	require.Equal(t, []filter.Verdict{0, 1, 1}, verdicts(got), "invalid settings changed nothing")
+}
+
+// TestRemovedFileRestoresBuiltin: removing a plugin file always takes its version out of
+// service and brings the built-in back: when that version was quarantined (a bulk-memory loop
+// stopped at its deadline), while a hostile neighbour loops on bulk memory and the garbage
+// collector runs (a guest that never returned to Go held every stop-the-world, and with it the
+// built-in's instantiation, past its init deadline), and when the built-in itself fails to build
+// (the removed version stops serving at once; the built-in is retried until it builds).
+func TestRemovedFileRestoresBuiltin(t *testing.T) {
+	// An init result that is not a protobuf: the echo built-in fails to build with it.
+	badCfg := append(binary.LittleEndian.AppendUint32(nil, 2), 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff)
+	tests := []struct {
+		name       string
+		file       string // the guest of filter.user.wasm; "" for a copy of the built-in
+		quarantine bool   // call it until it is quarantined before the removal
+		neighbour  bool   // filter.device loops on bulk memory meanwhile, under GC pressure
+		badBuiltin bool   // the built-in fails to build until the settings are fixed
+	}{
+		{name: "quarantined version", file: "bulkfill", quarantine: true},
+		{name: "hostile neighbour", neighbour: true},
+		{name: "built-in fails to build", file: "bulkfill", badBuiltin: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wasm, cfg := goodEcho(t)
+			userCfg := cfg
+			if tt.badBuiltin {
+				userCfg = badCfg
+			}
+			settings := map[string]Settings{
+				"filter.user":   {Config: userCfg, Timeout: 200 * time.Millisecond, PoolSize: 1, MaxFailures: 2},
+				"filter.device": {Timeout: 200 * time.Millisecond, PoolSize: 1, MaxFailures: 1000},
+			}
+			e := newEnv(t, settings)
+			e.r.cfg.Builtin = map[string][]byte{"filter.user": wasm}
+			dir := t.TempDir()
+			path := filepath.Join(dir, "filter.user.wasm")
+			file := withCustomSection(wasm, "operator")
+			if tt.file != "" {
+				file = wasmFile(t, tt.file)
+			}
+			require.NoError(t, os.WriteFile(path, file, 0o644))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			ready := make(chan struct{})
+			go func() { done <- e.r.Watch(ctx, dir, func() { close(ready) }) }()
+			t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+			<-ready
+			in, _ := e.r.Info("filter.user")
+			require.Equal(t, path, in.File)
+			require.Equal(t, hashOf(file), in.Hash)
+
+			f := e.r.Filter(directory.KindUser, nil, nil)
+			ev, rs := participantEvent(directory.DemoPatUUID), e.recipients(3)
+			if tt.quarantine {
+				for range 2 {
+					_, err := decide(t, f, ev, rs)
+					require.ErrorIs(t, err, ErrTimeout)
+				}
+				_, err := decide(t, f, ev, rs)
+				require.ErrorIs(t, err, ErrQuarantined)
+			}
+			if tt.neighbour {
+				require.NoError(t, e.r.Load("filter.device", wasmFile(t, "bulkfill")))
+				var stop atomic.Bool
+				var wg sync.WaitGroup
+				wg.Add(2)
+				calls := make(chan struct{})
+				go func() { // the neighbour's calls, one after the other
+					defer wg.Done()
+					nf := e.r.Filter(directory.KindDevice, nil, nil)
+					for i := 0; !stop.Load(); i++ {
+						err := nf.Decide(context.Background(), ev, directory.KindDevice, rs, make([]filter.Decision, len(rs)))
+						assert.ErrorIs(t, err, ErrTimeout)
+						if i == 0 {
+							close(calls)
+						}
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					for !stop.Load() {
+						runtime.GC()
+					}
+				}()
+				t.Cleanup(func() { stop.Store(true); wg.Wait() })
+				<-calls
+			}
+
+			require.NoError(t, os.Remove(path))
+			var cur Info
+			waitFor := func(what string, ok func(Info) bool) {
+				t.Helper()
+				require.Eventually(t, func() bool { cur, _ = e.r.Info("filter.user"); return ok(cur) }, 20*time.Second, 10*time.Millisecond, what)
+			}
+			if tt.badBuiltin {
+				waitFor("the removed version stops serving although the built-in fails", func(in Info) bool { return in.Hash == "" })
+				require.Equal(t, StateRejected, cur.State)
+				require.Equal(t, BuiltinFile, cur.File)
+				require.Contains(t, cur.LastRejection, "tg_init result")
+				require.Empty(t, e.r.Serving(directory.KindUser))
+				_, err := decide(t, f, ev, rs)
+				require.ErrorIs(t, err, ErrNotLoaded, "no plugin serves the kind (the router's fallback decides)")
+
+				settings["filter.user"] = Settings{Config: cfg}
+				_, err = e.r.Reconfigure(settings)
+				require.NoError(t, err)
+			}
+			waitFor("the built-in serves", func(in Info) bool { return in.File == BuiltinFile && in.State == StateActive })
+			require.Equal(t, hashOf(wasm), cur.Hash)
+			require.Equal(t, "filter.user", e.r.Serving(directory.KindUser))
+			got, err := decide(t, f, ev, rs)
+			require.NoError(t, err)
+			require.Equal(t, []filter.Verdict{1, 0, 1}, verdicts(got))
+		})
+	}
 }

@@ -43,52 +43,72 @@ func TestDeadlinePath(t *testing.T) {
 	}
 }
 
-// TestLoopingGuestDoesNotBlockGC: a guest looping forever under the instrumented path is stopped
-// by its deadline while another goroutine runs the garbage collector over and over. Compiled
-// guest code cannot be preempted; without a return to Go inside the loop the first
-// stop-the-world would wait for the guest forever and, with it, the timer that ends the call:
-// the test would hang (the package's test timeout is the bound, nothing here measures time).
+// TestLoopingGuestDoesNotBlockGC: a guest looping forever (or on bulk memory instructions, each
+// filling or copying tens of MiB) is stopped by its deadline while another goroutine runs the
+// garbage collector over and over, instrumented and under wazero's checks. Compiled guest code
+// cannot be preempted; without a return to Go inside the loop the first stop-the-world would wait
+// for the guest and, with it, the timer that ends the call: the test would hang, or the bulk
+// guests would return on their own after minutes without the deadline error (the package's test
+// timeout is the bound, nothing here measures time).
 func TestLoopingGuestDoesNotBlockGC(t *testing.T) {
-	e := newEnv(t, map[string]Settings{"filter.participant": {Timeout: 300 * time.Millisecond, PoolSize: 1, MaxFailures: 100}})
-	require.NoError(t, e.r.Load("filter.participant", wasmFile(t, "loop")))
-	in, _ := e.r.Info("filter.participant")
-	require.Equal(t, DeadlineInstrumented, in.Deadline)
-	bad := e.r.Filter(directory.KindParticipant, nil, nil)
-
-	var (
-		stop     atomic.Bool
-		inCall   atomic.Bool
-		gcs      atomic.Int64
-		gcInCall atomic.Int64
-		wg       sync.WaitGroup
-		started  = make(chan struct{})
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; !stop.Load(); i++ {
-			runtime.GC()
-			gcs.Add(1)
-			if inCall.Load() {
-				gcInCall.Add(1)
-			}
-			if i == 0 {
-				close(started)
-			}
-		}
-	}()
-	<-started
-	for i := 0; i < 2; i++ {
-		inCall.Store(true)
-		err := bad.Decide(context.Background(), participantEvent(directory.DemoPatUUID), directory.KindParticipant, e.recipients(3), make([]filter.Decision, 3))
-		inCall.Store(false)
-		require.ErrorIs(t, err, ErrTimeout)
+	tests := []struct {
+		guest  string
+		checks bool // wazero's checks instead of the instrumentation
+	}{
+		{"loop", false},
+		{"bulkfill", false},
+		{"bulkcopy", false},
+		{"bulkfill", true},
 	}
-	stop.Store(true)
-	wg.Wait()
-	t.Logf("%d collections, %d completed while the guest was looping", gcs.Load(), gcInCall.Load())
-	in, _ = e.r.Info("filter.participant")
-	require.Equal(t, uint64(2), in.Failures)
+	for _, tt := range tests {
+		name := tt.guest
+		if tt.checks {
+			name += "/wazero-checks"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, map[string]Settings{"filter.participant": {Timeout: 300 * time.Millisecond, PoolSize: 1, MaxFailures: 100}})
+			e.r.noInstrument = tt.checks
+			require.NoError(t, e.r.Load("filter.participant", wasmFile(t, tt.guest)))
+			in, _ := e.r.Info("filter.participant")
+			require.Equal(t, map[bool]string{false: DeadlineInstrumented, true: DeadlineChecks}[tt.checks], in.Deadline)
+			bad := e.r.Filter(directory.KindParticipant, nil, nil)
+
+			var (
+				stop     atomic.Bool
+				inCall   atomic.Bool
+				gcs      atomic.Int64
+				gcInCall atomic.Int64
+				wg       sync.WaitGroup
+				started  = make(chan struct{})
+			)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; !stop.Load(); i++ {
+					runtime.GC()
+					gcs.Add(1)
+					if inCall.Load() {
+						gcInCall.Add(1)
+					}
+					if i == 0 {
+						close(started)
+					}
+				}
+			}()
+			<-started
+			for i := 0; i < 2; i++ {
+				inCall.Store(true)
+				err := bad.Decide(context.Background(), participantEvent(directory.DemoPatUUID), directory.KindParticipant, e.recipients(3), make([]filter.Decision, 3))
+				inCall.Store(false)
+				require.ErrorIs(t, err, ErrTimeout)
+			}
+			stop.Store(true)
+			wg.Wait()
+			t.Logf("%d collections, %d completed while the guest was looping", gcs.Load(), gcInCall.Load())
+			in, _ = e.r.Info("filter.participant")
+			require.Equal(t, uint64(2), in.Failures)
+		})
+	}
 }
 
 // TestGoPluginsSameDecisions: the first-party Go filter plugins decide exactly the same,

@@ -48,6 +48,10 @@ type Registry struct {
 
 	mu      sync.Mutex
 	plugins map[string]*plugin
+	closed  bool // set by Close (guarded by mu): no new built-in retries
+	// done is closed by Close: it ends the retries of built-ins that failed to build.
+	done    chan struct{}
+	retries sync.WaitGroup
 	// kinds maps a filter kind to the plugin serving it, rebuilt on every change.
 	kinds atomic.Pointer[map[directory.Kind]*plugin]
 }
@@ -65,6 +69,9 @@ type plugin struct {
 	// prev is the last version that served without being quarantined before the current one
 	// replaced it: a quarantine rolls back to it. Guarded by loadMu.
 	prev *source
+	// gen counts the changes of cur (loads, reconfigurations, rollbacks, unloads): a retry of
+	// the built-in stops once another change happened. Guarded by loadMu.
+	gen uint64
 
 	smu           sync.Mutex
 	state         string
@@ -75,7 +82,7 @@ type plugin struct {
 
 // New creates a registry. It loads nothing: call [Registry.LoadDir] or [Registry.Load].
 func New(cfg Config) (*Registry, error) {
-	r := &Registry{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, plugins: map[string]*plugin{}, initTimeout: cfg.InitTimeout}
+	r := &Registry{cfg: cfg, log: cfg.Logger, obs: cfg.Observer, plugins: map[string]*plugin{}, initTimeout: cfg.InitTimeout, done: make(chan struct{})}
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
@@ -173,6 +180,12 @@ func (r *Registry) load(id, file string, data []byte) error {
 	p := r.plugin(id)
 	p.loadMu.Lock()
 	defer p.loadMu.Unlock()
+	return r.loadLocked(p, file, data)
+}
+
+// loadLocked is load with p.loadMu held.
+func (r *Registry) loadLocked(p *plugin, file string, data []byte) error {
+	id := p.id
 	hash := hashOf(data)
 	if cur := p.cur.Load(); cur != nil && cur.hash == hash && !cur.quarantined.Load() {
 		r.obs.PluginLoad(id, metrics.PluginUnchanged)
@@ -185,6 +198,7 @@ func (r *Registry) load(id, file string, data []byte) error {
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
 	}
 	old := p.cur.Swap(v)
+	p.gen++
 	if old != nil && !old.quarantined.Load() {
 		p.prev = old.source()
 	}
@@ -392,6 +406,7 @@ func (r *Registry) Reconfigure(settings map[string]Settings) ([]string, error) {
 			continue
 		}
 		p.cur.Store(v)
+		p.gen++
 		p.smu.Lock()
 		p.state, p.lastError = StateActive, ""
 		p.smu.Unlock()
@@ -447,6 +462,7 @@ func (r *Registry) rollback(p *plugin, bad *version, cause error) {
 		return
 	}
 	p.cur.Store(v)
+	p.gen++
 	p.prev = nil
 	msg := fmt.Sprintf("rolled back from %s (%s) after repeated failures: %v", bad.hash[:16], bad.file, cause)
 	p.smu.Lock()
@@ -473,12 +489,26 @@ func (r *Registry) Unload(id string) {
 		return
 	}
 	p.loadMu.Lock()
+	old := p.unloadLocked()
+	p.loadMu.Unlock()
+	r.unloaded(p, old)
+}
+
+// unloadLocked stops serving p's version, if any, and returns it (p.loadMu held). The caller
+// finishes with [Registry.unloaded] once it released p.loadMu.
+func (p *plugin) unloadLocked() *version {
 	old := p.cur.Swap(nil)
+	p.gen++
 	p.prev = nil
 	p.smu.Lock()
 	p.state = ""
 	p.smu.Unlock()
-	p.loadMu.Unlock()
+	return old
+}
+
+// unloaded reports the unload of old (nil: nothing was serving) and releases it.
+func (r *Registry) unloaded(p *plugin, old *version) {
+	id := p.id
 	if old == nil {
 		return
 	}
@@ -494,6 +524,13 @@ func (r *Registry) Unload(id string) {
 
 // Close unloads every plugin. In-flight calls finish on their versions, which close after them.
 func (r *Registry) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.done)
+	}
+	r.mu.Unlock()
+	r.retries.Wait()
 	r.mu.Lock()
 	ids := make([]string, 0, len(r.plugins))
 	for id := range r.plugins {
@@ -579,13 +616,81 @@ func (r *Registry) rebuildKinds() {
 // BuiltinFile is the File an [Info] reports for a plugin served from [Config.Builtin].
 const BuiltinFile = "(built-in)"
 
-// LoadBuiltin loads the built-in module of id, if there is one; it reports whether there is.
+// Delays between the attempts to build a built-in that failed to build in LoadBuiltin.
+const (
+	builtinRetryFirst = 100 * time.Millisecond
+	builtinRetryMax   = 5 * time.Second
+)
+
+// LoadBuiltin makes the built-in module of id serve id, if there is one; it reports whether there
+// is. It is what a removed file (and, at start, a missing or rejected one) comes back to, so the
+// version serving id before, quarantined or not, never keeps serving: when the built-in fails to
+// build (its instantiation or tg_init missed the init deadline on a starved machine, say), that
+// version is unloaded (a filter kind falls back to the native filter) and the built-in is retried
+// in the background, with backoff, until it builds, another load or unload of id happens, or the
+// registry closes. The error is the first build's.
 func (r *Registry) LoadBuiltin(id string) (bool, error) {
 	wasm, ok := r.cfg.Builtin[id]
 	if !ok {
 		return false, nil
 	}
-	return true, r.load(id, BuiltinFile, wasm)
+	if !ValidID(id) {
+		return true, fmt.Errorf("%w: bad plugin id %q", ErrInvalid, id)
+	}
+	p := r.plugin(id)
+	p.loadMu.Lock()
+	err := r.loadLocked(p, BuiltinFile, wasm)
+	if err == nil {
+		p.loadMu.Unlock()
+		return true, nil
+	}
+	var old *version
+	if cur := p.cur.Load(); cur != nil && cur.hash != hashOf(wasm) {
+		old = p.unloadLocked()
+		p.smu.Lock()
+		p.state, p.file = StateRejected, BuiltinFile // the admin API shows why nothing serves
+		p.smu.Unlock()
+	}
+	gen := p.gen
+	p.loadMu.Unlock()
+	if old != nil {
+		p.log.Warn("the built-in failed to build: the removed file's version stops serving until it builds", "hash", old.hash[:16], "error", err)
+	}
+	r.unloaded(p, old)
+	r.mu.Lock()
+	if !r.closed {
+		r.retries.Add(1)
+		go r.retryBuiltin(p, gen, wasm)
+	}
+	r.mu.Unlock()
+	return true, err
+}
+
+// retryBuiltin builds the built-in wasm of p until it serves, p changes (gen) or r closes.
+func (r *Registry) retryBuiltin(p *plugin, gen uint64, wasm []byte) {
+	defer r.retries.Done()
+	delay := builtinRetryFirst
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(delay)
+		select {
+		case <-r.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		p.loadMu.Lock()
+		if p.gen != gen {
+			p.loadMu.Unlock()
+			return
+		}
+		err := r.loadLocked(p, BuiltinFile, wasm)
+		p.loadMu.Unlock()
+		if err == nil {
+			p.log.Info("built-in restored", "attempt", attempt)
+			return
+		}
+		delay = min(2*delay, builtinRetryMax)
+	}
 }
 
 // LoadDir loads every <id>.wasm file of dir (an empty dir means none), then the built-ins whose
