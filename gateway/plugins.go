@@ -62,7 +62,7 @@ type pluginParts struct {
 // the plugin filters (with the native table as fallback) in the router and mounts
 // GET /api/plugins.
 func (g *Gateway) initPlugins() error {
-	g.api.Handle("GET /api/plugins", "plugins", g.handlePlugins)
+	g.api.Handle("GET /api/plugins", "plugins", api.AdminOnly(g.api.Authenticate, g.handlePlugins))
 	builtins := g.cfg.Builtins
 	if g.cfg.BuiltinPlugins != nil && !*g.cfg.BuiltinPlugins {
 		builtins = nil
@@ -135,15 +135,6 @@ func (g *Gateway) stopPlugins(ctx context.Context) error {
 
 // handlePlugins serves GET /api/plugins to admin principals (superadmin users, admin services).
 func (g *Gateway) handlePlugins(w http.ResponseWriter, r *http.Request) {
-	p, err := g.api.Authenticate(r)
-	if err != nil {
-		api.WriteError(w, http.StatusUnauthorized, "Unauthorized")
-		return
-	}
-	if !p.Admin {
-		api.WriteError(w, http.StatusForbidden, "Forbidden: admin only")
-		return
-	}
 	out := struct {
 		Dir     string            `json:"dir"`
 		Plugins []pluginhost.Info `json:"plugins"`

@@ -93,7 +93,7 @@ func (h *Handler) Mount(handle func(pattern, name string, hf http.HandlerFunc)) 
 	handle("GET /admin", "admin_page", h.page)
 	handle("GET /admin/{$}", "admin_page", h.page)
 	handle("GET /admin/{file}", "admin_page", h.page)
-	handle("POST /api/admin/names", "admin_names", h.names)
+	handle("POST /api/admin/names", "admin_names", api.AdminOnly(h.cfg.Authenticate, h.names))
 }
 
 func contentType(name string) string {
@@ -184,15 +184,6 @@ var entityKinds = []directory.Kind{directory.KindUser, directory.KindParticipant
 // names serves POST /api/admin/names: {"uuids": [...]} → {"names": {uuid: {kind, name}}}, for
 // admin principals (superadmin users, admin services). Unknown uuids are left out.
 func (h *Handler) names(w http.ResponseWriter, r *http.Request) {
-	p, err := h.cfg.Authenticate(r)
-	if err != nil {
-		api.WriteError(w, http.StatusUnauthorized, "Unauthorized")
-		return
-	}
-	if !p.Admin {
-		api.WriteError(w, http.StatusForbidden, "Forbidden: admin only")
-		return
-	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNamesBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -153,6 +153,25 @@ func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
 // WriteError answers like OpenTera's Flask API: a JSON string with the message.
 func WriteError(w http.ResponseWriter, code int, msg string) { writeError(w, code, msg) }
 
+// AdminOnly wraps h so that only admin principals (superadmin users, admin services) reach it:
+// 401 "Unauthorized" without valid credentials, 403 "Forbidden: admin only" for anyone else.
+// Every admin endpoint of the gateway goes through it (Loop's rooms admin view answers in Loop's
+// error format instead).
+func AdminOnly(authenticate func(*http.Request) (auth.Principal, error), h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := authenticate(r)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "Unauthorized")
+			return
+		}
+		if !p.Admin {
+			writeError(w, http.StatusForbidden, "Forbidden: admin only")
+			return
+		}
+		h(w, r)
+	}
+}
+
 // BearerToken extracts a token from "Authorization: OpenTera <token>" or "Bearer <token>", or
 // from the token query parameter.
 func BearerToken(r *http.Request) (string, bool) { return bearer(r) }

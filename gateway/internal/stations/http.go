@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
 )
@@ -70,18 +71,7 @@ func (m *Manager) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 
 // admin wraps h: only a superadmin user or an admin service may call it.
 func (m *Manager) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := m.cfg.Authenticate(r)
-		if err != nil {
-			m.writeJSON(w, http.StatusUnauthorized, "Unauthorized")
-			return
-		}
-		if !p.Admin {
-			m.writeJSON(w, http.StatusForbidden, "Forbidden: admin only")
-			return
-		}
-		h(w, r)
-	}
+	return api.AdminOnly(m.cfg.Authenticate, h)
 }
 
 // StationsView is the body of GET /api/stations.
