@@ -24,7 +24,8 @@ type PluginConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// MemoryPages caps each instance's memory in 64 KiB pages. Default 1024 (64 MiB).
 	MemoryPages uint32 `yaml:"memory_pages"`
-	// PoolSize is the number of warm instances. Default GOMAXPROCS+1.
+	// PoolSize bounds the plugin's instances: one is made at load, more as concurrent calls need
+	// them (then kept). Default GOMAXPROCS+1.
 	PoolSize int `yaml:"pool_size"`
 	// MaxFailures consecutive failures quarantine the plugin. Default 5.
 	MaxFailures int `yaml:"max_failures"`

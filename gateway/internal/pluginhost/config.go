@@ -65,7 +65,8 @@ type Settings struct {
 	// MemoryPages caps each instance's linear memory, in 64 KiB pages. Zero means
 	// abi.DefaultMemoryPages (64 MiB).
 	MemoryPages uint32
-	// PoolSize is the number of warm instances. Zero means GOMAXPROCS+1.
+	// PoolSize bounds the instances of a version (one is made at load, more as concurrent calls
+	// need them, then kept). Zero means GOMAXPROCS+1.
 	PoolSize int
 	// MaxFailures consecutive failures quarantine the version. Zero means [DefaultMaxFailures].
 	MaxFailures int

@@ -167,18 +167,12 @@ func (v *version) discard(in *instance) {
 	}()
 }
 
-// prewarm fills the pool to its size; the first instance was made by validation.
+// prewarm puts the instance made by validation in the pool. Further instances, up to PoolSize,
+// are made when concurrent calls need them ([version.get]) and then kept: an idle gateway holds
+// one instance per plugin instead of PoolSize (a Go guest's instance is several MiB).
 func (v *version) prewarm(first *instance) error {
 	v.live = 1
 	v.put(first)
-	for v.live < v.settings.PoolSize {
-		in, err := v.newInstance()
-		if err != nil {
-			return err
-		}
-		v.live++
-		v.put(in)
-	}
 	return nil
 }
 
