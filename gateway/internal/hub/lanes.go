@@ -66,14 +66,16 @@ func (r *Router) stopLanes(ctx context.Context) error {
 	}
 }
 
-// enqueue hands job to kind k's lane without waiting; a full lane drops it (counted).
-func (r *Router) enqueue(k directory.Kind, job func(w *worker)) {
+// enqueue hands job to kind k's lane without waiting; a full lane drops it (counted) and
+// reports false.
+func (r *Router) enqueue(k directory.Kind, job func(w *worker)) bool {
 	l := r.lanes.byKind[k]
 	if l == nil {
-		return
+		return false
 	}
 	select {
 	case l.jobs <- job:
+		return true
 	default:
 		l.dropped.Add(1)
 		r.metrics.Dropped(metrics.DropBusOverflow, 1)
@@ -82,6 +84,7 @@ func (r *Router) enqueue(k directory.Kind, job func(w *worker)) {
 			r.log.Warn("routing lane full: events for this kind are dropped (its filter is slower than the traffic)",
 				"kind", k, "dropped_total", l.dropped.Load())
 		}
+		return false
 	}
 }
 
@@ -102,12 +105,15 @@ func (r *Router) dispatch(m bus.Message, family string) {
 			return
 		}
 		for _, k := range socketKinds {
-			r.enqueue(k, func(*worker) {
+			closeKind := func(*worker) {
 				n := r.hub.CloseEntity(k, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
 				if n > 0 {
 					r.log.Debug("client disconnect command", "uuid", uuid, "kind", k, "sockets", n)
 				}
-			})
+			}
+			if !r.enqueue(k, closeKind) {
+				closeKind(nil) // a disconnect is never dropped: on a full lane it runs at once
+			}
 		}
 	default:
 		for _, k := range socketKinds {
