@@ -31,6 +31,8 @@ type lane struct {
 
 // lanes are the router's per-kind lanes.
 type lanes struct {
+	mu     sync.RWMutex // held for reading while enqueuing, for writing while closing
+	closed bool
 	byKind [directory.KindService + 1]*lane
 	wg     sync.WaitGroup
 }
@@ -51,11 +53,18 @@ func (r *Router) startLanes() {
 
 // stopLanes closes the lanes and waits (until ctx is done) for the work queued in them.
 func (r *Router) stopLanes(ctx context.Context) error {
-	for _, l := range r.lanes.byKind {
-		if l != nil {
-			close(l.jobs)
+	// The bus may still be running a handler (Unsubscribe does not wait for it): no send after
+	// the close.
+	r.lanes.mu.Lock()
+	if !r.lanes.closed {
+		r.lanes.closed = true
+		for _, l := range r.lanes.byKind {
+			if l != nil {
+				close(l.jobs)
+			}
 		}
 	}
+	r.lanes.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.lanes.wg.Wait(); close(done) }()
 	select {
@@ -69,8 +78,10 @@ func (r *Router) stopLanes(ctx context.Context) error {
 // enqueue hands job to kind k's lane without waiting; a full lane drops it (counted) and
 // reports false.
 func (r *Router) enqueue(k directory.Kind, job func(w *worker)) bool {
+	r.lanes.mu.RLock()
+	defer r.lanes.mu.RUnlock()
 	l := r.lanes.byKind[k]
-	if l == nil {
+	if l == nil || r.lanes.closed {
 		return false
 	}
 	select {
