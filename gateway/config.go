@@ -237,11 +237,10 @@ func (c Config) Validate() error {
 			return bad("plugin_config.%s: %v", id, err)
 		}
 	}
-	for _, k := range []struct{ name, key string }{{"jwt_key", c.JWTKey}, {"user_jwt_key", c.UserJWTKey},
-		{"participant_jwt_key", c.ParticipantJWTKey}, {"device_jwt_key", c.DeviceJWTKey}} {
-		if n := len(k.key); n > 0 && n < auth.MinKeyLen {
-			return bad("%s is %d bytes, need at least %d (e.g. the output of `openssl rand -base64 32`)", k.name, n, auth.MinKeyLen)
-		}
+	keys := auth.Config{JWTKey: []byte(c.JWTKey), UserJWTKey: []byte(c.UserJWTKey),
+		ParticipantJWTKey: []byte(c.ParticipantJWTKey), DeviceJWTKey: []byte(c.DeviceJWTKey)}
+	if err := keys.Validate(); err != nil {
+		return bad("%v (e.g. the output of `openssl rand -base64 32`)", err)
 	}
 	if c.Redis != "" {
 		if _, err := redis.ParseURL(c.Redis); err != nil {

@@ -8,9 +8,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
-	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/presence"
-	"github.com/teragate/teragate/proto/opentera"
 )
 
 var kindTitle = map[directory.Kind]string{
@@ -248,10 +246,9 @@ func (a *API) logout(kind directory.Kind) http.HandlerFunc {
 
 // Disconnect publishes CMD_CLIENT_DISCONNECT for uuid on the TwistedModule command topic.
 func (a *API) Disconnect(r *http.Request, uuid string) error {
-	payload, err := presence.EncodeModuleMessage("module.TeraServer.FlaskModule.messages", hub.TopicCommandsPrefix+uuid,
-		&opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
+	topic, payload, err := presence.EncodeDisconnect("module.TeraServer.FlaskModule.messages", uuid)
 	if err != nil {
 		return err
 	}
-	return a.publish(r.Context(), "logout", hub.TopicCommandsPrefix+uuid, payload)
+	return a.publish(r.Context(), "logout", topic, payload)
 }

@@ -185,21 +185,15 @@ func (r *Router) routeDirect(w *worker, m bus.Message) {
 	r.routeEvents(w, m, k, uuid)
 }
 
+// routeCommand applies a server command at once, for every kind (the lanes apply it kind by kind,
+// in order with the events; see [Router.dispatch]).
 func (r *Router) routeCommand(_ *worker, m bus.Message) {
-	uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
-	var msg opentera.TeraModuleMessage
-	if err := proto.Unmarshal(m.Payload, &msg); err != nil {
-		r.metrics.Dropped(metrics.DropBadPayload, 1)
-		r.log.Warn("undecodable server command", "topic", m.Channel, "error", err)
+	if !isDisconnect(r, m) {
 		return
 	}
-	for _, a := range msg.GetData() {
-		var cmd opentera.ServerCommand
-		if a.MessageIs(&cmd) && a.UnmarshalTo(&cmd) == nil && cmd.GetType() == opentera.ServerCommand_CMD_CLIENT_DISCONNECT {
-			n := r.hub.CloseEntity(0, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
-			r.log.Debug("client disconnect command", "uuid", uuid, "sockets", n)
-		}
-	}
+	uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
+	n := r.hub.CloseEntity(0, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
+	r.log.Debug("client disconnect command", "uuid", uuid, "sockets", n)
 }
 
 // routeEvents routes a TeraEvent payload to every kind's sockets (kind 0) or to the sockets of

@@ -23,6 +23,14 @@ const PatternDatabaseEvents = "module.TeraServer.DatabaseModule.events.*"
 // TwistedModule): every node closes the entity's sockets with 4000.
 const TopicCommandsPrefix = "module.TeraServer.TwistedModule.events."
 
+// EncodeDisconnect returns the topic and payload of a CMD_CLIENT_DISCONNECT for uuid from source:
+// published, it closes the entity's sockets with 4000 on every node (and OpenTera's).
+func EncodeDisconnect(source, uuid string) (topic string, payload []byte, err error) {
+	topic = TopicCommandsPrefix + uuid
+	payload, err = EncodeModuleMessage(source, topic, &opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
+	return topic, payload, err
+}
+
 // onDatabaseEvent is OpenTera's user manager's reaction to database events: a user, participant
 // or device updated with <object>_enabled false or a deleted_at (soft delete), or deleted, is
 // disconnected everywhere (CMD_CLIENT_DISCONNECT) and blocked — its logins and tokens refused —
@@ -87,10 +95,9 @@ func (r *Registry) block(ctx context.Context, c *claim, k key, why string) {
 	if !c.ok(ctx) {
 		return
 	}
-	payload, err := EncodeModuleMessage("module.TeraServer.UserManagerModule", TopicCommandsPrefix+k.uuid,
-		&opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
+	topic, payload, err := EncodeDisconnect("module.TeraServer.UserManagerModule", k.uuid)
 	if err == nil {
-		err = r.cfg.Bus.Publish(ctx, TopicCommandsPrefix+k.uuid, payload)
+		err = r.cfg.Bus.Publish(ctx, topic, payload)
 	}
 	if err != nil && !errors.Is(err, bus.ErrClosed) {
 		r.log.Error("publishing a disconnect command", "uuid", k.uuid, "error", err)

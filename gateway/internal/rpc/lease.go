@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -136,15 +138,17 @@ func (l *RedisLease) Close() {
 	}
 	close(l.stop)
 	<-l.done
-	l.mu.Lock()
-	mods := make([]string, 0, len(l.modules))
-	for m := range l.modules {
-		mods = append(mods, m)
-	}
-	l.mu.Unlock()
+	mods := l.held()
 	for _, m := range mods {
 		l.Release(m)
 	}
+}
+
+// held returns the modules the node competes for.
+func (l *RedisLease) held() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Keys(l.modules))
 }
 
 func (l *RedisLease) loop() {
@@ -157,12 +161,7 @@ func (l *RedisLease) loop() {
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		mods := make([]string, 0, len(l.modules))
-		for m := range l.modules {
-			mods = append(mods, m)
-		}
-		l.mu.Unlock()
+		mods := l.held()
 		for _, m := range mods {
 			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL/3)
 			l.renew(ctx, m)
