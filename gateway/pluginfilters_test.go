@@ -67,7 +67,7 @@ func TestPluginFiltersMatchNative(t *testing.T) {
 				require.NoError(t, native.Decide(context.Background(), ev, kind, nativeRs, out))
 				want := []string{}
 				for i, d := range out {
-					if d.Verdict == filter.Deliver {
+					if d.Verdict == filter.Keep {
 						want = append(want, nativeRs[i].UUID)
 					}
 				}

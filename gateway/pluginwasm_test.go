@@ -181,7 +181,7 @@ func TestWATGuestUnderHost(t *testing.T) {
 		ev   proto.Message
 		want filter.Verdict
 	}{
-		{&opentera.StopSessionEvent{SessionUuid: "s"}, filter.Deliver},
+		{&opentera.StopSessionEvent{SessionUuid: "s"}, filter.Keep},
 		{&opentera.DeviceEvent{DeviceUuid: directory.DemoRobot1UUID}, filter.Drop},
 		{&opentera.JoinSessionEvent{SessionDevices: []string{directory.DemoRobot1UUID}}, filter.Drop},
 	} {

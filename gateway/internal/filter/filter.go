@@ -68,17 +68,17 @@ type Verdict uint8
 const (
 	// Drop: the recipient does not receive the event.
 	Drop Verdict = iota
-	// Deliver: the recipient receives the event as it is.
-	Deliver
-	// Rewrite: the recipient receives Decision.Rewrite instead of the event.
-	Rewrite
+	// Keep: the recipient receives the event as it is.
+	Keep
+	// Rewritten: the recipient receives Decision.Rewrite instead of the event.
+	Rewritten
 )
 
 // Decision is the verdict for one recipient.
 type Decision struct {
 	// Verdict says what happens to the event for this recipient.
 	Verdict Verdict
-	// Rewrite is the replacement event when Verdict is [Rewrite]. Recipients that share the same
+	// Rewrite is the replacement event when Verdict is [Rewritten]. Recipients that share the same
 	// pointer share one encoded frame.
 	Rewrite *anypb.Any
 }

@@ -38,7 +38,7 @@ func (f *Native) Decide(_ context.Context, ev *Event, kind directory.Kind, rs []
 	set := func(ok func(r *Recipient) bool) {
 		for i := range rs {
 			if ok(&rs[i]) {
-				out[i] = Decision{Verdict: Deliver}
+				out[i] = Decision{Verdict: Keep}
 			} else {
 				out[i] = Decision{}
 			}
@@ -100,7 +100,7 @@ func (f *Native) subject(rs []Recipient, out []Decision, k directory.Kind, uuid 
 			sub, _ = s.Subject(k, uuid)
 		}
 		if a.SeesSubject(sub) {
-			out[i] = Decision{Verdict: Deliver}
+			out[i] = Decision{Verdict: Keep}
 		} else {
 			out[i] = Decision{}
 		}

@@ -80,7 +80,7 @@ func TestNativeTable(t *testing.T) {
 				require.NoError(t, f.Decide(context.Background(), ev, kind, rs, out))
 				var got []string
 				for i, d := range out {
-					if d.Verdict == Deliver {
+					if d.Verdict == Keep {
 						got = append(got, rs[i].UUID)
 					}
 				}

@@ -337,9 +337,9 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 		c := w.conns[i]
 		if multi != nil {
 			switch {
-			case d.Verdict == filter.Deliver:
+			case d.Verdict == filter.Keep:
 				multi.add(c, enc.any, strconv.Itoa(enc.index))
-			case d.Verdict == filter.Rewrite && d.Rewrite != nil:
+			case d.Verdict == filter.Rewritten && d.Rewrite != nil:
 				multi.add(c, d.Rewrite, fmt.Sprintf("r%p", d.Rewrite))
 			default:
 				filtered++
@@ -348,9 +348,9 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 		}
 		var fr []byte
 		switch d.Verdict {
-		case filter.Deliver:
+		case filter.Keep:
 			fr = enc.frame(c.format)
-		case filter.Rewrite:
+		case filter.Rewritten:
 			if d.Rewrite == nil {
 				filtered++
 				continue

@@ -402,9 +402,9 @@ func (cr *compiledRule) applyVerdicts(out []filter.Decision) {
 		case del[i>>3]&bit == 0:
 			out[i] = filter.Decision{}
 		case len(mask) > 0 && mask[i>>3]&bit != 0:
-			out[i] = filter.Decision{Verdict: filter.Rewrite, Rewrite: cr.rewrite}
+			out[i] = filter.Decision{Verdict: filter.Rewritten, Rewrite: cr.rewrite}
 		default:
-			out[i] = filter.Decision{Verdict: filter.Deliver}
+			out[i] = filter.Decision{Verdict: filter.Keep}
 		}
 	}
 }
@@ -432,9 +432,9 @@ func (cr *compiledRule) candidates(c *filter.Candidates) {
 
 // eval applies the rule to every recipient. Visible subjects are resolved once per snapshot.
 func (cr *compiledRule) eval(rs []filter.Recipient, out []filter.Decision, sess filter.Sessions) {
-	hit := filter.Decision{Verdict: filter.Deliver}
+	hit := filter.Decision{Verdict: filter.Keep}
 	if cr.rewrite != nil {
-		hit = filter.Decision{Verdict: filter.Rewrite, Rewrite: cr.rewrite}
+		hit = filter.Decision{Verdict: filter.Rewritten, Rewrite: cr.rewrite}
 	}
 	type resolved struct {
 		snap *directory.Snapshot

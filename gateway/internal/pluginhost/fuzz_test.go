@@ -34,7 +34,7 @@ func FuzzApplyResult(f *testing.F) {
 			return
 		}
 		for _, d := range out {
-			if d.Verdict == filter.Rewrite && d.Rewrite == nil {
+			if d.Verdict == filter.Rewritten && d.Rewrite == nil {
 				t.Fatal("rewrite verdict without a rewrite")
 			}
 		}

@@ -50,7 +50,7 @@ func TestRulePathMatchesNative(t *testing.T) {
 	want, err := decide(t, native, participantEvent(directory.DemoPatUUID), rs)
 	require.NoError(t, err)
 	require.Equal(t, verdicts(want), verdicts(got)) // alice and admin see Pat, bob does not
-	require.Equal(t, filter.Deliver, got[0].Verdict)
+	require.Equal(t, filter.Keep, got[0].Verdict)
 	require.Equal(t, filter.Drop, got[1].Verdict)
 	require.Equal(t, "filter.user", e.r.Serving(directory.KindUser))
 	in, ok := e.r.Info("filter.user")
@@ -76,14 +76,14 @@ func TestRuleClausesAndRewrite(t *testing.T) {
 	rs := e.recipients(3) // alice, bob, admin
 	got, err := decide(t, f, participantEvent(directory.DemoPatUUID), rs)
 	require.NoError(t, err)
-	require.Equal(t, []filter.Verdict{filter.Drop, filter.Rewrite, filter.Rewrite}, verdicts(got))
+	require.Equal(t, []filter.Verdict{filter.Drop, filter.Rewritten, filter.Rewritten}, verdicts(got))
 	require.Same(t, got[1].Rewrite, got[2].Rewrite, "one rewrite shared by all recipients")
 
 	// Cacheable: the next event about Pat does not call the plugin; alice joins s1 → in_session.
 	e.pres.sessions["s1"] = []string{directory.DemoAliceUUID}
 	got, err = decide(t, f, participantEvent(directory.DemoPatUUID), rs)
 	require.NoError(t, err)
-	require.Equal(t, []filter.Verdict{filter.Rewrite, filter.Rewrite, filter.Rewrite}, verdicts(got))
+	require.Equal(t, []filter.Verdict{filter.Rewritten, filter.Rewritten, filter.Rewritten}, verdicts(got))
 	in, _ := e.r.Info("filter.user")
 	require.Equal(t, uint64(1), in.Calls, "cached rule reused")
 	// A directory reload drops the cache.
@@ -299,7 +299,7 @@ func TestHammerSwap(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if out[0].Verdict != filter.Deliver || out[1].Verdict != filter.Drop {
+				if out[0].Verdict != filter.Keep || out[1].Verdict != filter.Drop {
 					t.Errorf("wrong verdicts %v", verdicts(out))
 				}
 			}
