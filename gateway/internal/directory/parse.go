@@ -101,32 +101,57 @@ func firstNonEmpty(a ...string) string {
 	return ""
 }
 
-// build validates the file and builds the snapshot. The snapshot is only meaningful when no
-// problem was recorded.
+// build validates the file and builds the snapshot, one entity list at a time. The snapshot is
+// only meaningful when no problem was recorded.
 func (v *validator) build() *Snapshot {
 	f := v.f
-	s := &Snapshot{
-		sites:        f.Sites,
-		projects:     f.Projects,
-		users:        f.Users,
-		participants: f.Participants,
-		devices:      f.Devices,
-		services:     f.Services,
-
-		siteByID:          make(map[string]int32, len(f.Sites)),
-		projectByID:       make(map[string]int32, len(f.Projects)),
-		userByName:        make(map[string]int32, len(f.Users)),
-		participantByName: make(map[string]int32, len(f.Participants)),
-		exactMask:         len(f.Projects) <= 64,
-	}
 	nNodes := len(f.Users) + len(f.Participants) + len(f.Devices) + len(f.Services)
-	s.nodes = make([]node, 0, nNodes)
-	s.byUUID = make(map[string]int32, nNodes)
-	s.byToken = make(map[[sha256.Size]byte]int32, len(f.Participants)+len(f.Devices)+len(f.Services))
-	uuidOwner := make(map[string]string, nNodes)
-	tokenOwner := make(map[[sha256.Size]byte]string)
+	b := &builder{
+		v: v,
+		f: f,
+		s: &Snapshot{
+			sites:        f.Sites,
+			projects:     f.Projects,
+			users:        f.Users,
+			participants: f.Participants,
+			devices:      f.Devices,
+			services:     f.Services,
 
-	// Sites and projects.
+			siteByID:          make(map[string]int32, len(f.Sites)),
+			projectByID:       make(map[string]int32, len(f.Projects)),
+			userByName:        make(map[string]int32, len(f.Users)),
+			participantByName: make(map[string]int32, len(f.Participants)),
+			exactMask:         len(f.Projects) <= 64,
+			nodes:             make([]node, 0, nNodes),
+			byUUID:            make(map[string]int32, nNodes),
+			byToken:           make(map[[sha256.Size]byte]int32, len(f.Participants)+len(f.Devices)+len(f.Services)),
+		},
+		uuidOwner:  make(map[string]string, nNodes),
+		tokenOwner: make(map[[sha256.Size]byte]string),
+	}
+	b.sites()
+	b.projects()
+	b.users()
+	b.participants()
+	b.devices()
+	b.services()
+	b.normalise()
+	return b.s
+}
+
+// builder holds a snapshot under construction and the owners of the uuids and tokens seen so
+// far, for duplicate reports.
+type builder struct {
+	v          *validator
+	f          *file
+	s          *Snapshot
+	uuidOwner  map[string]string
+	tokenOwner map[[sha256.Size]byte]string
+}
+
+// sites indexes the sites by id.
+func (b *builder) sites() {
+	v, f, s := b.v, b.f, b.s
 	for i, st := range f.Sites {
 		l := label("sites", i, st.ID)
 		if st.ID == "" {
@@ -139,6 +164,11 @@ func (v *validator) build() *Snapshot {
 		}
 		s.siteByID[st.ID] = int32(i)
 	}
+}
+
+// projects indexes the projects by id and links each to its site.
+func (b *builder) projects() {
+	v, f, s := b.v, b.f, b.s
 	s.projectSite = make([]int32, len(f.Projects))
 	s.siteProjects = make([][]int32, len(f.Sites))
 	for i, p := range f.Projects {
@@ -161,49 +191,58 @@ func (v *validator) build() *Snapshot {
 			s.siteProjects[si] = append(s.siteProjects[si], int32(i))
 		}
 	}
+}
 
-	// addNode registers an entity's uuid and returns its node index.
-	addNode := func(l string, k Kind, ent int, uuid string, enabled bool) int32 {
-		idx := int32(len(s.nodes))
-		s.nodes = append(s.nodes, node{kind: k, ent: int32(ent), enabled: enabled})
-		switch prev, dup := uuidOwner[uuid]; {
-		case uuid == "":
-			v.add(l, "%w uuid", ErrMissing)
-		case dup:
-			v.add(l, "%w uuid %q (also %s)", ErrDuplicate, uuid, prev)
-		default:
-			uuidOwner[uuid] = l
-			s.byUUID[uuid] = idx
-		}
-		return idx
+// addNode registers an entity's uuid and returns its node index.
+func (b *builder) addNode(l string, k Kind, ent int, uuid string, enabled bool) int32 {
+	s := b.s
+	idx := int32(len(s.nodes))
+	s.nodes = append(s.nodes, node{kind: k, ent: int32(ent), enabled: enabled})
+	switch prev, dup := b.uuidOwner[uuid]; {
+	case uuid == "":
+		b.v.add(l, "%w uuid", ErrMissing)
+	case dup:
+		b.v.add(l, "%w uuid %q (also %s)", ErrDuplicate, uuid, prev)
+	default:
+		b.uuidOwner[uuid] = l
+		s.byUUID[uuid] = idx
 	}
-	addToken := func(l string, idx int32, token string) {
-		h := sha256.Sum256([]byte(token))
-		if prev, dup := tokenOwner[h]; dup {
-			v.add(l, "%w token (also %s)", ErrDuplicate, prev)
-			return
-		}
-		tokenOwner[h] = l
-		s.byToken[h] = idx
-	}
-	checkHash := func(l, hash string) {
-		if !validBcrypt(hash) {
-			v.add(l, "%w in password_hash", ErrBadHash)
-		}
-	}
-	projectIdx := func(l, id string) (int32, bool) {
-		p, ok := s.projectByID[id]
-		if !ok {
-			v.add(l, "%w project %q", ErrUnknownRef, id)
-		}
-		return p, ok
-	}
+	return idx
+}
 
-	// Users.
+// addToken registers an entity's token (by its hash).
+func (b *builder) addToken(l string, idx int32, token string) {
+	h := sha256.Sum256([]byte(token))
+	if prev, dup := b.tokenOwner[h]; dup {
+		b.v.add(l, "%w token (also %s)", ErrDuplicate, prev)
+		return
+	}
+	b.tokenOwner[h] = l
+	b.s.byToken[h] = idx
+}
+
+func (b *builder) checkHash(l, hash string) {
+	if !validBcrypt(hash) {
+		b.v.add(l, "%w in password_hash", ErrBadHash)
+	}
+}
+
+// projectIdx returns the index of project id, recording an unknown reference.
+func (b *builder) projectIdx(l, id string) (int32, bool) {
+	p, ok := b.s.projectByID[id]
+	if !ok {
+		b.v.add(l, "%w project %q", ErrUnknownRef, id)
+	}
+	return p, ok
+}
+
+// users registers the users: uuid, unique username, password hash, projects.
+func (b *builder) users() {
+	v, f, s := b.v, b.f, b.s
 	for i := range f.Users {
 		u := &f.Users[i]
 		l := label("users", i, firstNonEmpty(u.Username, u.UUID))
-		idx := addNode(l, KindUser, i, u.UUID, u.Enabled)
+		idx := b.addNode(l, KindUser, i, u.UUID, u.Enabled)
 		n := &s.nodes[idx]
 		n.admin = u.Superadmin
 		if u.Username == "" {
@@ -216,20 +255,23 @@ func (v *validator) build() *Snapshot {
 		if u.PasswordHash == "" {
 			v.add(l, "%w password_hash", ErrMissing)
 		} else {
-			checkHash(l, u.PasswordHash)
+			b.checkHash(l, u.PasswordHash)
 		}
 		for _, pid := range u.Projects {
-			if p, ok := projectIdx(l, pid); ok {
+			if p, ok := b.projectIdx(l, pid); ok {
 				n.projs = append(n.projs, p)
 			}
 		}
 	}
+}
 
-	// Participants.
+// participants registers the participants: uuid, optional login, token, project.
+func (b *builder) participants() {
+	v, f, s := b.v, b.f, b.s
 	for i := range f.Participants {
 		p := &f.Participants[i]
 		l := label("participants", i, firstNonEmpty(p.Username, p.Name, p.UUID))
-		idx := addNode(l, KindParticipant, i, p.UUID, p.Enabled)
+		idx := b.addNode(l, KindParticipant, i, p.UUID, p.Enabled)
 		switch {
 		case p.Username != "" && p.PasswordHash == "":
 			v.add(l, "%w password_hash (a participant with a username needs one)", ErrMissing)
@@ -244,26 +286,30 @@ func (v *validator) build() *Snapshot {
 			}
 		}
 		if p.PasswordHash != "" {
-			checkHash(l, p.PasswordHash)
+			b.checkHash(l, p.PasswordHash)
 		}
 		if p.Token != "" {
-			addToken(l, idx, p.Token)
+			b.addToken(l, idx, p.Token)
 		}
 		if p.Project == "" {
 			v.add(l, "%w project", ErrMissing)
-		} else if pi, ok := projectIdx(l, p.Project); ok {
+		} else if pi, ok := b.projectIdx(l, p.Project); ok {
 			s.nodes[idx].projs = []int32{pi}
 		}
 	}
-	// Devices.
+}
+
+// devices registers the devices: uuid, token, the projects of their sites, their participants.
+func (b *builder) devices() {
+	v, f, s := b.v, b.f, b.s
 	for i := range f.Devices {
 		d := &f.Devices[i]
 		l := label("devices", i, firstNonEmpty(d.Name, d.UUID))
-		idx := addNode(l, KindDevice, i, d.UUID, d.Enabled)
+		idx := b.addNode(l, KindDevice, i, d.UUID, d.Enabled)
 		if d.Token == "" {
 			v.add(l, "%w token", ErrMissing)
 		} else {
-			addToken(l, idx, d.Token)
+			b.addToken(l, idx, d.Token)
 		}
 		var projs []int32
 		for _, sid := range d.Sites {
@@ -285,25 +331,32 @@ func (v *validator) build() *Snapshot {
 			s.nodes[pi].links = append(s.nodes[pi].links, idx)
 		}
 	}
-	// Services.
+}
+
+// services registers the services: uuid, token, projects.
+func (b *builder) services() {
+	v, f, s := b.v, b.f, b.s
 	for i := range f.Services {
 		sv := &f.Services[i]
 		l := label("services", i, firstNonEmpty(sv.Name, sv.UUID))
-		idx := addNode(l, KindService, i, sv.UUID, true)
+		idx := b.addNode(l, KindService, i, sv.UUID, true)
 		s.nodes[idx].admin = sv.Admin
 		if sv.Token == "" {
 			v.add(l, "%w token", ErrMissing)
 		} else {
-			addToken(l, idx, sv.Token)
+			b.addToken(l, idx, sv.Token)
 		}
 		for _, pid := range sv.Projects {
-			if p, ok := projectIdx(l, pid); ok {
+			if p, ok := b.projectIdx(l, pid); ok {
 				s.nodes[idx].projs = append(s.nodes[idx].projs, p)
 			}
 		}
 	}
+}
 
-	// Normalise the access records: sorted, unique, with the project summary mask.
+// normalise sorts the access records, removes duplicates and sets the project summary mask.
+func (b *builder) normalise() {
+	s := b.s
 	for i := range s.nodes {
 		n := &s.nodes[i]
 		n.projs = sortedUnique(n.projs)
@@ -312,7 +365,6 @@ func (v *validator) build() *Snapshot {
 			n.mask |= 1 << (uint(p) & 63)
 		}
 	}
-	return s
 }
 
 func sortedUnique(a []int32) []int32 {
