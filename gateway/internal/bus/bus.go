@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // ErrClosed is returned by operations on a bus that has been closed.
@@ -46,4 +47,21 @@ type Bus interface {
 	SubscribeAll(ctx context.Context, patterns []string, h Handler) (Subscription, error)
 	// Close stops all subscriptions and releases resources.
 	Close(ctx context.Context) error
+}
+
+// checkSubscription validates the arguments of SubscribeAll: at least one valid pattern and a
+// handler.
+func checkSubscription(patterns []string, h Handler) error {
+	if len(patterns) == 0 {
+		return fmt.Errorf("%w: no pattern", ErrBadPattern)
+	}
+	for _, p := range patterns {
+		if !ValidPattern(p) {
+			return fmt.Errorf("%w: %q", ErrBadPattern, p)
+		}
+	}
+	if h == nil {
+		return fmt.Errorf("%w: nil handler", ErrBadPattern)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -72,16 +71,8 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, h Handler) (Subs
 
 // SubscribeAll implements [Bus]: one delivery goroutine and queue for all the patterns.
 func (m *Memory) SubscribeAll(_ context.Context, patterns []string, h Handler) (Subscription, error) {
-	if len(patterns) == 0 {
-		return nil, fmt.Errorf("%w: no pattern", ErrBadPattern)
-	}
-	for _, p := range patterns {
-		if !ValidPattern(p) {
-			return nil, fmt.Errorf("%w: %q", ErrBadPattern, p)
-		}
-	}
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil handler", ErrBadPattern)
+	if err := checkSubscription(patterns, h); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

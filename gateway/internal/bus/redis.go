@@ -92,16 +92,8 @@ func (b *Redis) Subscribe(ctx context.Context, pattern string, h Handler) (Subsc
 // SubscribeAll implements [Bus]: one PSUBSCRIBE connection for all the patterns. It returns
 // once Redis has confirmed every pattern.
 func (b *Redis) SubscribeAll(ctx context.Context, patterns []string, h Handler) (Subscription, error) {
-	if len(patterns) == 0 {
-		return nil, fmt.Errorf("%w: no pattern", ErrBadPattern)
-	}
-	for _, p := range patterns {
-		if !ValidPattern(p) {
-			return nil, fmt.Errorf("%w: %q", ErrBadPattern, p)
-		}
-	}
-	if h == nil {
-		return nil, fmt.Errorf("%w: nil handler", ErrBadPattern)
+	if err := checkSubscription(patterns, h); err != nil {
+		return nil, err
 	}
 	if b.closed.Load() {
 		return nil, ErrClosed
