@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -62,17 +61,10 @@ func ticketKey(key []byte) string {
 
 // Issue returns a new 64-hex-character ticket for the entity, stored in Redis.
 func (r *RedisTickets) Issue(ctx context.Context, kind directory.Kind, uuid string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	key, err := newTicketKey(ctx, kind, uuid)
+	if err != nil {
 		return "", err
 	}
-	if !kind.Valid() {
-		return "", fmt.Errorf("%w: %d", ErrKind, kind)
-	}
-	if uuid == "" {
-		return "", fmt.Errorf("%w: empty uuid", ErrTicketInvalid)
-	}
-	var key [ticketBytes]byte
-	_, _ = rand.Read(key[:])
 	exp := r.now().Add(r.ttl).UnixMilli()
 	val := strconv.Itoa(int(kind)) + "|" + strconv.FormatInt(exp, 10) + "|" + uuid
 	if err := r.c.Set(ctx, ticketKey(key[:]), val, r.ttl+redisTicketGrace).Err(); err != nil {

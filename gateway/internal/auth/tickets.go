@@ -78,17 +78,10 @@ func NewMemoryTickets(ttl time.Duration, now func() time.Time) *MemoryTickets {
 // Issue returns a new 64-hex-character ticket for the entity. It fails with [ErrKind] for an
 // invalid kind and [ErrTicketInvalid] for an empty uuid.
 func (m *MemoryTickets) Issue(ctx context.Context, kind directory.Kind, uuid string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	key, err := newTicketKey(ctx, kind, uuid)
+	if err != nil {
 		return "", err
 	}
-	if !kind.Valid() {
-		return "", fmt.Errorf("%w: %d", ErrKind, kind)
-	}
-	if uuid == "" {
-		return "", fmt.Errorf("%w: empty uuid", ErrTicketInvalid)
-	}
-	var key [ticketBytes]byte
-	_, _ = rand.Read(key[:]) // never fails (crypto/rand, Go ≥ 1.24)
 	now := m.now()
 	exp := now.Add(m.ttl)
 
@@ -165,3 +158,19 @@ func (m *MemoryTickets) prune(now time.Time) {
 }
 
 var _ Tickets = (*MemoryTickets)(nil)
+
+// newTicketKey checks a ticket request and draws the ticket's random key. It fails with
+// [ErrKind] for an invalid kind and [ErrTicketInvalid] for an empty uuid.
+func newTicketKey(ctx context.Context, kind directory.Kind, uuid string) (key [ticketBytes]byte, err error) {
+	if err := ctx.Err(); err != nil {
+		return key, err
+	}
+	if !kind.Valid() {
+		return key, fmt.Errorf("%w: %d", ErrKind, kind)
+	}
+	if uuid == "" {
+		return key, fmt.Errorf("%w: empty uuid", ErrTicketInvalid)
+	}
+	_, _ = rand.Read(key[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return key, nil
+}
