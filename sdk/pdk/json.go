@@ -207,68 +207,9 @@ func (p *jsonParser) value(depth int) (any, error) {
 	}
 	switch c := p.data[p.i]; {
 	case c == '{':
-		p.i++
-		m := map[string]any{}
-		p.space()
-		if p.i < len(p.data) && p.data[p.i] == '}' {
-			p.i++
-			return m, nil
-		}
-		for {
-			p.space()
-			if p.i >= len(p.data) || p.data[p.i] != '"' {
-				return nil, errJSON("expected a key")
-			}
-			k, err := p.str()
-			if err != nil {
-				return nil, err
-			}
-			p.space()
-			if p.i >= len(p.data) || p.data[p.i] != ':' {
-				return nil, errJSON("expected ':'")
-			}
-			p.i++
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			m[k] = v
-			p.space()
-			if p.i < len(p.data) && p.data[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.i < len(p.data) && p.data[p.i] == '}' {
-				p.i++
-				return m, nil
-			}
-			return nil, errJSON("expected ',' or '}'")
-		}
+		return p.object(depth)
 	case c == '[':
-		p.i++
-		a := []any{}
-		p.space()
-		if p.i < len(p.data) && p.data[p.i] == ']' {
-			p.i++
-			return a, nil
-		}
-		for {
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-			p.space()
-			if p.i < len(p.data) && p.data[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.i < len(p.data) && p.data[p.i] == ']' {
-				p.i++
-				return a, nil
-			}
-			return nil, errJSON("expected ',' or ']'")
-		}
+		return p.array(depth)
 	case c == '"':
 		return p.str()
 	case c == 't':
@@ -278,22 +219,111 @@ func (p *jsonParser) value(depth int) (any, error) {
 	case c == 'n':
 		return p.lit("null", nil)
 	case c == '-' || (c >= '0' && c <= '9'):
-		start := p.i
-		for p.i < len(p.data) {
-			c := p.data[p.i]
-			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-				p.i++
-				continue
-			}
-			break
-		}
-		f, err := strconv.ParseFloat(string(p.data[start:p.i]), 64)
-		if err != nil {
-			return nil, errJSON("bad number")
-		}
-		return f, nil
+		return p.number()
 	}
 	return nil, errJSON("unexpected character")
+}
+
+// object parses {...} at p.i.
+func (p *jsonParser) object(depth int) (any, error) {
+	p.i++
+	m := map[string]any{}
+	if p.empty('}') {
+		return m, nil
+	}
+	for {
+		p.space()
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return nil, errJSON("expected a key")
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.space()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return nil, errJSON("expected ':'")
+		}
+		p.i++
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		switch done, err := p.next('}'); {
+		case err != nil:
+			return nil, err
+		case done:
+			return m, nil
+		}
+	}
+}
+
+// array parses [...] at p.i.
+func (p *jsonParser) array(depth int) (any, error) {
+	p.i++
+	a := []any{}
+	if p.empty(']') {
+		return a, nil
+	}
+	for {
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		switch done, err := p.next(']'); {
+		case err != nil:
+			return nil, err
+		case done:
+			return a, nil
+		}
+	}
+}
+
+// empty consumes the closing character of an empty object or array.
+func (p *jsonParser) empty(closing byte) bool {
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == closing {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// next consumes the separator after a member or an element: a comma (more follow) or the
+// closing character (done).
+func (p *jsonParser) next(closing byte) (done bool, err error) {
+	p.space()
+	if p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ',':
+			p.i++
+			return false, nil
+		case closing:
+			p.i++
+			return true, nil
+		}
+	}
+	return false, errJSON("expected ',' or '" + string(closing) + "'")
+}
+
+// number parses a JSON number at p.i as a float64.
+func (p *jsonParser) number() (any, error) {
+	start := p.i
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+			p.i++
+			continue
+		}
+		break
+	}
+	f, err := strconv.ParseFloat(string(p.data[start:p.i]), 64)
+	if err != nil {
+		return nil, errJSON("bad number")
+	}
+	return f, nil
 }
 
 func (p *jsonParser) lit(word string, v any) (any, error) {
