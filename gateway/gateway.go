@@ -3,12 +3,10 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,10 +56,11 @@ type Gateway struct {
 	cert     atomic.Pointer[tls.Certificate] // the serving certificate, replaced by Reload
 	reloadMu sync.Mutex                      // serialises Reload
 
-	ln     net.Listener
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ln      net.Listener
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	started []component // what Start started, in order
 }
 
 // New builds a gateway: it validates the config, loads the identity directory and prepares TLS.
@@ -81,7 +80,11 @@ func New(cfg Config) (_ *Gateway, err error) {
 	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New()}
 	defer func() {
 		if err != nil {
-			g.release()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if rerr := g.release(ctx); rerr != nil {
+				log.Debug("releasing resources after a failed New", "error", rerr)
+			}
 		}
 	}()
 
@@ -192,80 +195,6 @@ func New(cfg Config) (_ *Gateway, err error) {
 	return g, nil
 }
 
-// Start listens and starts serving in the background. When it returns, the gateway accepts
-// logins and websockets and routes events.
-//
-// When Start fails, everything started and opened so far is stopped and closed (in reverse
-// order) before it returns; the gateway cannot be started again and Shutdown does nothing.
-func (g *Gateway) Start(ctx context.Context) (err error) {
-	ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	var undo []func(context.Context) error // the stops of what started, in start order
-	defer func() {
-		if err != nil {
-			g.abortStart(undo)
-		}
-	}()
-	for _, c := range []struct {
-		start func(context.Context) error
-		stop  func(context.Context) error
-	}{
-		{g.startCluster, g.stopCluster},
-		// The RPC server before presence: the presence subscription carries the user manager's
-		// requests.
-		{g.startRPC, g.stopRPC},
-		{g.pres.Start, g.pres.Stop},
-		{g.router.Start, g.router.Stop},
-	} {
-		if err := c.start(ctx); err != nil {
-			return err
-		}
-		undo = append(undo, c.stop)
-	}
-	g.startRooms(ctx)
-	g.startStations(ctx)
-	g.startPlugins(ctx)
-	// Compiling and instrumenting the plugins leaves tens of MiB of garbage behind: return it to
-	// the operating system now rather than at the runtime's leisure (a one-time cost at start).
-	debug.FreeOSMemory()
-	ln, lerr := net.Listen("tcp", g.cfg.Listen)
-	if lerr != nil {
-		return fmt.Errorf("gateway: listen: %w", lerr)
-	}
-	g.ln = ln
-	if g.tlsCfg != nil {
-		ln = tls.NewListener(ln, g.tlsCfg)
-	}
-	g.wg.Add(2)
-	go func() { defer g.wg.Done(); g.hub.Run(ctx) }()
-	go func() {
-		defer g.wg.Done()
-		if err := g.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("http server stopped", "error", err)
-		}
-	}()
-	if g.cfg.Identities != "" {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			// The watcher logs each failure with its reason; the hooks keep the reload metrics.
-			err := g.dir.Watch(ctx, g.cfg.Identities, g.log.Named("directory"), directory.WatchHooks{
-				Reloaded: func(s *directory.Snapshot) {
-					g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
-					g.hub.UpdateDirectory(s)
-					g.pres.DirectoryChanged(s)
-				},
-				Failed: func(error) { g.metrics.DirectoryReload(false, 0) },
-			})
-			if err != nil && ctx.Err() == nil {
-				g.log.Error("identity file watch stopped", "error", err)
-			}
-		}()
-	}
-	g.api.SetReady(true)
-	g.log.Info("gateway listening", "url", g.URL(), "tls", g.tlsCfg != nil)
-	return nil
-}
-
 // Addr returns the listening address (useful with port 0), or nil before Start.
 func (g *Gateway) Addr() net.Addr {
 	if g.ln == nil {
@@ -298,57 +227,6 @@ func (g *Gateway) CertificatePath() string {
 	}
 	p, _ := tlsgen.Paths(g.cfg.DataDir)
 	return p
-}
-
-// Shutdown stops accepting, closes every websocket with 1001 (going away), waits for them to
-// drain until ctx is done, and stops the gateway's goroutines.
-func (g *Gateway) Shutdown(ctx context.Context) error {
-	var err error
-	g.once.Do(func() {
-		g.api.SetReady(false)
-		err = g.srv.Shutdown(ctx)
-		n := g.hub.CloseAll(hub.CloseGoingAway, "server shutdown", metrics.DisconnectShutdown)
-		g.log.Info("shutting down", "sockets", n)
-		err = errors.Join(err, g.drain(ctx), g.stopCluster(ctx))
-		if g.cancel != nil {
-			g.cancel()
-		}
-		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx), g.closeRedis())
-		if werr := g.waitGoroutines(ctx); werr != nil {
-			// Leave them (a file watcher still waiting on a read, say): the shutdown is bounded.
-			g.log.Warn("shutdown deadline reached with background goroutines still running", "error", werr)
-			err = errors.Join(err, werr)
-		}
-		err = errors.Join(err, g.stopPlugins(ctx))
-	})
-	return err
-}
-
-// waitGoroutines waits for the gateway's goroutines until ctx is done.
-func (g *Gateway) waitGoroutines(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateway: background goroutines: %w", ctx.Err())
-	}
-}
-
-// drain waits until every socket has left the hub or ctx is done.
-func (g *Gateway) drain(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for g.hub.Count(0) > 0 {
-		select {
-		case <-ctx.Done():
-			g.log.Warn("shutdown deadline reached with sockets still open", "sockets", g.hub.Count(0))
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // ShutdownTimeout returns the configured bound of a graceful shutdown.

@@ -108,13 +108,13 @@ func (g *Gateway) initPlugins() error {
 
 // startPlugins loads the plugin directory and follows it until the gateway stops; it returns once
 // the directory is loaded (every read is bounded in size and time).
-func (g *Gateway) startPlugins(ctx context.Context) {
+func (g *Gateway) startPlugins(ctx context.Context) error {
 	if g.plugins == nil {
-		return
+		return nil
 	}
 	if g.cfg.Plugins == "" {
 		close(g.plugins.ready) // built-ins only, loaded by initPlugins
-		return
+		return nil
 	}
 	g.wg.Add(1)
 	go func() {
@@ -125,13 +125,7 @@ func (g *Gateway) startPlugins(ctx context.Context) {
 		}
 	}()
 	<-g.plugins.ready
-}
-
-func (g *Gateway) stopPlugins(ctx context.Context) error {
-	if g.plugins == nil {
-		return nil
-	}
-	return g.plugins.reg.Close(ctx)
+	return nil
 }
 
 // handlePlugins serves GET /api/plugins to admin principals (superadmin users, admin services).

@@ -174,7 +174,3 @@ func (g *Gateway) initRooms() error {
 }
 
 // startRooms runs the rooms expiry sweep until the gateway stops.
-func (g *Gateway) startRooms(ctx context.Context) {
-	g.wg.Add(1)
-	go func() { defer g.wg.Done(); g.rooms.Run(ctx) }()
-}

@@ -86,8 +86,6 @@ func TestStationAgentRoles(t *testing.T) {
 		"hb-2": {"options": {"label": "studio B", "program": "rm", "every": 3}}}}`)
 	require.Equal(t, http.StatusAccepted, code, "%v", out)
 
-	admin := e.connect(directory.KindUser, "admin:admin-demo")
-
 	prog := filepath.Join(t.TempDir(), "fail.sh")
 	require.NoError(t, os.WriteFile(prog, []byte("#!/bin/sh\necho encoding \"$1\"\nexit 3\n"), 0o755))
 	state := t.TempDir()
@@ -110,6 +108,9 @@ func TestStationAgentRoles(t *testing.T) {
 	}
 	waitRunning(scriptOf(v1), "hb-1", "hb-2")
 	require.Equal(t, 1, e.stations().Stations[0].Registrations)
+	// The admin connects only now: a socket left unread while the roles compile (minutes under
+	// -race on a busy machine) would miss its pings and be closed. The role reports every 2 s.
+	admin := e.connect(directory.KindUser, "admin:admin-demo")
 
 	// The role's status reaches presence: the admin's socket gets DEVICE_STATUS_CHANGED.
 	for {

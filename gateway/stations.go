@@ -50,15 +50,6 @@ func (g *Gateway) initStations() error {
 }
 
 // startStations watches the roles directory until the gateway stops.
-func (g *Gateway) startStations(ctx context.Context) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := g.stations.Run(ctx); err != nil {
-			g.log.Error("roles directory watch stopped", "error", err)
-		}
-	}()
-}
 
 // StationsReady is closed once the roles directory has been loaded.
 func (g *Gateway) StationsReady() <-chan struct{} { return g.stations.Ready() }
