@@ -88,96 +88,112 @@ func New(cfg Config) (_ *Gateway, err error) {
 		}
 	}()
 
+	// In order: each step uses what the steps before it built.
+	for _, step := range []func() error{
+		g.initDirectory,
+		g.openRedis,
+		g.initAuth,
+		g.initBus,
+		g.initEventPath,
+		g.initRPC,
+		g.initPlugins,
+		g.initRooms,
+		g.initStations,
+		g.initAdmin,
+		g.initServer,
+	} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// initDirectory loads the identity file (or the embedded demo identities).
+func (g *Gateway) initDirectory() error {
 	var snap *directory.Snapshot
-	if cfg.Identities == "" {
+	if g.cfg.Identities == "" {
 		snap = directory.Demo()
-		log.Info("using the embedded demo identities (set --identities for your own)")
+		g.log.Info("using the embedded demo identities (set --identities for your own)")
 	} else {
 		var err error
-		if snap, err = directory.Load(cfg.Identities); err != nil {
-			return nil, err
+		if snap, err = directory.Load(g.cfg.Identities); err != nil {
+			return err
 		}
 	}
 	g.metrics.DirectoryReload(true, float64(time.Now().Unix()))
 	g.dir = directory.NewStore(snap)
+	return nil
+}
 
-	if cfg.Redis != "" {
-		if err := g.openRedis(); err != nil {
-			return nil, err
-		}
-	}
+// initAuth builds the authenticator: passwords, tokens and JWTs, the lockout.
+func (g *Gateway) initAuth() error {
 	a, err := auth.New(auth.Config{
-		JWTKey:            []byte(cfg.JWTKey),
-		UserJWTKey:        []byte(cfg.UserJWTKey),
-		ParticipantJWTKey: []byte(cfg.ParticipantJWTKey),
-		DeviceJWTKey:      []byte(cfg.DeviceJWTKey),
-		TokenTTL:          time.Duration(cfg.TokenTTL),
-		MaxFailedAttempts: cfg.MaxFailedLogins,
-		LockoutDuration:   time.Duration(cfg.LockoutDuration),
+		JWTKey:            []byte(g.cfg.JWTKey),
+		UserJWTKey:        []byte(g.cfg.UserJWTKey),
+		ParticipantJWTKey: []byte(g.cfg.ParticipantJWTKey),
+		DeviceJWTKey:      []byte(g.cfg.DeviceJWTKey),
+		TokenTTL:          time.Duration(g.cfg.TokenTTL),
+		MaxFailedAttempts: g.cfg.MaxFailedLogins,
+		LockoutDuration:   time.Duration(g.cfg.LockoutDuration),
 		Metrics:           g.metrics,
-		Logger:            log.Named("auth"),
+		Logger:            g.log.Named("auth"),
 	}, g.dir, g.authOptions()...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	g.auth = a
-	g.tickets = g.newTickets()
-	if g.bus, err = g.newBus(); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// initEventPath builds the event path: the hub of sockets, the cluster registry, presence, the
+// router with OpenTera's native filter table (plugins replace it per kind), and the HTTP API.
+func (g *Gateway) initEventPath() error {
 	g.hub = hub.New(hub.Config{
-		MaxQueueFrames: cfg.MaxQueueFrames,
-		MaxQueueBytes:  cfg.MaxQueueBytes,
-		PingInterval:   time.Duration(cfg.PingInterval),
-		PongTimeout:    time.Duration(cfg.PongTimeout),
+		MaxQueueFrames: g.cfg.MaxQueueFrames,
+		MaxQueueBytes:  g.cfg.MaxQueueBytes,
+		PingInterval:   time.Duration(g.cfg.PingInterval),
+		PongTimeout:    time.Duration(g.cfg.PongTimeout),
 		Metrics:        g.metrics,
-		Logger:         log.Named("hub"),
+		Logger:         g.log.Named("hub"),
 	})
 	if err := g.newCluster(); err != nil {
-		return nil, err
+		return err
 	}
-	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: log.Named("presence"), Cluster: g.presenceCluster(),
+	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: g.log.Named("presence"), Cluster: g.presenceCluster(),
 		OnPublish: func() { g.metrics.Published("presence") }})
-	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: log.Named("router")})
+	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: g.log.Named("router")})
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
 		g.router.SetFilter(k, native)
 	}
-	tr := transport.New(g.hub, transport.Config{Logger: log.Named("transport")})
+	tr := transport.New(g.hub, transport.Config{Logger: g.log.Named("transport")})
 	g.api = api.New(api.Deps{
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
-		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"),
-		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
+		Transport: tr, Metrics: g.metrics, Logger: g.log.Named("api"),
+		Insecure: g.cfg.Insecure, PublicHost: g.cfg.PublicHost, SingleSocket: g.cfg.SingleSocket, MaxBodyBytes: g.cfg.MaxBodyBytes,
 	})
+	return nil
+}
 
-	if err := g.initRPC(); err != nil {
-		return nil, err
-	}
-	if err := g.initPlugins(); err != nil {
-		return nil, err
-	}
-	if err := g.initRooms(); err != nil {
-		return nil, err
-	}
-	if err := g.initStations(); err != nil {
-		return nil, err
-	}
-	if err := g.initAdmin(); err != nil {
-		return nil, err
-	}
-
-	if !cfg.Insecure {
-		var cert tls.Certificate
-		if cfg.TLSCert != "" {
-			cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+// initServer prepares TLS (the configured certificate, or a generated self-signed one) and the
+// HTTP server.
+func (g *Gateway) initServer() error {
+	if !g.cfg.Insecure {
+		var (
+			cert tls.Certificate
+			err  error
+		)
+		if g.cfg.TLSCert != "" {
+			cert, err = tls.LoadX509KeyPair(g.cfg.TLSCert, g.cfg.TLSKey)
 			if err != nil {
-				return nil, fmt.Errorf("gateway: load TLS certificate: %w", err)
+				return fmt.Errorf("gateway: load TLS certificate: %w", err)
 			}
 		} else {
-			host, _, _ := net.SplitHostPort(cfg.Listen)
-			cert, g.certNew, err = tlsgen.Ensure(cfg.DataDir, []string{host})
+			host, _, _ := net.SplitHostPort(g.cfg.Listen)
+			cert, g.certNew, err = tlsgen.Ensure(g.cfg.DataDir, []string{host})
 			if err != nil {
-				return nil, err
+				return err
 			}
 		}
 		g.cert.Store(&cert)
@@ -186,13 +202,13 @@ func New(cfg Config) (_ *Gateway, err error) {
 	}
 	g.srv = &http.Server{
 		Handler:           g.api.Handler(),
-		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
-		ReadTimeout:       time.Duration(cfg.ReadTimeout),
-		IdleTimeout:       time.Duration(cfg.IdleTimeout),
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ReadHeaderTimeout: time.Duration(g.cfg.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(g.cfg.ReadTimeout),
+		IdleTimeout:       time.Duration(g.cfg.IdleTimeout),
+		ErrorLog:          g.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		TLSConfig:         g.tlsCfg,
 	}
-	return g, nil
+	return nil
 }
 
 // Addr returns the listening address (useful with port 0), or nil before Start.

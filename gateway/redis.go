@@ -19,8 +19,11 @@ import (
 // redisDialTimeout bounds the first PING of New: a wrong --redis fails the start, clearly.
 const redisDialTimeout = 5 * time.Second
 
-// openRedis connects to cfg.Redis and checks that it answers.
+// openRedis connects to cfg.Redis, when it is set, and checks that it answers.
 func (g *Gateway) openRedis() error {
+	if g.cfg.Redis == "" {
+		return nil
+	}
 	opt, err := redis.ParseURL(g.cfg.Redis)
 	if err != nil {
 		return fmt.Errorf("%w: redis %q: %w", ErrInvalidConfig, g.cfg.Redis, err)
@@ -50,27 +53,23 @@ func (g *Gateway) authOptions() []auth.Option {
 	return opts
 }
 
-// newTickets returns the websocket ticket store: in Redis when configured (a login on one node,
-// its websocket on another), in memory otherwise.
-func (g *Gateway) newTickets() auth.Tickets {
-	if g.redis != nil {
-		return auth.NewRedisTickets(g.redis, time.Duration(g.cfg.TicketTTL), nil)
-	}
-	return auth.NewMemoryTickets(time.Duration(g.cfg.TicketTTL), nil)
-}
-
-// newBus returns the event bus: Redis pub/sub when configured, in memory otherwise.
-func (g *Gateway) newBus() (bus.Bus, error) {
+// initBus opens the websocket ticket store and the event bus: in Redis when configured (a login
+// on one node, its websocket on another; events published on any node), in memory otherwise.
+func (g *Gateway) initBus() (err error) {
 	onDrop := func(string, string) { g.metrics.Dropped(metrics.DropBusOverflow, 1) }
 	if g.redis == nil {
-		return bus.NewMemory(bus.MemoryConfig{OnDrop: onDrop}), nil
+		g.tickets = auth.NewMemoryTickets(time.Duration(g.cfg.TicketTTL), nil)
+		g.bus = bus.NewMemory(bus.MemoryConfig{OnDrop: onDrop})
+		return nil
 	}
-	return bus.NewRedis(bus.RedisConfig{
+	g.tickets = auth.NewRedisTickets(g.redis, time.Duration(g.cfg.TicketTTL), nil)
+	g.bus, err = bus.NewRedis(bus.RedisConfig{
 		Client:      g.redis,
 		OnDrop:      onDrop,
 		OnReconnect: g.busReconnected,
 		Logger:      g.log.Named("bus"),
 	})
+	return err
 }
 
 // closeRedis closes the Redis client, after the bus and everything else using it.
