@@ -63,150 +63,216 @@ Flags:
 // runBench implements `teragate bench`. It returns the process exit code:
 // 0 on success, 1 when the run failed, 2 on bad flags.
 func runBench(args []string) int {
+	f, cfg, code := parseBench(args)
+	if f == nil {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stopServer, code := f.prepare(ctx, &cfg)
+	if code != 0 {
+		return code
+	}
+	defer stopServer()
+	return f.measure(ctx, cfg)
+}
+
+// benchFlags are the parsed flags of `teragate bench`.
+type benchFlags struct {
+	target       *string
+	baseURL      *string
+	skipVerify   *bool
+	pid          *int
+	clients      *int
+	types        *string
+	format       *string
+	rate         *float64
+	deliveries   *float64
+	duration     *time.Duration
+	warmup       *time.Duration
+	event        *string
+	bareMode     *string
+	bareLazy     *bool
+	idle         *bool
+	idleWait     *time.Duration
+	jsonOut      *bool
+	connectRate  *float64
+	connectOnly  *bool
+	userLogin    *string
+	connectConc  *int
+	publishers   *int
+	projects     *int
+	serviceToken *string
+	identities   *string
+	pluginsDir   *string
+	native       *bool
+	userPassword *string
+	settle       *time.Duration
+	quietWait    *time.Duration
+	cpuProfile   *string
+	keep         *bool
+	plotPath     *string
+	sf           *stormOptions
+}
+
+// newBenchFlags defines the bench's flags on fs.
+func newBenchFlags(fs *flag.FlagSet) *benchFlags {
+	return &benchFlags{
+		target:       fs.String("target", "gateway", "what to measure: gateway or bare (the bare gorilla broadcast baseline)"),
+		baseURL:      fs.String("url", "", "base URL of a running server (e.g. http://127.0.0.1:4040); empty: start one"),
+		skipVerify:   fs.Bool("tls-skip-verify", false, "with an https --url, accept any certificate (the gateway's self-signed default)"),
+		pid:          fs.Int("pid", 0, "pid of the server at --url, for its CPU and RSS figures"),
+		clients:      fs.Int("clients", 1000, "number of websocket clients"),
+		types:        fs.String("types", "user,participant,device", "client type mix: comma-separated user, participant, device, each with an optional :weight"),
+		format:       fs.String("format", "json", "frame format the clients ask for: json (OpenTera text frames) or proto (?format=proto)"),
+		rate:         fs.Float64("rate", 0, "offered load in events per second (instead of --deliveries)"),
+		deliveries:   fs.Float64("deliveries", 0, "offered load in deliveries per second (default 50000 when --rate is not set)"),
+		duration:     fs.Duration("duration", 20*time.Second, "measured publishing time"),
+		warmup:       fs.Duration("warmup", 3*time.Second, "publishing time before measurement starts"),
+		event:        fs.String("event", "stop", "event published: stop (StopSessionEvent, reaches every socket) or participant (ParticipantEvent, filtered by project and links)"),
+		bareMode:     fs.String("bare-mode", "prepared", "bare server writer: prepared (one write per frame) or batched (several frames per write)"),
+		bareLazy:     fs.Bool("bare-lazy-writer", false, "bare server starts a connection's writer goroutine only while its queue is non-empty (no parked writer per idle connection)"),
+		idle:         fs.Bool("idle", false, "idle mode: connect, wait --idle-wait, report server RSS per connection"),
+		idleWait:     fs.Duration("idle-wait", 25*time.Second, "how long idle mode waits (two 10 s ping rounds by default)"),
+		jsonOut:      fs.Bool("json", false, "print the report as JSON"),
+		connectRate:  fs.Float64("connect-rate", 2000, "clients started per second (0: no limit but --connect-concurrency; the default with --connect-only)"),
+		connectOnly:  fs.Bool("connect-only", false, "connect-only mode: open the clients as fast as --connect-concurrency allows, wait for the presence traffic to settle, report opens/s and CPU per open"),
+		userLogin:    fs.String("user-login", "password", "how user clients log in: password (HTTP Basic, one bcrypt check each) or token (each user logs in once by password before the clock starts, then with its user_token JWT, as the \"token login\" figure means)"),
+		connectConc:  fs.Int("connect-concurrency", 100, "logins and websocket handshakes in flight"),
+		publishers:   fs.Int("publishers", 4, "concurrent publishing connections"),
+		projects:     fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)"),
+		serviceToken: fs.String("service-token", "", "service token for POST /api/events (with --url; default: the admin service of --identities)"),
+		identities:   fs.String("identities", "", "identity file the gateway at --url runs with (tokens and users are read from it)"),
+		pluginsDir:   fs.String("plugins", "", "plugin directory for the spawned gateway (its files replace the built-in plugins of the same id)"),
+		native:       fs.Bool("native", false, "run the spawned gateway with --builtin-plugins=false: OpenTera's table in native Go (filter.Native), the baseline of the Wasm filters"),
+		userPassword: fs.String("user-password", "", "clear password of the users in --identities (default: the bench's generated password)"),
+		settle:       fs.Duration("settle", 120*time.Second, "longest wait after connecting for the server's presence events to stop"),
+		quietWait:    fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was"),
+		cpuProfile:   fs.String("cpuprofile", "", "write the bench process's own CPU profile (the load clients) to this file"),
+		keep:         fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)"),
+		plotPath:     fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)"),
+		sf:           stormFlags(fs),
+	}
+}
+
+// parseBench parses and checks the flags and builds the load test's configuration. A nil
+// benchFlags comes with the exit code.
+func parseBench(args []string) (*benchFlags, loadtest.Config, int) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	fs.Usage = func() {
 		_, _ = io.WriteString(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	var (
-		target       = fs.String("target", "gateway", "what to measure: gateway or bare (the bare gorilla broadcast baseline)")
-		baseURL      = fs.String("url", "", "base URL of a running server (e.g. http://127.0.0.1:4040); empty: start one")
-		skipVerify   = fs.Bool("tls-skip-verify", false, "with an https --url, accept any certificate (the gateway's self-signed default)")
-		pid          = fs.Int("pid", 0, "pid of the server at --url, for its CPU and RSS figures")
-		clients      = fs.Int("clients", 1000, "number of websocket clients")
-		types        = fs.String("types", "user,participant,device", "client type mix: comma-separated user, participant, device, each with an optional :weight")
-		format       = fs.String("format", "json", "frame format the clients ask for: json (OpenTera text frames) or proto (?format=proto)")
-		rate         = fs.Float64("rate", 0, "offered load in events per second (instead of --deliveries)")
-		deliveries   = fs.Float64("deliveries", 0, "offered load in deliveries per second (default 50000 when --rate is not set)")
-		duration     = fs.Duration("duration", 20*time.Second, "measured publishing time")
-		warmup       = fs.Duration("warmup", 3*time.Second, "publishing time before measurement starts")
-		event        = fs.String("event", "stop", "event published: stop (StopSessionEvent, reaches every socket) or participant (ParticipantEvent, filtered by project and links)")
-		bareMode     = fs.String("bare-mode", "prepared", "bare server writer: prepared (one write per frame) or batched (several frames per write)")
-		bareLazy     = fs.Bool("bare-lazy-writer", false, "bare server starts a connection's writer goroutine only while its queue is non-empty (no parked writer per idle connection)")
-		idle         = fs.Bool("idle", false, "idle mode: connect, wait --idle-wait, report server RSS per connection")
-		idleWait     = fs.Duration("idle-wait", 25*time.Second, "how long idle mode waits (two 10 s ping rounds by default)")
-		jsonOut      = fs.Bool("json", false, "print the report as JSON")
-		connectRate  = fs.Float64("connect-rate", 2000, "clients started per second (0: no limit but --connect-concurrency; the default with --connect-only)")
-		connectOnly  = fs.Bool("connect-only", false, "connect-only mode: open the clients as fast as --connect-concurrency allows, wait for the presence traffic to settle, report opens/s and CPU per open")
-		userLogin    = fs.String("user-login", "password", "how user clients log in: password (HTTP Basic, one bcrypt check each) or token (each user logs in once by password before the clock starts, then with its user_token JWT, as the \"token login\" figure means)")
-		connectConc  = fs.Int("connect-concurrency", 100, "logins and websocket handshakes in flight")
-		publishers   = fs.Int("publishers", 4, "concurrent publishing connections")
-		projects     = fs.Int("projects", 0, "projects in the generated identities, users, participants and devices spread over them (0: clients/100, at least 10, so every project has about 100 entities whatever the scale)")
-		serviceToken = fs.String("service-token", "", "service token for POST /api/events (with --url; default: the admin service of --identities)")
-		identities   = fs.String("identities", "", "identity file the gateway at --url runs with (tokens and users are read from it)")
-		pluginsDir   = fs.String("plugins", "", "plugin directory for the spawned gateway (its files replace the built-in plugins of the same id)")
-		native       = fs.Bool("native", false, "run the spawned gateway with --builtin-plugins=false: OpenTera's table in native Go (filter.Native), the baseline of the Wasm filters")
-		userPassword = fs.String("user-password", "", "clear password of the users in --identities (default: the bench's generated password)")
-		settle       = fs.Duration("settle", 120*time.Second, "longest wait after connecting for the server's presence events to stop")
-		quietWait    = fs.Duration("quiet-wait", 0, "before measuring, wait up to this long for other processes to use < 0.15 cores (0: don't wait); the report's \"other cpu\" line shows how busy the machine was")
-		cpuProfile   = fs.String("cpuprofile", "", "write the bench process's own CPU profile (the load clients) to this file")
-		keep         = fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)")
-		plotPath     = fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)")
-		sf           = stormFlags(fs)
-	)
+	f := newBenchFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, loadtest.Config{}, 0
 		}
-		return 2
+		return nil, loadtest.Config{}, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", fs.Args())
-		return 2
+		return nil, loadtest.Config{}, 2
 	}
-	mix, err := loadtest.ParseMix(*types, *clients)
+	mix, err := loadtest.ParseMix(*f.types, *f.clients)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: --types: %v\n", err)
-		return 2
+		return nil, loadtest.Config{}, 2
 	}
-	if sf.on() {
-		if mix, err = sf.mix(*clients); err != nil {
+	if f.sf.on() {
+		if mix, err = f.sf.mix(*f.clients); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			return 2
+			return nil, loadtest.Config{}, 2
 		}
-		if *rate <= 0 && *deliveries <= 0 {
-			*deliveries = 10000
+		if *f.rate <= 0 && *f.deliveries <= 0 {
+			*f.deliveries = 10000
 		}
 	}
-	if *projects <= 0 {
-		*projects = max(10, *clients/100)
+	if *f.projects <= 0 {
+		*f.projects = max(10, *f.clients/100)
 	}
-	if *rate <= 0 && *deliveries <= 0 {
-		*deliveries = 50000
+	if *f.rate <= 0 && *f.deliveries <= 0 {
+		*f.deliveries = 50000
 	}
 	cfg := loadtest.Config{
-		Target: loadtest.Target(*target), BaseURL: *baseURL, ServiceToken: *serviceToken,
-		Clients: mix, Format: loadtest.Format(*format), Event: loadtest.EventKind(*event),
-		Rate: *rate, Deliveries: *deliveries, Duration: *duration, Warmup: *warmup,
-		Idle: *idle, IdleWait: *idleWait, ConnectRate: *connectRate, ConnectConcurrency: *connectConc,
-		Publishers: *publishers, Settle: *settle, ServerPID: *pid, Progress: os.Stderr,
-		InsecureSkipVerify: *skipVerify,
+		Target: loadtest.Target(*f.target), BaseURL: *f.baseURL, ServiceToken: *f.serviceToken,
+		Clients: mix, Format: loadtest.Format(*f.format), Event: loadtest.EventKind(*f.event),
+		Rate: *f.rate, Deliveries: *f.deliveries, Duration: *f.duration, Warmup: *f.warmup,
+		Idle: *f.idle, IdleWait: *f.idleWait, ConnectRate: *f.connectRate, ConnectConcurrency: *f.connectConc,
+		Publishers: *f.publishers, Settle: *f.settle, ServerPID: *f.pid, Progress: os.Stderr,
+		InsecureSkipVerify: *f.skipVerify,
 	}
-	if *rate > 0 {
+	if *f.rate > 0 {
 		cfg.Deliveries = 0
 	}
-	cfg.ConnectOnly = *connectOnly
-	cfg.UserLogin = loadtest.UserLogin(*userLogin)
-	cfg.Storm = sf.config()
-	if *sf.restart && *baseURL != "" {
+	cfg.ConnectOnly = *f.connectOnly
+	cfg.UserLogin = loadtest.UserLogin(*f.userLogin)
+	cfg.Storm = f.sf.config()
+	if *f.sf.restart && *f.baseURL != "" {
 		fmt.Fprintln(os.Stderr, "bench: --storm-restart restarts the server the bench starts itself: drop --url")
-		return 2
+		return nil, loadtest.Config{}, 2
 	}
 	rateSet := false
 	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "connect-rate" })
-	if *connectRate <= 0 || *connectOnly && !rateSet {
+	if *f.connectRate <= 0 || *f.connectOnly && !rateSet {
 		cfg.ConnectRate = -1 // no limit
 	}
 	switch cfg.Target {
 	case loadtest.TargetGateway:
 	case loadtest.TargetBare:
-		if m := loadtest.BareMode(*bareMode); m != loadtest.BarePrepared && m != loadtest.BareBatched {
-			fmt.Fprintf(os.Stderr, "bench: --bare-mode must be prepared or batched, not %q\n", *bareMode)
-			return 2
+		if m := loadtest.BareMode(*f.bareMode); m != loadtest.BarePrepared && m != loadtest.BareBatched {
+			fmt.Fprintf(os.Stderr, "bench: --bare-mode must be prepared or batched, not %q\n", *f.bareMode)
+			return nil, loadtest.Config{}, 2
 		}
-		cfg.BareMode = loadtest.BareMode(*bareMode)
-		if *bareLazy {
+		cfg.BareMode = loadtest.BareMode(*f.bareMode)
+		if *f.bareLazy {
 			cfg.BareMode += "+lazy-writer"
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: --target must be gateway or bare, not %q\n", *target)
-		return 2
+		fmt.Fprintf(os.Stderr, "bench: --target must be gateway or bare, not %q\n", *f.target)
+		return nil, loadtest.Config{}, 2
 	}
+	return f, cfg, 0
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+// prepare points cfg at the server to measure: the one at --url with its identities, or one the
+// bench starts (stopped by the returned func). A non-zero code is the exit code.
+func (f *benchFlags) prepare(ctx context.Context, cfg *loadtest.Config) (stop func(), code int) {
+	stop = func() {}
 	if cfg.BaseURL != "" {
 		if cfg.Target == loadtest.TargetGateway {
-			if *identities == "" {
+			if *f.identities == "" {
 				fmt.Fprintln(os.Stderr, "bench: --url with --target gateway needs --identities (the gateway's identity file)")
-				return 2
+				return stop, 2
 			}
-			d, err := loadtest.LoadDirectory(*identities, *userPassword)
+			d, err := loadtest.LoadDirectory(*f.identities, *f.userPassword)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-				return 1
+				return stop, 1
 			}
 			cfg.Dir = d
 		}
 	} else {
-		var dir *loadtest.Directory
-		if sf.on() {
-			if dir, err = loadtest.StormDirectory(mix.Devices); err != nil {
+		var (
+			dir *loadtest.Directory
+			err error
+		)
+		if f.sf.on() {
+			if dir, err = loadtest.StormDirectory(cfg.Clients.Devices); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-				return 1
+				return stop, 1
 			}
 		}
 		srv, err := spawnServer(ctx, cfg.Target, spawnOptions{
-			mix: mix, projects: *projects, bareMode: *bareMode, bareLazy: *bareLazy, keep: *keep,
-			plugins: *pluginsDir, native: *native, dir: dir,
+			mix: cfg.Clients, projects: *f.projects, bareMode: *f.bareMode, bareLazy: *f.bareLazy, keep: *f.keep,
+			plugins: *f.pluginsDir, native: *f.native, dir: dir,
 		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			return 1
+			return stop, 1
 		}
-		defer srv.stop()
+		stop = srv.stop
 		cfg.BaseURL, cfg.ServerPID, cfg.Dir = srv.baseURL, srv.cmd.Process.Pid, srv.dir
 		if cfg.Storm != nil {
 			cfg.Storm.Restart = srv.restart
@@ -215,29 +281,33 @@ func runBench(args []string) int {
 		switch {
 		case cfg.Target != loadtest.TargetGateway:
 			filters = "none"
-		case *native && *pluginsDir == "":
+		case *f.native && *f.pluginsDir == "":
 			filters = "native (filter.Native)"
-		case *pluginsDir != "":
-			filters = "plugins of " + *pluginsDir + " over the built-ins"
-			if *native {
-				filters = "plugins of " + *pluginsDir + ", native for kinds without one"
+		case *f.pluginsDir != "":
+			filters = "plugins of " + *f.pluginsDir + " over the built-ins"
+			if *f.native {
+				filters = "plugins of " + *f.pluginsDir + ", native for kinds without one"
 			}
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s server pid %d at %s (filters: %s)\n", cfg.Target, cfg.ServerPID, cfg.BaseURL, filters)
 	}
+	return stop, 0
+}
 
-	if *quietWait > 0 {
-		quiet, err := loadtest.WaitQuiet(ctx, cfg.ServerPID, 0.15, *quietWait, os.Stderr)
+// measure runs the load test against the prepared server and writes the report (and the plot).
+func (f *benchFlags) measure(ctx context.Context, cfg loadtest.Config) int {
+	if *f.quietWait > 0 {
+		quiet, err := loadtest.WaitQuiet(ctx, cfg.ServerPID, 0.15, *f.quietWait, os.Stderr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
 		}
 		if !quiet {
-			fmt.Fprintf(os.Stderr, "bench: the machine is still busy after %s; measuring anyway\n", *quietWait)
+			fmt.Fprintf(os.Stderr, "bench: the machine is still busy after %s; measuring anyway\n", *f.quietWait)
 		}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if *f.cpuProfile != "" {
+		f, err := os.Create(*f.cpuProfile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
@@ -256,14 +326,14 @@ func runBench(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		return 1
 	}
-	if *plotPath != "" {
-		if err := loadtest.WritePlotFile(*plotPath, rep); err != nil {
+	if *f.plotPath != "" {
+		if err := loadtest.WritePlotFile(*f.plotPath, rep); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *plotPath)
+		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", *f.plotPath)
 	}
-	if *jsonOut {
+	if *f.jsonOut {
 		err = rep.WriteJSON(os.Stdout)
 	} else {
 		err = rep.WriteText(os.Stdout)
