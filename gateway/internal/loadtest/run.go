@@ -323,6 +323,37 @@ func (h *harness) totals() (received, bytes, outside, other, bad int64) {
 }
 
 func (h *harness) run(ctx context.Context) (*Report, error) {
+	rep, baseSrv, err := h.newReport()
+	if err != nil {
+		return nil, err
+	}
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go h.progress(progCtx, progDone, time.Now())
+	defer func() { stopProgress(); <-progDone }()
+
+	connectEnd, err := h.connectAll(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.cfg.ConnectOnly:
+		err = h.finishConnectOnly(ctx, rep, baseSrv, connectEnd)
+	case h.cfg.Idle:
+		err = h.finishIdle(ctx, rep, baseSrv)
+	default:
+		err = h.measureDeliveries(ctx, rep, baseSrv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Disconnected = int(h.disconnected.Load())
+	rep.Errors = h.errs()
+	return rep, nil
+}
+
+// newReport starts the report with the run's parameters and samples the server's baseline.
+func (h *harness) newReport() (*Report, ProcSample, error) {
 	rep := &Report{
 		Target: string(h.cfg.Target), Event: string(h.cfg.Event), Format: string(h.cfg.Format),
 		Clients: h.cfg.Clients.Total(), Users: h.cfg.Clients.Users,
@@ -338,18 +369,17 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	if h.cfg.ServerPID > 0 {
 		s, err := ReadProcStat(h.cfg.ServerPID)
 		if err != nil {
-			return nil, err
+			return nil, baseSrv, err
 		}
 		baseSrv = s
 		rep.ServerRSSBaseMiB = mib(s.RSS)
 	}
+	return rep, baseSrv, nil
+}
 
-	progCtx, stopProgress := context.WithCancel(ctx)
-	progDone := make(chan struct{})
-	go h.progress(progCtx, progDone, time.Now())
-	defer func() { stopProgress(); <-progDone }()
-
-	// Connect.
+// connectAll logs every client in and opens its websocket, and reports the rate and its CPU. It
+// returns the CPU sample taken when the last client was connected.
+func (h *harness) connectAll(ctx context.Context, rep *Report) (cpuSample, error) {
 	d := newDialer(h.base, h.cfg.Target, h.cfg.Format, h.cfg.Dir, h.cfg.ConnectConcurrency, h.tlsConfig())
 	defer d.http.CloseIdleConnections()
 	if h.cfg.Target == TargetGateway {
@@ -357,72 +387,115 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		if h.cfg.UserLogin == UserLoginToken && h.cfg.Clients.Users > 0 {
 			// Not measured: the first login of each user, by password.
 			if err := h.prelogin(ctx, d); err != nil {
-				return nil, err
+				return cpuSample{}, err
 			}
 		}
 	}
 	rep.TLS = h.base.Scheme == "https"
 	cs, err := h.sampleCPU()
 	if err != nil {
-		return nil, err
+		return cpuSample{}, err
 	}
 	t0 := time.Now()
 	if err := h.connect(ctx, d); err != nil {
-		return nil, err
+		return cpuSample{}, err
 	}
 	rep.ConnectSeconds = time.Since(t0).Seconds()
 	rep.Connected = int(h.connected.Load())
 	rep.ConnectErrors = int(h.connectErrs.Load())
 	if rep.Connected == 0 {
-		return nil, fmt.Errorf("loadtest: no client connected: %v", h.errs())
+		return cpuSample{}, fmt.Errorf("loadtest: no client connected: %v", h.errs())
 	}
 	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
 	ce, err := h.sampleCPU()
 	if err != nil {
-		return nil, err
+		return cpuSample{}, err
 	}
 	h.connectCPU(rep, cs, ce)
+	return ce, nil
+}
 
-	if h.cfg.ConnectOnly {
-		// The CONNECTED fan-out goes on after the last open: count its CPU too.
-		if err := h.settle(ctx, rep); err != nil {
-			return nil, err
-		}
-		se, err := h.sampleCPU()
-		if err != nil {
-			return nil, err
-		}
-		h.settleCPU(rep, ce, se)
-		h.finishServer(rep, baseSrv, ProcSample{}, 0)
-		rep.Disconnected = int(h.disconnected.Load())
-		rep.Errors = h.errs()
-		return rep, nil
+// finishConnectOnly ends a connect-only run: it waits for the presence traffic to settle and
+// counts its CPU too (the CONNECTED fan-out goes on after the last open).
+func (h *harness) finishConnectOnly(ctx context.Context, rep *Report, baseSrv ProcSample, connectEnd cpuSample) error {
+	if err := h.settle(ctx, rep); err != nil {
+		return err
 	}
-
-	if h.cfg.Idle {
-		// Let the server's own traffic (CONNECTED events) finish first, so
-		// the RSS is that of idle connections, not of queued frames.
-		if err := h.settle(ctx, rep); err != nil {
-			return nil, err
-		}
-		if err := sleepCtx(ctx, h.cfg.IdleWait); err != nil {
-			return nil, err
-		}
-		rep.IdleWaitSeconds = h.cfg.IdleWait.Seconds()
-		h.finishServer(rep, baseSrv, ProcSample{}, 0)
-		rep.Disconnected = int(h.disconnected.Load())
-		_, _, _, other, _ := h.totals()
-		rep.OtherFrames = other
-		rep.Errors = h.errs()
-		return rep, nil
+	se, err := h.sampleCPU()
+	if err != nil {
+		return err
 	}
+	h.settleCPU(rep, connectEnd, se)
+	h.finishServer(rep, baseSrv, ProcSample{}, 0)
+	return nil
+}
 
+// finishIdle ends an idle run: it lets the server's own traffic (CONNECTED events) finish, so
+// that the RSS is that of idle connections rather than of queued frames, then waits IdleWait.
+func (h *harness) finishIdle(ctx context.Context, rep *Report, baseSrv ProcSample) error {
+	if err := h.settle(ctx, rep); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, h.cfg.IdleWait); err != nil {
+		return err
+	}
+	rep.IdleWaitSeconds = h.cfg.IdleWait.Seconds()
+	h.finishServer(rep, baseSrv, ProcSample{}, 0)
+	_, _, _, other, _ := h.totals()
+	rep.OtherFrames = other
+	return nil
+}
+
+// measureDeliveries publishes at the offered rate through the warm-up and the measured window,
+// waits for the deliveries, and reports them with their latency and CPU cost.
+func (h *harness) measureDeliveries(ctx context.Context, rep *Report, baseSrv ProcSample) error {
 	// Let the server's own traffic (CONNECTED events) calm down.
 	if err := h.settle(ctx, rep); err != nil {
-		return nil, err
+		return err
 	}
 	_, _, _, otherBefore, _ := h.totals()
 
+	recips, rate, err := h.offeredRate(rep)
+	if err != nil {
+		return err
+	}
+	pub, err := h.newPublisher(recips)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	measureStart := start.Add(h.cfg.Warmup)
+	measureEnd := measureStart.Add(h.cfg.Duration)
+	h.setWindow(unixSeconds(measureStart), unixSeconds(measureEnd))
+
+	sampled := h.sampleAt(ctx, measureStart)
+	pub.run(ctx, start, measureEnd, rate, h.cfg.Publishers)
+	at := <-sampled
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if at.err != nil {
+		return at.err
+	}
+	expected := pub.expected.Load()
+	h.drain(ctx, expected)
+
+	endBusy, err := ReadSystemBusy()
+	if err != nil {
+		return err
+	}
+	endSelf, err := ReadProcStat(0)
+	if err != nil {
+		return err
+	}
+	h.reportDeliveries(rep, pub, expected, otherBefore)
+	h.reportCPU(rep, baseSrv, at, endSelf, endBusy)
+	return nil
+}
+
+// offeredRate returns the recipients of the events to publish and the event rate that offers
+// the configured load.
+func (h *harness) offeredRate(rep *Report) ([]int, float64, error) {
 	recips := h.recipients()
 	var sum float64
 	for _, r := range recips {
@@ -432,7 +505,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rate := h.cfg.Rate
 	if h.cfg.Deliveries > 0 {
 		if rep.RecipientsPerEvent == 0 {
-			return nil, fmt.Errorf("loadtest: no connected client would receive the events")
+			return nil, 0, fmt.Errorf("loadtest: no connected client would receive the events")
 		}
 		rate = h.cfg.Deliveries / rep.RecipientsPerEvent
 	}
@@ -440,54 +513,38 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rep.OfferedDeliveriesPerSec = rate * rep.RecipientsPerEvent
 	rep.WarmupSeconds = h.cfg.Warmup.Seconds()
 	rep.DurationSeconds = h.cfg.Duration.Seconds()
+	return recips, rate, nil
+}
 
-	pub, err := h.newPublisher(recips)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	measureStart := start.Add(h.cfg.Warmup)
-	measureEnd := measureStart.Add(h.cfg.Duration)
-	h.setWindow(unixSeconds(measureStart), unixSeconds(measureEnd))
+// startSample is the CPU sampled when the measured window starts.
+type startSample struct {
+	srv, self ProcSample
+	busy      time.Duration
+	err       error
+}
 
-	// Sample CPU when measurement starts.
-	var startSrv, startSelf ProcSample
-	var startBusy time.Duration
-	var sampleErr error
-	sampled := make(chan struct{})
+// sampleAt samples the CPU (the machine's, this process's and the server's) at t.
+func (h *harness) sampleAt(ctx context.Context, t time.Time) <-chan startSample {
+	ch := make(chan startSample, 1)
 	go func() {
-		defer close(sampled)
-		if sleepCtx(ctx, time.Until(measureStart)) != nil {
+		var s startSample
+		defer func() { ch <- s }()
+		if s.err = sleepCtx(ctx, time.Until(t)); s.err != nil {
 			return
 		}
-		startBusy, sampleErr = ReadSystemBusy()
-		if sampleErr == nil {
-			startSelf, sampleErr = ReadProcStat(0)
+		s.busy, s.err = ReadSystemBusy()
+		if s.err == nil {
+			s.self, s.err = ReadProcStat(0)
 		}
-		if sampleErr == nil && h.cfg.ServerPID > 0 {
-			startSrv, sampleErr = ReadProcStat(h.cfg.ServerPID)
+		if s.err == nil && h.cfg.ServerPID > 0 {
+			s.srv, s.err = ReadProcStat(h.cfg.ServerPID)
 		}
 	}()
+	return ch
+}
 
-	pub.run(ctx, start, measureEnd, rate, h.cfg.Publishers)
-	<-sampled
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if sampleErr != nil {
-		return nil, sampleErr
-	}
-	expected := pub.expected.Load()
-	h.drain(ctx, expected)
-
-	endBusy, err := ReadSystemBusy()
-	if err != nil {
-		return nil, err
-	}
-	endSelf, err := ReadProcStat(0)
-	if err != nil {
-		return nil, err
-	}
+// reportDeliveries fills the publishing, delivery, frame and latency figures.
+func (h *harness) reportDeliveries(rep *Report, pub *publisher, expected, otherBefore int64) {
 	received, nbytes, _, other, bad := h.totals()
 	rep.PublishedEvents = pub.inWindow.Load()
 	rep.PublishErrors = h.publishErrs.Load()
@@ -511,9 +568,14 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	rep.LatencyP99ms = float64(snap.Quantile(0.99)) / 1000
 	rep.LatencyMaxms = float64(snap.Max) / 1000
 	rep.LatencyMeanms = snap.Mean() / 1000
+}
 
-	elapsed := endSelf.At.Sub(startSelf.At).Seconds()
-	clientCPU := (endSelf.CPU - startSelf.CPU).Seconds()
+// reportCPU fills the CPU figures of the measured window: this process's (the clients'), the
+// server's and the rest of the machine's.
+func (h *harness) reportCPU(rep *Report, baseSrv ProcSample, start startSample, endSelf ProcSample, endBusy time.Duration) {
+	received := rep.ReceivedDeliveries
+	elapsed := endSelf.At.Sub(start.self.At).Seconds()
+	clientCPU := (endSelf.CPU - start.self.CPU).Seconds()
 	rep.ClientCPUSeconds = clientCPU
 	if elapsed > 0 {
 		rep.ClientCPUCores = clientCPU / elapsed
@@ -521,14 +583,11 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 	if received > 0 {
 		rep.ClientCPUMicrosPerDelivery = clientCPU * 1e6 / float64(received)
 	}
-	h.finishServer(rep, baseSrv, startSrv, received)
+	h.finishServer(rep, baseSrv, start.srv, received)
 	if elapsed > 0 {
-		other := (endBusy - startBusy).Seconds() - clientCPU - rep.ServerCPUSeconds
+		other := (endBusy - start.busy).Seconds() - clientCPU - rep.ServerCPUSeconds
 		rep.OtherCPUCores = math.Max(0, other/elapsed)
 	}
-	rep.Disconnected = int(h.disconnected.Load())
-	rep.Errors = h.errs()
-	return rep, nil
 }
 
 // WaitQuiet waits until processes other than this one and pid (0: none)
