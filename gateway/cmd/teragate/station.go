@@ -91,20 +91,10 @@ hostname, blocked_roles, programs, tick, call_timeout, log_level):
 		}
 		return 2
 	}
-	var file stationFile
-	if *cfgPath != "" {
-		b, err := os.ReadFile(*cfgPath)
-		if err == nil {
-			dec := yaml.NewDecoder(strings.NewReader(string(b)))
-			dec.KnownFields(true)
-			if err = dec.Decode(&file); errors.Is(err, io.EOF) {
-				err = nil
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "teragate station: config:", err)
-			return 2
-		}
+	file, err := readStationFile(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "teragate station: config:", err)
+		return 2
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -114,7 +104,7 @@ hostname, blocked_roles, programs, tick, call_timeout, log_level):
 		}
 		return fileVal
 	}
-	cfg := station.Config{
+	cfg := agentConfig{Config: station.Config{
 		URL:                pick("url", *url, file.URL),
 		Token:              pick("token", *token, file.Token),
 		InsecureSkipVerify: *insecureTLS || file.Insecure,
@@ -124,49 +114,17 @@ hostname, blocked_roles, programs, tick, call_timeout, log_level):
 		Programs:           map[string]string{},
 		TickInterval:       *tick,
 		CallTimeout:        *callTimeout,
-	}
-	for k, v := range file.Programs {
-		cfg.Programs[k] = v
-	}
-	for _, p := range programs {
-		name, path, ok := strings.Cut(p, "=")
-		if !ok || name == "" || path == "" {
-			fmt.Fprintf(stderr, "teragate station: --program %q: want name=path\n", p)
-			return 2
-		}
-		cfg.Programs[name] = path
-	}
-	for name, f := range map[string]struct {
-		s string
-		d *time.Duration
-	}{"tick": {file.Tick, &cfg.TickInterval}, "call-timeout": {file.CallTimeout, &cfg.CallTimeout}} {
-		if f.s != "" && !set[name] {
-			d, err := time.ParseDuration(f.s)
-			if err != nil {
-				fmt.Fprintf(stderr, "teragate station: config %s: %v\n", name, err)
-				return 2
-			}
-			*f.d = d
-		}
-	}
-	if ca := pick("cacert", *cacert, file.CACert); ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			fmt.Fprintln(stderr, "teragate station:", err)
-			return 2
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			fmt.Fprintln(stderr, "teragate station: no certificate in", ca)
-			return 2
-		}
+	}, cacert: pick("cacert", *cacert, file.CACert)}
+	if err := cfg.mergeStationFile(file, programs, set); err != nil {
+		fmt.Fprintln(stderr, "teragate station:", err)
+		return 2
 	}
 	if cfg.Token == "" {
 		fmt.Fprintln(stderr, "teragate station: a token is required (--token or $TERAGATE_TOKEN)")
 		return 2
 	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "station", Level: hclog.LevelFromString(pick("log-level", *logLevel, file.LogLevel)), Output: stderr})
-	a, err := station.New(cfg)
+	a, err := station.New(cfg.Config)
 	if err != nil {
 		fmt.Fprintln(stderr, "teragate station:", err)
 		return 1
@@ -177,4 +135,68 @@ hostname, blocked_roles, programs, tick, call_timeout, log_level):
 		return 1
 	}
 	return 0
+}
+
+// readStationFile reads the --config YAML file (none: the zero stationFile). Unknown keys are
+// errors.
+func readStationFile(path string) (stationFile, error) {
+	var file stationFile
+	if path == "" {
+		return file, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return file, err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
+		return file, err
+	}
+	return file, nil
+}
+
+// agentConfig is the agent's configuration being assembled from the flags and the config file.
+type agentConfig struct {
+	station.Config
+	cacert string // the PEM file to trust, from --cacert or the file
+}
+
+// mergeStationFile completes the configuration with the programs (the file's, then the
+// --program flags), the durations the file sets and no flag overrides (set: the flags given),
+// and the certificate to trust.
+func (cfg *agentConfig) mergeStationFile(file stationFile, programs listFlag, set map[string]bool) error {
+	for k, v := range file.Programs {
+		cfg.Programs[k] = v
+	}
+	for _, p := range programs {
+		name, path, ok := strings.Cut(p, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("--program %q: want name=path", p)
+		}
+		cfg.Programs[name] = path
+	}
+	for name, f := range map[string]struct {
+		s string
+		d *time.Duration
+	}{"tick": {file.Tick, &cfg.TickInterval}, "call-timeout": {file.CallTimeout, &cfg.CallTimeout}} {
+		if f.s != "" && !set[name] {
+			d, err := time.ParseDuration(f.s)
+			if err != nil {
+				return fmt.Errorf("config %s: %w", name, err)
+			}
+			*f.d = d
+		}
+	}
+	if cfg.cacert != "" {
+		pem, err := os.ReadFile(cfg.cacert)
+		if err != nil {
+			return err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("no certificate in %s", cfg.cacert)
+		}
+	}
+	return nil
 }
