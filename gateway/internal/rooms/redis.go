@@ -19,20 +19,22 @@ import (
 // RedisPrefix starts every key of the [RedisStore].
 const RedisPrefix = "teragate:rooms:"
 
+// DefaultRedisGrace is the default of [RedisStoreConfig.Grace].
+const DefaultRedisGrace = time.Minute
+
 // Keys of the Redis store (see the package documentation for the layout).
 const (
-	redisRoomPrefix   = RedisPrefix + "room:"  // + token: the room record (JSON)
-	redisPartsPrefix  = RedisPrefix + "parts:" // + token: set of the room's participant ids
-	redisPartPrefix   = RedisPrefix + "part:"  // + token + ":" + id: a participant record (JSON)
-	redisOwnerPrefix  = RedisPrefix + "owner:" // + owner id: zset room token → deadline (ms)
-	redisTombsPrefix  = RedisPrefix + "tombs:" // + owner id: zset "token deletedAt" → kept until (ms)
-	redisHawkPrefix   = RedisPrefix + "hawk:"  // + id hash: "until(ms) key"
-	redisNoncePrefix  = RedisPrefix + "nonce:" // + id hash ":" nonce: until (ms)
-	redisStatePrefix  = RedisPrefix + "state:" // + state label: zset "token id" → participant deadline (ms)
-	redisRoomsIndex   = RedisPrefix + "rooms"  // zset token → room deadline (ms)
-	redisHawkIndex    = RedisPrefix + "hawks"  // zset id hash → session deadline (ms)
-	redisSecretKey    = RedisPrefix + "secret" // the HMAC secret shared by the nodes (hex)
-	redisDefaultGrace = time.Minute
+	redisRoomPrefix  = RedisPrefix + "room:"  // + token: the room record (JSON)
+	redisPartsPrefix = RedisPrefix + "parts:" // + token: set of the room's participant ids
+	redisPartPrefix  = RedisPrefix + "part:"  // + token + ":" + id: a participant record (JSON)
+	redisOwnerPrefix = RedisPrefix + "owner:" // + owner id: zset room token → deadline (ms)
+	redisTombsPrefix = RedisPrefix + "tombs:" // + owner id: zset "token deletedAt" → kept until (ms)
+	redisHawkPrefix  = RedisPrefix + "hawk:"  // + id hash: "until(ms) key"
+	redisNoncePrefix = RedisPrefix + "nonce:" // + id hash ":" nonce: until (ms)
+	redisStatePrefix = RedisPrefix + "state:" // + state label: zset "token id" → participant deadline (ms)
+	redisRoomsIndex  = RedisPrefix + "rooms"  // zset token → room deadline (ms)
+	redisHawkIndex   = RedisPrefix + "hawks"  // zset id hash → session deadline (ms)
+	redisSecretKey   = RedisPrefix + "secret" // the HMAC secret shared by the nodes (hex)
 	// redisTxRetries bounds the optimistic retries of one operation under contention.
 	redisTxRetries = 200
 	// redisSweepBatch is the number of due entries one sweep step takes from an index.
@@ -61,7 +63,7 @@ type RedisStore struct {
 // NewRedisStore returns a store on cfg.Client.
 func NewRedisStore(cfg RedisStoreConfig) *RedisStore {
 	if cfg.Grace <= 0 {
-		cfg.Grace = redisDefaultGrace
+		cfg.Grace = DefaultRedisGrace
 	}
 	return &RedisStore{c: cfg.Client, grace: cfg.Grace}
 }
