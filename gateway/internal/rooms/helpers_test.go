@@ -98,7 +98,14 @@ func redisClient(t testing.TB, srv *testutil.RedisServer) *redis.Client {
 
 func newFixture(t *testing.T, st storeKind, mutate func(*rooms.Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clk: &clock{t: time.Unix(1_700_000_000, 0)}, reg: prometheus.NewRegistry()}
+	return newFixtureOn(t, newStore(t, st), &clock{t: time.Unix(1_700_000_000, 0)}, mutate)
+}
+
+// newFixtureOn is newFixture on a given store (nil: a memory store) and clock: several
+// fixtures on one Redis store act as several nodes.
+func newFixtureOn(t *testing.T, store rooms.Store, clk *clock, mutate func(*rooms.Config)) *fixture {
+	t.Helper()
+	f := &fixture{t: t, clk: clk, reg: prometheus.NewRegistry()}
 	cfg := rooms.Config{
 		MaxRoomNameSize: 15, MaxRoomOwnerSize: 10, MaxTTL: 10 * time.Hour, MaxSize: 3, // Loop's config/test.json
 		ParticipantTTL: 5 * time.Minute, Now: f.clk.Now, Registerer: f.reg, Secret: []byte("test-secret"),
@@ -131,7 +138,7 @@ func newFixture(t *testing.T, st storeKind, mutate func(*rooms.Config)) *fixture
 			return nil
 		},
 	}
-	cfg.Store = newStore(t, st)
+	cfg.Store = store
 	if mutate != nil {
 		mutate(&cfg)
 	}

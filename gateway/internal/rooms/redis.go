@@ -514,10 +514,11 @@ func (s *RedisStore) Join(ctx context.Context, token string, now time.Time, deci
 		}
 		_, err = tx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 			// The room record is written on every join: it is watched by every other join,
-			// so concurrent joins on any node are serialised.
+			// so concurrent joins on any node are serialised. The set is written first so
+			// that putRoom gives it the room's expiry.
+			pl.SAdd(ctx, partsKey(token), p.ID)
 			s.putRoom(ctx, pl, c, now)
 			s.putPart(ctx, pl, token, p, prev, now)
-			pl.SAdd(ctx, partsKey(token), p.ID)
 			return nil
 		})
 		out = c
