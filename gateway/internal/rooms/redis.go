@@ -544,30 +544,36 @@ func (s *RedisStore) Participants(ctx context.Context, token string, now time.Ti
 
 // part reads a live participant of a live room (one round trip).
 func (s *RedisStore) part(ctx context.Context, c redis.Cmdable, token, id string, now time.Time) (Participant, error) {
+	p, _, err := s.partRaw(ctx, c, token, id, now)
+	return p, err
+}
+
+// partRaw is part that also returns the record as stored.
+func (s *RedisStore) partRaw(ctx context.Context, c redis.Cmdable, token, id string, now time.Time) (Participant, string, error) {
 	vals, err := c.MGet(ctx, roomKey(token), partKey(token, id)).Result()
 	if err != nil {
-		return Participant{}, err
+		return Participant{}, "", err
 	}
 	rv, ok := vals[0].(string)
 	if !ok {
-		return Participant{}, ErrNotFound
+		return Participant{}, "", ErrNotFound
 	}
 	r, err := decodeRoom(rv)
 	if err != nil {
-		return Participant{}, err
+		return Participant{}, "", err
 	}
 	pv, ok := vals[1].(string)
 	if !ok || r.Expired(now) {
-		return Participant{}, ErrNotFound
+		return Participant{}, "", ErrNotFound
 	}
 	p, err := decodePart(pv)
 	if err != nil {
-		return Participant{}, err
+		return Participant{}, "", err
 	}
 	if p.Expired(now) {
-		return Participant{}, ErrNotFound
+		return Participant{}, "", ErrNotFound
 	}
-	return p, nil
+	return p, pv, nil
 }
 
 // Participant implements [Store].
@@ -575,27 +581,41 @@ func (s *RedisStore) Participant(ctx context.Context, token, id string, now time
 	return s.part(ctx, s.c, token, id, now)
 }
 
-// UpdateParticipant implements [Store].
+// casPartScript replaces a participant record if it is still the one read and its room still
+// exists, and moves its state index entry. KEYS: record, room, old state index, new state index.
+// ARGV: record as read, new record, ttl (ms), index member, new deadline (ms).
+var casPartScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if KEYS[3] ~= KEYS[4] then redis.call('ZREM', KEYS[3], ARGV[4]) end
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+return 1`)
+
+// UpdateParticipant implements [Store]: read, apply fn, then compare-and-set in one script (two
+// round trips), retried when another node changed the record meanwhile. Being a write to the
+// record, it also fails a concurrent join's transaction, which then re-reads.
 func (s *RedisStore) UpdateParticipant(ctx context.Context, token, id string, now time.Time, fn func(*Participant) error) (Participant, error) {
-	var out Participant
-	err := s.watch(ctx, func(tx *redis.Tx) error {
-		p, err := s.part(ctx, tx, token, id, now)
+	for range redisTxRetries {
+		p, raw, err := s.partRaw(ctx, s.c, token, id, now)
 		if err != nil {
-			return err
+			return Participant{}, err
 		}
 		c := p
 		if err := fn(&c); err != nil {
-			return err
+			return Participant{}, err
 		}
 		c.ID = p.ID
-		_, err = tx.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-			s.putPart(ctx, pl, token, c, &p, now)
-			return nil
-		})
-		out = c
-		return err
-	}, roomKey(token), partKey(token, id))
-	return out, err
+		ok, err := casPartScript.Run(ctx, s.c,
+			[]string{partKey(token, id), roomKey(token), stateKey(stateLabel(p.Status)), stateKey(stateLabel(c.Status))},
+			raw, encodePart(c), s.ttl(c.ExpiresAt, now).Milliseconds(), stateMember(token, id), ms(c.ExpiresAt)).Int()
+		if err != nil {
+			return Participant{}, err
+		}
+		if ok == 1 {
+			return c, nil
+		}
+	}
+	return Participant{}, ErrConflict
 }
 
 // DeleteParticipant implements [Store].
