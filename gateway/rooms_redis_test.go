@@ -314,3 +314,31 @@ func TestRoomsRedisExpiry(t *testing.T) {
 	require.Positive(t, d)
 	require.LessOrEqual(t, d, time.Minute)
 }
+
+// TestRoomsRedisSharedLimits: the rooms rate limits hold for the cluster: a registration flood
+// from one source spread over both nodes gets one burst in total.
+func TestRoomsRedisSharedLimits(t *testing.T) {
+	nodes := roomsNodes(t, testutil.StartRedis(t), 2, func(c *gateway.Config) {
+		c.Rooms.RegistrationBurst, c.Rooms.RegistrationInterval = 3, gateway.Duration(time.Hour)
+	})
+	ok := 0
+	for i := range 20 {
+		resp, err := nodes[i%2].client.Post(nodes[i%2].base+"/registration", "", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			ok++
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	}
+	require.Equal(t, 3, ok, "one burst for the whole cluster")
+	refused := 0.0
+	for _, n := range nodes {
+		l := metricLine(t, n, `teragate_rooms_refused_total{reason="registration_rate"}`)
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		require.NoError(t, err, l)
+		refused += v
+	}
+	require.Equal(t, 17.0, refused)
+}

@@ -75,8 +75,9 @@ type Config struct {
 	// Defaults 60 and 1s (60 a minute); a negative burst disables the limit.
 	RequestBurst    int
 	RequestInterval time.Duration
-	// RegistrationLimiter and RequestLimiter replace the in-memory token buckets built from the
-	// bursts and intervals above (a limiter shared by several nodes).
+	// RegistrationLimiter and RequestLimiter replace the limiters built from the bursts and
+	// intervals above: in-memory token buckets, or with a [RedisStore] its [RedisLimiter]s,
+	// shared by every node.
 	RegistrationLimiter Limiter
 	RequestLimiter      Limiter
 	// Strict enforces the wiki's room session state machine on status updates. Default false
@@ -164,11 +165,20 @@ func (c Config) withDefaults() Config {
 	z(&c.MaxRoomsPerOwner, def.MaxRoomsPerOwner)
 	z(&c.RegistrationBurst, def.RegistrationBurst)
 	z(&c.RequestBurst, def.RequestBurst)
+	// The rate limits live where the rooms live: in Redis they hold for the whole cluster.
+	limiter := func(name string, burst int, interval time.Duration) Limiter {
+		if shared, ok := c.Store.(interface {
+			Limiter(string, int, time.Duration) Limiter
+		}); ok {
+			return shared.Limiter(name, burst, interval)
+		}
+		return NewTokenBucket(burst, interval, 0)
+	}
 	if c.RegistrationLimiter == nil && c.RegistrationBurst > 0 {
-		c.RegistrationLimiter = NewTokenBucket(c.RegistrationBurst, c.RegistrationInterval, 0)
+		c.RegistrationLimiter = limiter("registration", c.RegistrationBurst, c.RegistrationInterval)
 	}
 	if c.RequestLimiter == nil && c.RequestBurst > 0 {
-		c.RequestLimiter = NewTokenBucket(c.RequestBurst, c.RequestInterval, 0)
+		c.RequestLimiter = limiter("request", c.RequestBurst, c.RequestInterval)
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = def.MaxBodyBytes

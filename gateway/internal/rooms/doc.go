@@ -71,8 +71,8 @@
 //     (Config.HawkUnusedSessionTTL; Loop's full lifetime by default).
 //
 // Errno 123, 205 and 206 are teragate's, chosen outside Loop's table. Refusals are counted in
-// teragate_rooms_refused_total{reason}. The limiters sit behind [Limiter] so that a shared
-// store can replace the in-memory [TokenBucket].
+// teragate_rooms_refused_total{reason}. The limiters sit behind [Limiter]: the in-memory
+// [TokenBucket] on a single node, the [RedisLimiter] shared by every node with the Redis store.
 //
 // # Storage
 //
@@ -94,6 +94,7 @@
 //	P state:<label>            zset    "<token> <id>" → participant        index: sweep, gauges by state
 //	                                   deadline, per state label
 //	P hawks                    zset    id hash → session deadline          index: the session cap
+//	P limit:<name>:<key>       string  rate limit state (arrival time)     expires when the bucket is full
 //	P secret                   string  the HMAC secret of every node       no expiry
 //
 // Every record key carries a Redis expiry, so Redis deletes it by itself even when no node runs.
@@ -115,7 +116,9 @@
 // the first node ([RedisStore.SharedSecret]) and read by the others. The gauges
 // teragate_rooms_rooms and teragate_rooms_participants are counted from the indexes at each
 // scrape, so every node reports the cluster's figures (take one node's value, do not sum); the
-// counters count each node's own requests (sum them). The rate limits are per node.
+// counters count each node's own requests (sum them). The rate limits use [RedisLimiter] (the
+// token bucket of [TokenBucket] in a Lua script, one expiring key per source or identity), so they
+// too hold for the whole cluster.
 //
 // # Concurrency
 //

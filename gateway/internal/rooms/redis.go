@@ -845,3 +845,46 @@ func (s *RedisStore) Counts(ctx context.Context, now time.Time) (Counts, error) 
 }
 
 var _ Store = (*RedisStore)(nil)
+
+// limitScript is the generic cell rate algorithm of [TokenBucket] on one key: KEYS[1] holds the
+// key's theoretical arrival time (ms) and expires when its bucket is full again.
+// ARGV: now, interval, tolerance (ms). Returns 0 (allowed, one token taken) or the wait (ms).
+var limitScript = redis.NewScript(`
+local now, interval, tol = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now - tol
+if wait > 0 then return wait end
+tat = tat + interval
+redis.call('SET', KEYS[1], tat, 'PX', tat - now)
+return 0`)
+
+// RedisLimiter is the [Limiter] shared by every node on one Redis: the algorithm of
+// [TokenBucket] in a Lua script, one key per limited source or identity
+// (teragate:rooms:limit:<name>:<key>) that expires when its bucket is full again.
+type RedisLimiter struct {
+	c         redis.UniversalClient
+	prefix    string
+	interval  time.Duration
+	tolerance time.Duration
+}
+
+// Limiter returns a limiter on the store's Redis named name, allowing burst requests at once per
+// key and one more every interval. [New] uses it for the rate limits when the store is a
+// RedisStore, so the limits hold for the whole cluster.
+func (s *RedisStore) Limiter(name string, burst int, interval time.Duration) Limiter {
+	burst = max(burst, 1)
+	return &RedisLimiter{c: s.c, prefix: RedisPrefix + "limit:" + name + ":", interval: interval,
+		tolerance: time.Duration(burst-1) * interval}
+}
+
+// Allow implements [Limiter].
+func (l *RedisLimiter) Allow(ctx context.Context, key string, now time.Time) (time.Duration, error) {
+	wait, err := limitScript.Run(ctx, l.c, []string{l.prefix + key}, ms(now), l.interval.Milliseconds(), l.tolerance.Milliseconds()).Int64()
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(wait) * time.Millisecond, nil
+}
+
+var _ Limiter = (*RedisLimiter)(nil)

@@ -284,3 +284,27 @@ func TestRedisSharedSecret(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, s1, s2)
 }
+
+// TestRedisRateLimitAcrossNodes: with the Redis store the rate limits are the cluster's: a
+// registration flood spread over two nodes gets one burst in total, and the limiter's key expires
+// when its bucket is full again.
+func TestRedisRateLimitAcrossNodes(t *testing.T) {
+	nodes, c := redisNodes(t, 2, func(cfg *rooms.Config) { cfg.RegistrationBurst, cfg.RegistrationInterval = 3, time.Hour })
+	ok := 0
+	for i := range 10 {
+		r := nodes[i%2].raw(http.MethodPost, "/registration", "", nil)
+		if r.code == http.StatusOK {
+			ok++
+			continue
+		}
+		require.Equal(t, http.StatusTooManyRequests, r.code, r.body)
+	}
+	require.Equal(t, 3, ok, "one burst for the cluster")
+	keys, err := c.Keys(t.Context(), rooms.RedisPrefix+"limit:registration:*").Result()
+	require.NoError(t, err)
+	require.Equal(t, []string{rooms.RedisPrefix + "limit:registration:src:127.0.0.1"}, keys)
+	pttl, err := c.PTTL(t.Context(), keys[0]).Result()
+	require.NoError(t, err)
+	require.Greater(t, pttl, 2*time.Hour, "three tokens taken: full again in three intervals")
+	require.LessOrEqual(t, pttl, 3*time.Hour)
+}
