@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teragate/teragate/gateway"
@@ -293,10 +294,6 @@ func TestRoomsRedisExpiry(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	code, body = a.curl("POST", "/rooms/"+room, alice, `{"action":"refresh"}`)
 	require.Equal(t, 410, code, body)
-	for _, n := range nodes {
-		require.Eventually(t, func() bool { _, ok := n.gw.RoomsBusy(directory.KindUser, directory.DemoAliceUUID); return !ok },
-			10*time.Second, 10*time.Millisecond, "freed on every node")
-	}
 	require.Eventually(t, func() bool { return client.Exists(ctx, partKey).Val() == 0 }, 10*time.Second, 20*time.Millisecond)
 	expired := 0.0
 	for _, n := range nodes {
@@ -306,6 +303,22 @@ func TestRoomsRedisExpiry(t *testing.T) {
 		expired += v
 	}
 	require.Equal(t, 1.0, expired, "the expiry is swept by one node")
+	t.Logf("expired at %d", time.Now().UnixMilli())
+
+	for i, n := range nodes {
+		if !assert.Eventually(t, func() bool { _, ok := n.gw.RoomsBusy(directory.KindUser, directory.DemoAliceUUID); return !ok },
+			10*time.Second, 10*time.Millisecond, "freed on every node") {
+			keys, _ := client.Keys(ctx, "teragate:rooms:*").Result()
+			for _, k := range keys {
+				t.Logf("%s %s %v %s", k, client.Type(ctx, k).Val(), client.ZRangeWithScores(ctx, k, 0, -1).Val(), client.Get(ctx, k).Val())
+			}
+			s, _ := n.gw.RoomsBusy(directory.KindUser, directory.DemoAliceUUID)
+			for _, n := range nodes {
+				t.Logf("%s", metricLine(t, n, `teragate_redis_reconnects_total{kind="bus"}`))
+			}
+			t.Fatalf("node %d busy in %s; now %d", i, s, time.Now().UnixMilli())
+		}
+	}
 
 	// A tombstone lives deleted_ttl.
 	code, _ = b.curl("DELETE", "/rooms/"+room, bob, "")

@@ -230,7 +230,7 @@ func extend(ctx context.Context, p redis.Pipeliner, key string, d time.Duration)
 	extendScript.Eval(ctx, p, []string{key}, d.Milliseconds())
 }
 
-// getLive reads a room record in tx (or the client) and checks its deadline.
+// getRoom reads a live room with c (a transaction or the client).
 func getRoom(ctx context.Context, c redis.Cmdable, token string, now time.Time) (Room, error) {
 	v, err := c.Get(ctx, roomKey(token)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -283,7 +283,7 @@ func delParts(ctx context.Context, p redis.Pipeliner, token string, ps []Partici
 
 // CreateRoom implements [Store].
 func (s *RedisStore) CreateRoom(ctx context.Context, r Room, now time.Time, maxPerOwner int) error {
-	ok := ownerKey(r.OwnerID)
+	owner := ownerKey(r.OwnerID)
 	return s.watch(ctx, func(tx *redis.Tx) error {
 		n, err := tx.Exists(ctx, roomKey(r.Token)).Result()
 		if err != nil {
@@ -293,7 +293,7 @@ func (s *RedisStore) CreateRoom(ctx context.Context, r Room, now time.Time, maxP
 			return ErrExists
 		}
 		if maxPerOwner > 0 {
-			live, err := tx.ZCount(ctx, ok, "("+strconv.FormatInt(ms(now), 10), "+inf").Result()
+			live, err := tx.ZCount(ctx, owner, "("+strconv.FormatInt(ms(now), 10), "+inf").Result()
 			if err != nil {
 				return err
 			}
@@ -302,12 +302,12 @@ func (s *RedisStore) CreateRoom(ctx context.Context, r Room, now time.Time, maxP
 			}
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRemRangeByScore(ctx, ok, "-inf", strconv.FormatInt(ms(now), 10))
+			p.ZRemRangeByScore(ctx, owner, "-inf", strconv.FormatInt(ms(now), 10))
 			s.putRoom(ctx, p, r, now)
 			return nil
 		})
 		return err
-	}, roomKey(r.Token), ok)
+	}, roomKey(r.Token), owner)
 }
 
 // Room implements [Store].
