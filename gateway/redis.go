@@ -38,7 +38,7 @@ func (g *Gateway) openRedis() error {
 	}
 	g.redis = c
 	g.metrics.RedisEnabled()
-	g.log.Info("using Redis for the bus, tickets, revocations and presence", "addr", opt.Addr, "db", opt.DB)
+	g.log.Info("using Redis for the bus, tickets, revocations, presence and rooms", "addr", opt.Addr, "db", opt.DB)
 	return nil
 }
 

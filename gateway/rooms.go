@@ -65,51 +65,52 @@ type RoomsConfig struct {
 	// StrictStates enforces the wiki's room session state machine on status updates.
 	// Default false (as the final Loop server: any state and event accepted).
 	StrictStates bool `yaml:"strict_states"`
+	// RedisExpiryGrace is, with --redis, how long Redis keeps a room or participant record past
+	// its deadline before deleting it, so that a node's sweep can still publish the presence
+	// events of the expiry. Default 1m.
+	RedisExpiryGrace Duration `yaml:"redis_expiry_grace"`
 }
 
-// withDefaults fills the zero fields of c.
+// withDefaults fills the zero fields of c with the rooms service's defaults ([rooms.Defaults]:
+// they are written there only).
 func (c RoomsConfig) withDefaults() RoomsConfig {
-	def := func(d *Duration, v time.Duration) {
-		if *d == 0 {
-			*d = Duration(v)
-		}
-	}
-	def(&c.DefaultTTL, 1344*time.Hour)
-	def(&c.MaxTTL, 1344*time.Hour)
-	def(&c.ExtendTTL, 1344*time.Hour)
-	def(&c.ParticipantTTL, 5*time.Minute)
-	def(&c.DeletedTTL, 27*time.Minute)
-	def(&c.HawkSkew, 60*time.Second)
-	def(&c.HawkSessionTTL, 720*time.Hour)
-	def(&c.HawkUnusedSessionTTL, time.Duration(c.HawkSessionTTL))
-	def(&c.RegistrationInterval, 3*time.Second)
-	def(&c.RequestInterval, time.Second)
-	defInt := func(v *int, d int) {
+	d := rooms.Defaults()
+	def := func(v *Duration, dv time.Duration) {
 		if *v == 0 {
-			*v = d
+			*v = Duration(dv)
 		}
 	}
-	defInt(&c.MaxHawkSessions, 200_000)
-	defInt(&c.MaxRoomsPerOwner, 1000)
-	defInt(&c.RegistrationBurst, 20)
-	defInt(&c.RequestBurst, 60)
-	if c.MaxSize == 0 {
-		c.MaxSize = 5
+	defInt := func(v *int, dv int) {
+		if *v == 0 {
+			*v = dv
+		}
 	}
-	if c.MaxRoomNameSize == 0 {
-		c.MaxRoomNameSize = 100
-	}
-	if c.MaxRoomOwnerSize == 0 {
-		c.MaxRoomOwnerSize = 255
-	}
+	def(&c.DefaultTTL, d.DefaultTTL)
+	def(&c.MaxTTL, d.MaxTTL)
+	def(&c.ExtendTTL, d.ExtendTTL)
+	def(&c.ParticipantTTL, d.ParticipantTTL)
+	def(&c.DeletedTTL, d.DeletedTTL)
+	def(&c.HawkSkew, d.HawkSkew)
+	def(&c.HawkSessionTTL, d.HawkSessionTTL)
+	def(&c.HawkUnusedSessionTTL, time.Duration(c.HawkSessionTTL))
+	def(&c.RegistrationInterval, d.RegistrationInterval)
+	def(&c.RequestInterval, d.RequestInterval)
+	def(&c.RedisExpiryGrace, rooms.DefaultRedisGrace)
+	defInt(&c.MaxHawkSessions, d.MaxHawkSessions)
+	defInt(&c.MaxRoomsPerOwner, d.MaxRoomsPerOwner)
+	defInt(&c.RegistrationBurst, d.RegistrationBurst)
+	defInt(&c.RequestBurst, d.RequestBurst)
+	defInt(&c.MaxSize, d.MaxSize)
+	defInt(&c.MaxRoomNameSize, d.MaxRoomNameSize)
+	defInt(&c.MaxRoomOwnerSize, d.MaxRoomOwnerSize)
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 64 << 10
+		c.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if c.WebAppURL == "" {
-		c.WebAppURL = "http://localhost:3000/{token}"
+		c.WebAppURL = d.WebAppURL
 	}
 	if c.APIKey == "" {
-		c.APIKey = "teragate"
+		c.APIKey = d.APIKey
 	}
 	return c
 }
@@ -121,7 +122,8 @@ func (c RoomsConfig) validate() error {
 		d    Duration
 	}{{"default_ttl", c.DefaultTTL}, {"max_ttl", c.MaxTTL}, {"extend_ttl", c.ExtendTTL},
 		{"participant_ttl", c.ParticipantTTL}, {"deleted_ttl", c.DeletedTTL}, {"hawk_skew", c.HawkSkew}, {"hawk_session_ttl", c.HawkSessionTTL},
-		{"hawk_unused_session_ttl", c.HawkUnusedSessionTTL}, {"registration_interval", c.RegistrationInterval}, {"request_interval", c.RequestInterval}} {
+		{"hawk_unused_session_ttl", c.HawkUnusedSessionTTL}, {"registration_interval", c.RegistrationInterval}, {"request_interval", c.RequestInterval},
+		{"redis_expiry_grace", c.RedisExpiryGrace}} {
 		if f.d <= 0 {
 			return fmt.Errorf("%w: rooms.%s must be positive", ErrInvalidConfig, f.name)
 		}
@@ -145,10 +147,25 @@ func (c RoomsConfig) validate() error {
 	return nil
 }
 
-// initRooms builds the rooms service and mounts its routes on the API.
+// initRooms builds the rooms service and mounts its routes on the API. With Redis the rooms
+// live there, shared by every node, and the HMAC secret of session tokens and Hawk ids is the
+// one stored in Redis; on a single node they live in memory.
 func (g *Gateway) initRooms() error {
 	c := g.cfg.Rooms // validated with the rest of the config
+	var store rooms.Store
+	var secret []byte
+	if g.redis != nil {
+		rs := rooms.NewRedisStore(rooms.RedisStoreConfig{Client: g.redis, Grace: time.Duration(c.RedisExpiryGrace)})
+		ctx, cancel := context.WithTimeout(context.Background(), redisDialTimeout)
+		defer cancel()
+		var err error
+		if secret, err = rs.SharedSecret(ctx); err != nil {
+			return fmt.Errorf("gateway: rooms: read the shared secret from redis: %w", err)
+		}
+		store = rs
+	}
 	g.rooms = rooms.New(rooms.Config{
+		Store: store, Secret: secret,
 		DefaultTTL: time.Duration(c.DefaultTTL), MaxTTL: time.Duration(c.MaxTTL), ExtendTTL: time.Duration(c.ExtendTTL),
 		ParticipantTTL: time.Duration(c.ParticipantTTL), DeletedTTL: time.Duration(c.DeletedTTL),
 		MaxSize: c.MaxSize, MaxRoomNameSize: c.MaxRoomNameSize, MaxRoomOwnerSize: c.MaxRoomOwnerSize,

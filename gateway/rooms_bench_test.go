@@ -13,15 +13,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway"
+	"github.com/teragate/teragate/gateway/internal/testutil"
 )
 
 // BenchmarkRoomsStatusHTTP measures status updates sustained against a real gateway over HTTP
-// keep-alive: 64 link-clickers in 16 rooms, 16 client goroutines on the same machine. It reports
-// updates/s (server and client share the cores).
+// keep-alive: 64 link-clickers in 16 rooms, 16 client goroutines on the same machine, with the
+// rooms in memory and in Redis (a real redis-server on the same machine). It reports updates/s
+// (server, Redis and client share the cores).
 func BenchmarkRoomsStatusHTTP(b *testing.B) {
+	b.Run("store=memory", func(b *testing.B) { benchRoomsStatusHTTP(b, "") })
+	b.Run("store=redis", func(b *testing.B) { benchRoomsStatusHTTP(b, testutil.StartRedis(b).URL) })
+}
+
+func benchRoomsStatusHTTP(b *testing.B, redisURL string) {
 	// The clickers share one source and each updates as fast as it can: no rate limit.
 	gw, err := gateway.New(gateway.Config{Listen: "127.0.0.1:0", Insecure: true, DataDir: b.TempDir(), Logger: hclog.NewNullLogger(),
-		Rooms: gateway.RoomsConfig{RequestBurst: -1}})
+		Redis: redisURL, Rooms: gateway.RoomsConfig{RequestBurst: -1}})
 	if err != nil {
 		b.Fatal(err)
 	}

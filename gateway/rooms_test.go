@@ -16,7 +16,29 @@ import (
 
 	"github.com/teragate/teragate/gateway"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/testutil"
 )
+
+// roomsStore is where a test gateway keeps its rooms: in memory, or in the redis-server at
+// redisURL.
+type roomsStore struct{ redisURL string }
+
+// with returns mutate preceded by the store's configuration.
+func (st roomsStore) with(mutate func(*gateway.Config)) func(*gateway.Config) {
+	return func(c *gateway.Config) {
+		c.Redis = st.redisURL
+		if mutate != nil {
+			mutate(c)
+		}
+	}
+}
+
+// forRoomsStores runs a test on a gateway with its rooms in memory, then in Redis (a real
+// redis-server started for the subtest).
+func forRoomsStores(t *testing.T, run func(t *testing.T, st roomsStore)) {
+	t.Run("memory", func(t *testing.T) { run(t, roomsStore{}) })
+	t.Run("redis", func(t *testing.T) { run(t, roomsStore{redisURL: testutil.StartRedis(t).URL}) })
+}
 
 // userToken logs a demo user in and returns its token.
 func (e *env) userToken(cred string) string {
@@ -53,155 +75,159 @@ func field(t *testing.T, body, key string) any {
 // creates a room, an anonymous link-clicker joins, reports its session states from waiting to
 // sendrecv, refreshes, leaves, and its token is then refused.
 func TestRoomsLinkClickerFlow(t *testing.T) {
-	e := startGateway(t, nil)
-	owner := "OpenTera " + e.userToken("alice:alice-demo")
+	forRoomsStores(t, func(t *testing.T, st roomsStore) {
+		e := startGateway(t, st.with(nil))
+		owner := "OpenTera " + e.userToken("alice:alice-demo")
 
-	code, body := e.curl("POST", "/rooms", owner, `{"roomName":"Rehab call","roomOwner":"Alice","maxSize":3}`)
-	require.Equal(t, 201, code, body)
-	room := field(t, body, "roomToken").(string)
+		code, body := e.curl("POST", "/rooms", owner, `{"roomName":"Rehab call","roomOwner":"Alice","maxSize":3}`)
+		require.Equal(t, 201, code, body)
+		room := field(t, body, "roomToken").(string)
 
-	code, body = e.curl("GET", "/rooms/"+room, "", "")
-	require.Equal(t, 200, code)
-	require.Equal(t, `{"roomToken":"`+room+`","roomName":"Rehab call","context":null,"roomOwner":"Alice","roomUrl":"http://localhost:3000/`+room+`"}`, body)
+		code, body = e.curl("GET", "/rooms/"+room, "", "")
+		require.Equal(t, 200, code)
+		require.Equal(t, `{"roomToken":"`+room+`","roomName":"Rehab call","context":null,"roomOwner":"Alice","roomUrl":"http://localhost:3000/`+room+`"}`, body)
 
-	code, body = e.curl("POST", "/rooms/"+room, "", `{"action":"join","displayName":"Natalia","clientMaxSize":2}`)
-	require.Equal(t, 200, code, body)
-	require.Equal(t, "teragate", field(t, body, "apiKey"))
-	require.EqualValues(t, 300, field(t, body, "expires"))
-	clicker := basicAuth(field(t, body, "sessionToken").(string))
+		code, body = e.curl("POST", "/rooms/"+room, "", `{"action":"join","displayName":"Natalia","clientMaxSize":2}`)
+		require.Equal(t, 200, code, body)
+		require.Equal(t, "teragate", field(t, body, "apiKey"))
+		require.EqualValues(t, 300, field(t, body, "expires"))
+		clicker := basicAuth(field(t, body, "sessionToken").(string))
 
-	for _, s := range []string{
-		`{"action":"status","event":"Session.connectionCreated","state":"waiting","connections":1,"sendStreams":0,"recvStreams":0}`,
-		`{"action":"status","event":"Session.connectionCreated","state":"starting","connections":2,"sendStreams":0,"recvStreams":0}`,
-		`{"action":"status","event":"Publisher.streamCreated","state":"sending","connections":2,"sendStreams":1,"recvStreams":0}`,
-		`{"action":"status","event":"Session.streamCreated","state":"sendrecv","connections":2,"sendStreams":1,"recvStreams":1}`,
-	} {
-		code, body = e.curl("POST", "/rooms/"+room, clicker, s)
+		for _, s := range []string{
+			`{"action":"status","event":"Session.connectionCreated","state":"waiting","connections":1,"sendStreams":0,"recvStreams":0}`,
+			`{"action":"status","event":"Session.connectionCreated","state":"starting","connections":2,"sendStreams":0,"recvStreams":0}`,
+			`{"action":"status","event":"Publisher.streamCreated","state":"sending","connections":2,"sendStreams":1,"recvStreams":0}`,
+			`{"action":"status","event":"Session.streamCreated","state":"sendrecv","connections":2,"sendStreams":1,"recvStreams":1}`,
+		} {
+			code, body = e.curl("POST", "/rooms/"+room, clicker, s)
+			require.Equal(t, 204, code, body)
+			require.Empty(t, body)
+		}
+		// The owner sees the session state; so does an admin.
+		code, body = e.curl("GET", "/rooms/"+room, owner, "")
+		require.Equal(t, 200, code)
+		require.Contains(t, body, `"states":{"sendrecv":1}`)
+		code, body = e.curl("GET", "/api/admin/rooms", "OpenTera "+serviceToken, "")
+		require.Equal(t, 200, code, body)
+		require.Contains(t, body, `"participants":1,"states":{"sendrecv":1}`)
+		code, body = e.curl("GET", "/metrics", "", "")
+		require.Equal(t, 200, code)
+		require.Contains(t, body, `teragate_rooms_participants{state="sendrecv"} 1`)
+		require.Contains(t, body, `teragate_rooms_status_updates_total{event="Session.connectionCreated"} 2`)
+
+		code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"refresh"}`)
+		require.Equal(t, 200, code)
+		require.Equal(t, `{"expires":300}`, body)
+		code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"leave"}`)
 		require.Equal(t, 204, code, body)
-		require.Empty(t, body)
-	}
-	// The owner sees the session state; so does an admin.
-	code, body = e.curl("GET", "/rooms/"+room, owner, "")
-	require.Equal(t, 200, code)
-	require.Contains(t, body, `"states":{"sendrecv":1}`)
-	code, body = e.curl("GET", "/api/admin/rooms", "OpenTera "+serviceToken, "")
-	require.Equal(t, 200, code, body)
-	require.Contains(t, body, `"participants":1,"states":{"sendrecv":1}`)
-	code, body = e.curl("GET", "/metrics", "", "")
-	require.Equal(t, 200, code)
-	require.Contains(t, body, `teragate_rooms_participants{state="sendrecv"} 1`)
-	require.Contains(t, body, `teragate_rooms_status_updates_total{event="Session.connectionCreated"} 2`)
+		code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"refresh"}`)
+		require.Equal(t, 401, code)
+		require.Equal(t, `{"code":401,"errno":110,"error":"Invalid token; it may have expired."}`, body)
+		code, _ = e.curl("GET", "/rooms/"+room, clicker, "")
+		require.Equal(t, 401, code)
 
-	code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"refresh"}`)
-	require.Equal(t, 200, code)
-	require.Equal(t, `{"expires":300}`, body)
-	code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"leave"}`)
-	require.Equal(t, 204, code, body)
-	code, body = e.curl("POST", "/rooms/"+room, clicker, `{"action":"refresh"}`)
-	require.Equal(t, 401, code)
-	require.Equal(t, `{"code":401,"errno":110,"error":"Invalid token; it may have expired."}`, body)
-	code, _ = e.curl("GET", "/rooms/"+room, clicker, "")
-	require.Equal(t, 401, code)
-
-	// The /v1 prefix serves the same API; malformed and oversized bodies are refused cleanly.
-	code, _ = e.curl("GET", "/v1/rooms/"+room, "", "")
-	require.Equal(t, 200, code)
-	code, body = e.curl("POST", "/rooms/"+room, "", `{"action":`)
-	require.Equal(t, 400, code)
-	require.Equal(t, `{"code":400,"errno":106,"error":"Request body should be a JSON object."}`, body)
-	code, body = e.curl("POST", "/rooms/"+room, "", `{"action":"join","displayName":"`+strings.Repeat("x", 300)+`","clientMaxSize":2}`)
-	require.Equal(t, 400, code)
-	require.Equal(t, `{"code":400,"errno":107,"error":"displayName should be shorter than 255 characters"}`, body)
-	code, body = e.curl("POST", "/rooms/"+room, "", `{"pad":"`+strings.Repeat("x", 70<<10)+`"}`)
-	require.Equal(t, 413, code)
-	require.Equal(t, `{"code":413,"errno":113,"error":"Request body too large."}`, body)
+		// The /v1 prefix serves the same API; malformed and oversized bodies are refused cleanly.
+		code, _ = e.curl("GET", "/v1/rooms/"+room, "", "")
+		require.Equal(t, 200, code)
+		code, body = e.curl("POST", "/rooms/"+room, "", `{"action":`)
+		require.Equal(t, 400, code)
+		require.Equal(t, `{"code":400,"errno":106,"error":"Request body should be a JSON object."}`, body)
+		code, body = e.curl("POST", "/rooms/"+room, "", `{"action":"join","displayName":"`+strings.Repeat("x", 300)+`","clientMaxSize":2}`)
+		require.Equal(t, 400, code)
+		require.Equal(t, `{"code":400,"errno":107,"error":"displayName should be shorter than 255 characters"}`, body)
+		code, body = e.curl("POST", "/rooms/"+room, "", `{"pad":"`+strings.Repeat("x", 70<<10)+`"}`)
+		require.Equal(t, 413, code)
+		require.Equal(t, `{"code":413,"errno":113,"error":"Request body too large."}`, body)
+	})
 }
 
 // TestRoomsPresenceBusy: a directory user who joins a room is busy in presence and her
 // websocket sees the JoinSessionEvent and USER_JOINED_SESSION; leaving frees her
 // (USER_LEFT_SESSION); expiry frees her; deleting the room stops the session.
 func TestRoomsPresenceBusy(t *testing.T) {
-	e := startGateway(t, func(c *gateway.Config) { c.Rooms.ParticipantTTL = gateway.Duration(2 * time.Second) })
-	aliceTok := "OpenTera " + e.userToken("alice:alice-demo")
-	bobTok := "OpenTera " + e.userToken("bob:bob-demo")
-	ws := e.connect(directory.KindUser, "alice:alice-demo")
+	forRoomsStores(t, func(t *testing.T, st roomsStore) {
+		e := startGateway(t, st.with(func(c *gateway.Config) { c.Rooms.ParticipantTTL = gateway.Duration(2 * time.Second) }))
+		aliceTok := "OpenTera " + e.userToken("alice:alice-demo")
+		bobTok := "OpenTera " + e.userToken("bob:bob-demo")
+		ws := e.connect(directory.KindUser, "alice:alice-demo")
 
-	code, body := e.curl("POST", "/rooms", bobTok, `{"roomName":"Team","roomOwner":"Bob","maxSize":3}`)
-	require.Equal(t, 201, code, body)
-	room := field(t, body, "roomToken").(string)
+		code, body := e.curl("POST", "/rooms", bobTok, `{"roomName":"Team","roomOwner":"Bob","maxSize":3}`)
+		require.Equal(t, 201, code, body)
+		room := field(t, body, "roomToken").(string)
 
-	join := func() string {
-		code, body := e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"join","displayName":"Alice","clientMaxSize":3}`)
-		require.Equal(t, 200, code, body)
-		return field(t, body, "sessionId").(string)
-	}
-	busy := func(want string) {
-		t.Helper()
-		require.Eventually(t, func() bool {
-			s, ok := e.gw.RoomsBusy(directory.KindUser, alice)
-			return (want == "" && !ok) || (ok && s == want)
-		}, 5*time.Second, 5*time.Millisecond, "busy should be %q", want)
-	}
-	// waitAll reads alice's events until each matcher has matched one (in any order: the
-	// direct event and presence's republished one race) and returns the first one's match.
-	waitAll := func(what string, matchers ...func(map[string]any) bool) map[string]any {
-		t.Helper()
-		var first map[string]any
-		done := make([]bool, len(matchers))
-		left := len(matchers)
-		for range 20 {
-			ev := ws.event()
-			for i, m := range matchers {
-				if !done[i] && m(ev) {
-					done[i], left = true, left-1
-					if i == 0 {
-						first = ev
+		join := func() string {
+			code, body := e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"join","displayName":"Alice","clientMaxSize":3}`)
+			require.Equal(t, 200, code, body)
+			return field(t, body, "sessionId").(string)
+		}
+		busy := func(want string) {
+			t.Helper()
+			require.Eventually(t, func() bool {
+				s, ok := e.gw.RoomsBusy(directory.KindUser, alice)
+				return (want == "" && !ok) || (ok && s == want)
+			}, 5*time.Second, 5*time.Millisecond, "busy should be %q", want)
+		}
+		// waitAll reads alice's events until each matcher has matched one (in any order: the
+		// direct event and presence's republished one race) and returns the first one's match.
+		waitAll := func(what string, matchers ...func(map[string]any) bool) map[string]any {
+			t.Helper()
+			var first map[string]any
+			done := make([]bool, len(matchers))
+			left := len(matchers)
+			for range 20 {
+				ev := ws.event()
+				for i, m := range matchers {
+					if !done[i] && m(ev) {
+						done[i], left = true, left-1
+						if i == 0 {
+							first = ev
+						}
+						break
 					}
-					break
+				}
+				if left == 0 {
+					return first
 				}
 			}
-			if left == 0 {
-				return first
-			}
+			t.Fatalf("missing events: %s", what)
+			return nil
 		}
-		t.Fatalf("missing events: %s", what)
-		return nil
-	}
-	isType := func(typ string) func(map[string]any) bool {
-		return func(ev map[string]any) bool { return ev["type"] == typ && ev["userUuid"] == alice }
-	}
+		isType := func(typ string) func(map[string]any) bool {
+			return func(ev map[string]any) bool { return ev["type"] == typ && ev["userUuid"] == alice }
+		}
 
-	session := join()
-	busy(session)
-	ev := waitAll("JoinSessionEvent, USER_JOINED_SESSION", func(ev map[string]any) bool {
-		return ev["@type"] == "type.googleapis.com/opentera.protobuf.JoinSessionEvent"
-	}, isType("USER_JOINED_SESSION"))
-	require.Equal(t, session, ev["sessionUuid"])
-	require.Equal(t, []any{alice}, ev["sessionUsers"])
+		session := join()
+		busy(session)
+		ev := waitAll("JoinSessionEvent, USER_JOINED_SESSION", func(ev map[string]any) bool {
+			return ev["@type"] == "type.googleapis.com/opentera.protobuf.JoinSessionEvent"
+		}, isType("USER_JOINED_SESSION"))
+		require.Equal(t, session, ev["sessionUuid"])
+		require.Equal(t, []any{alice}, ev["sessionUsers"])
 
-	code, _ = e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"leave"}`)
-	require.Equal(t, 204, code)
-	busy("")
-	waitAll("USER_LEFT_SESSION", isType("USER_LEFT_SESSION"))
+		code, _ = e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"leave"}`)
+		require.Equal(t, 204, code)
+		busy("")
+		waitAll("USER_LEFT_SESSION", isType("USER_LEFT_SESSION"))
 
-	// No refresh: the participation expires (2 s here) and she is freed.
-	join()
-	waitAll("USER_JOINED_SESSION, USER_LEFT_SESSION (expiry)", isType("USER_JOINED_SESSION"), isType("USER_LEFT_SESSION"))
-	busy("")
-	code, body = e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"refresh"}`)
-	require.Equal(t, 410, code)
-	require.Equal(t, `{"code":410,"errno":111,"error":"Participation has expired."}`, body)
+		// No refresh: the participation expires (2 s here) and she is freed.
+		join()
+		waitAll("USER_JOINED_SESSION, USER_LEFT_SESSION (expiry)", isType("USER_JOINED_SESSION"), isType("USER_LEFT_SESSION"))
+		busy("")
+		code, body = e.curl("POST", "/rooms/"+room, aliceTok, `{"action":"refresh"}`)
+		require.Equal(t, 410, code)
+		require.Equal(t, `{"code":410,"errno":111,"error":"Participation has expired."}`, body)
 
-	// Deleting the room stops the session: StopSessionEvent and LEFT_SESSION.
-	join()
-	waitAll("USER_JOINED_SESSION", isType("USER_JOINED_SESSION"))
-	busy(session)
-	code, _ = e.curl("DELETE", "/rooms/"+room, bobTok, "")
-	require.Equal(t, 204, code)
-	busy("")
-	waitAll("StopSessionEvent, USER_LEFT_SESSION (stop)", func(ev map[string]any) bool {
-		return ev["@type"] == "type.googleapis.com/opentera.protobuf.StopSessionEvent" && ev["sessionUuid"] == session
-	}, isType("USER_LEFT_SESSION"))
+		// Deleting the room stops the session: StopSessionEvent and LEFT_SESSION.
+		join()
+		waitAll("USER_JOINED_SESSION", isType("USER_JOINED_SESSION"))
+		busy(session)
+		code, _ = e.curl("DELETE", "/rooms/"+room, bobTok, "")
+		require.Equal(t, 204, code)
+		busy("")
+		waitAll("StopSessionEvent, USER_LEFT_SESSION (stop)", func(ev map[string]any) bool {
+			return ev["@type"] == "type.googleapis.com/opentera.protobuf.StopSessionEvent" && ev["sessionUuid"] == session
+		}, isType("USER_LEFT_SESSION"))
+	})
 }
 
 // TestRoomsLimitsConfig: the rooms limit keys are read from the config file, get their defaults
@@ -259,39 +285,41 @@ func TestRoomsLimitsConfig(t *testing.T) {
 // keep-alive connection is bounded by the configured burst and answered 429 with Retry-After and
 // a Loop error body, while another source registers; the refusals show on /metrics.
 func TestRoomsRegistrationFlood(t *testing.T) {
-	e := startGateway(t, func(c *gateway.Config) {
-		c.Rooms.RegistrationBurst, c.Rooms.RegistrationInterval = 3, gateway.Duration(time.Hour)
-	})
-	register := func(client *http.Client) (int, http.Header, string) {
-		req, err := http.NewRequest(http.MethodPost, e.base+"/registration", nil)
-		require.NoError(t, err)
-		resp, err := client.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, strings.TrimSpace(string(b))
-	}
-	ok := 0
-	for range 200 {
-		code, hdr, body := register(e.client)
-		if code == http.StatusOK {
-			ok++
-			continue
+	forRoomsStores(t, func(t *testing.T, st roomsStore) {
+		e := startGateway(t, st.with(func(c *gateway.Config) {
+			c.Rooms.RegistrationBurst, c.Rooms.RegistrationInterval = 3, gateway.Duration(time.Hour)
+		}))
+		register := func(client *http.Client) (int, http.Header, string) {
+			req, err := http.NewRequest(http.MethodPost, e.base+"/registration", nil)
+			require.NoError(t, err)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, resp.Header, strings.TrimSpace(string(b))
 		}
-		require.Equal(t, http.StatusTooManyRequests, code, body)
-		require.Equal(t, `{"code":429,"errno":123,"error":"Too many requests."}`, body)
-		wait, err := strconv.Atoi(hdr.Get("Retry-After"))
-		require.NoError(t, err)
-		require.InDelta(t, 3600, wait, 60, "the wait for the next token")
-		require.Empty(t, hdr.Get("Hawk-Session-Token"))
-	}
-	require.Equal(t, 3, ok, "only the burst is served")
+		ok := 0
+		for range 200 {
+			code, hdr, body := register(e.client)
+			if code == http.StatusOK {
+				ok++
+				continue
+			}
+			require.Equal(t, http.StatusTooManyRequests, code, body)
+			require.Equal(t, `{"code":429,"errno":123,"error":"Too many requests."}`, body)
+			wait, err := strconv.Atoi(hdr.Get("Retry-After"))
+			require.NoError(t, err)
+			require.InDelta(t, 3600, wait, 60, "the wait for the next token")
+			require.Empty(t, hdr.Get("Hawk-Session-Token"))
+		}
+		require.Equal(t, 3, ok, "only the burst is served")
 
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
-	other := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
-	code, hdr, body := register(other)
-	require.Equal(t, http.StatusOK, code, body)
-	require.Len(t, hdr.Get("Hawk-Session-Token"), 64)
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+		other := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+		code, hdr, body := register(other)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Len(t, hdr.Get("Hawk-Session-Token"), 64)
 
-	require.Equal(t, `teragate_rooms_refused_total{reason="registration_rate"} 197`, metricLine(t, e, `teragate_rooms_refused_total{reason="registration_rate"}`))
+		require.Equal(t, `teragate_rooms_refused_total{reason="registration_rate"} 197`, metricLine(t, e, `teragate_rooms_refused_total{reason="registration_rate"}`))
+	})
 }

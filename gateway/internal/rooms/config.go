@@ -75,8 +75,9 @@ type Config struct {
 	// Defaults 60 and 1s (60 a minute); a negative burst disables the limit.
 	RequestBurst    int
 	RequestInterval time.Duration
-	// RegistrationLimiter and RequestLimiter replace the in-memory token buckets built from the
-	// bursts and intervals above (a limiter shared by several nodes).
+	// RegistrationLimiter and RequestLimiter replace the limiters built from the bursts and
+	// intervals above: in-memory token buckets, or with a [RedisStore] its [RedisLimiter]s,
+	// shared by every node.
 	RegistrationLimiter Limiter
 	RequestLimiter      Limiter
 	// Strict enforces the wiki's room session state machine on status updates. Default false
@@ -102,65 +103,91 @@ type Config struct {
 	Now func() time.Time
 }
 
-// withDefaults fills zero fields.
+// Defaults returns the default of every field that has a fixed one (Loop's values where Loop
+// had one). It is the one place the rooms defaults are written; the gateway's configuration
+// takes its defaults from it. HawkUnusedSessionTTL (default HawkSessionTTL) and SweepInterval
+// (default ParticipantTTL/4) depend on other fields and are left zero.
+func Defaults() Config {
+	return Config{
+		DefaultTTL: 1344 * time.Hour, MaxTTL: 1344 * time.Hour, ExtendTTL: 1344 * time.Hour,
+		ParticipantTTL: 5 * time.Minute, DeletedTTL: 27 * time.Minute,
+		MaxSize: 5, MaxRoomNameSize: 100, MaxRoomOwnerSize: 255, MaxDisplayNameSize: 255, MaxFieldSize: 128,
+		MaxDomains: 100, MaxBodyBytes: 64 << 10, TokenSize: 8,
+		WebAppURL: "http://localhost:3000/{token}", APIKey: "teragate", RetryAfter: 30 * time.Second,
+		HawkSessionTTL: 720 * time.Hour, HawkSkew: 60 * time.Second,
+		MaxHawkSessions: 200_000, MaxRoomsPerOwner: 1000,
+		RegistrationBurst: 20, RegistrationInterval: 3 * time.Second,
+		RequestBurst: 60, RequestInterval: time.Second,
+	}
+}
+
+// withDefaults fills zero fields from [Defaults]. Durations and sizes that are not positive
+// take their default; the caps and bursts only when zero (negative: no limit).
 func (c Config) withDefaults() Config {
-	d := func(v *time.Duration, def time.Duration) {
+	def := Defaults()
+	d := func(v *time.Duration, dv time.Duration) {
 		if *v <= 0 {
-			*v = def
+			*v = dv
 		}
 	}
-	i := func(v *int, def int) {
+	i := func(v *int, dv int) {
 		if *v <= 0 {
-			*v = def
+			*v = dv
 		}
 	}
-	d(&c.DefaultTTL, 1344*time.Hour)
-	d(&c.MaxTTL, 1344*time.Hour)
-	d(&c.ExtendTTL, 1344*time.Hour)
-	d(&c.ParticipantTTL, 5*time.Minute)
-	d(&c.DeletedTTL, 27*time.Minute)
-	d(&c.RetryAfter, 30*time.Second)
-	d(&c.HawkSessionTTL, 720*time.Hour)
+	z := func(v *int, dv int) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	d(&c.DefaultTTL, def.DefaultTTL)
+	d(&c.MaxTTL, def.MaxTTL)
+	d(&c.ExtendTTL, def.ExtendTTL)
+	d(&c.ParticipantTTL, def.ParticipantTTL)
+	d(&c.DeletedTTL, def.DeletedTTL)
+	d(&c.RetryAfter, def.RetryAfter)
+	d(&c.HawkSessionTTL, def.HawkSessionTTL)
 	d(&c.HawkUnusedSessionTTL, c.HawkSessionTTL)
-	d(&c.HawkSkew, 60*time.Second)
-	d(&c.RegistrationInterval, 3*time.Second)
-	d(&c.RequestInterval, time.Second)
+	d(&c.HawkSkew, def.HawkSkew)
+	d(&c.RegistrationInterval, def.RegistrationInterval)
+	d(&c.RequestInterval, def.RequestInterval)
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = min(max(c.ParticipantTTL/4, 10*time.Millisecond), time.Second)
 	}
-	i(&c.MaxSize, 5)
-	i(&c.MaxRoomNameSize, 100)
-	i(&c.MaxRoomOwnerSize, 255)
-	i(&c.MaxDisplayNameSize, 255)
-	i(&c.MaxFieldSize, 128)
-	i(&c.MaxDomains, 100)
-	i(&c.TokenSize, 8)
-	if c.MaxHawkSessions == 0 {
-		c.MaxHawkSessions = 200_000
-	}
-	if c.MaxRoomsPerOwner == 0 {
-		c.MaxRoomsPerOwner = 1000
-	}
-	if c.RegistrationBurst == 0 {
-		c.RegistrationBurst = 20
-	}
-	if c.RequestBurst == 0 {
-		c.RequestBurst = 60
+	i(&c.MaxSize, def.MaxSize)
+	i(&c.MaxRoomNameSize, def.MaxRoomNameSize)
+	i(&c.MaxRoomOwnerSize, def.MaxRoomOwnerSize)
+	i(&c.MaxDisplayNameSize, def.MaxDisplayNameSize)
+	i(&c.MaxFieldSize, def.MaxFieldSize)
+	i(&c.MaxDomains, def.MaxDomains)
+	i(&c.TokenSize, def.TokenSize)
+	z(&c.MaxHawkSessions, def.MaxHawkSessions)
+	z(&c.MaxRoomsPerOwner, def.MaxRoomsPerOwner)
+	z(&c.RegistrationBurst, def.RegistrationBurst)
+	z(&c.RequestBurst, def.RequestBurst)
+	// The rate limits live where the rooms live: in Redis they hold for the whole cluster.
+	limiter := func(name string, burst int, interval time.Duration) Limiter {
+		if shared, ok := c.Store.(interface {
+			Limiter(string, int, time.Duration) Limiter
+		}); ok {
+			return shared.Limiter(name, burst, interval)
+		}
+		return NewTokenBucket(burst, interval, 0)
 	}
 	if c.RegistrationLimiter == nil && c.RegistrationBurst > 0 {
-		c.RegistrationLimiter = NewTokenBucket(c.RegistrationBurst, c.RegistrationInterval, 0)
+		c.RegistrationLimiter = limiter("registration", c.RegistrationBurst, c.RegistrationInterval)
 	}
 	if c.RequestLimiter == nil && c.RequestBurst > 0 {
-		c.RequestLimiter = NewTokenBucket(c.RequestBurst, c.RequestInterval, 0)
+		c.RequestLimiter = limiter("request", c.RequestBurst, c.RequestInterval)
 	}
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 64 << 10
+		c.MaxBodyBytes = def.MaxBodyBytes
 	}
 	if c.WebAppURL == "" {
-		c.WebAppURL = "http://localhost:3000/{token}"
+		c.WebAppURL = def.WebAppURL
 	}
 	if c.APIKey == "" {
-		c.APIKey = "teragate"
+		c.APIKey = def.APIKey
 	}
 	if len(c.Secret) == 0 {
 		c.Secret = make([]byte, 32)

@@ -71,8 +71,54 @@
 //     (Config.HawkUnusedSessionTTL; Loop's full lifetime by default).
 //
 // Errno 123, 205 and 206 are teragate's, chosen outside Loop's table. Refusals are counted in
-// teragate_rooms_refused_total{reason}. The limiters sit behind [Limiter] so that a shared
-// store can replace the in-memory [TokenBucket].
+// teragate_rooms_refused_total{reason}. The limiters sit behind [Limiter]: the in-memory
+// [TokenBucket] on a single node, the [RedisLimiter] shared by every node with the Redis store.
+//
+// # Storage
+//
+// [MemoryStore] is the single-node default: one mutex, lazy expiry on reads, deletion by the
+// sweep; rooms are lost when the process stops. [RedisStore] (the gateway uses it with --redis)
+// keeps everything in Redis, so that every node behind a load balancer serves every room and a
+// restart of every node loses nothing. Key layout (P = "teragate:rooms:"; deadlines and scores
+// in Unix milliseconds):
+//
+//	P room:<token>             string  room record (JSON)                  expires at its deadline + grace
+//	P parts:<token>            set     the room's participant ids          expires with the room
+//	P part:<token>:<id>        string  participant record (JSON): display  expires at its deadline + grace
+//	                                   name, credential kind, last status
+//	P owner:<owner>            zset    room token → room deadline          expires with the owner's last room
+//	P tombs:<owner>            zset    "<token> <deletedAt s>" → kept until expires with the newest tombstone
+//	P hawk:<id hash>           string  "<deadline> <key>"                  expires at its deadline (sliding)
+//	P nonce:<id hash>:<nonce>  string  deadline                            expires at its deadline (2 × skew)
+//	P rooms                    zset    room token → room deadline          index: sweep, gauges, admin list
+//	P state:<label>            zset    "<token> <id>" → participant        index: sweep, gauges by state
+//	                                   deadline, per state label
+//	P hawks                    zset    id hash → session deadline          index: the session cap
+//	P limit:<name>:<key>       string  rate limit state (arrival time)     expires when the bucket is full
+//	P secret                   string  the HMAC secret of every node       no expiry
+//
+// Every record key carries a Redis expiry, so Redis deletes it by itself even when no node runs.
+// Reads compare the deadline stored in the record as well, so a record is invisible from its
+// deadline on, to the millisecond. Room and participant keys outlive their deadline by a grace
+// ([RedisStoreConfig.Grace], 1 minute by default) so that a node's sweep can still read them and
+// publish the presence events of the expiry; the sweep takes the due entries of the indexes and
+// deletes each record in a transaction, so exactly one node reports each expiry. The indexes
+// have no expiry of their own: the sweep drops their stale entries (also those of records Redis
+// deleted while every node was down), and Redis removes a sorted set or set that becomes empty.
+//
+// Atomicity across nodes: create (the per-owner cap), join (the capacity check against the live
+// participants), update, delete and the sweep are optimistic WATCH/MULTI transactions on the
+// records they read, retried on conflict; every join writes the room record, so concurrent joins
+// on any nodes are serialised and a room never exceeds its capacity. Participant updates
+// (status, refresh) are a compare-and-set Lua script on the record as read. The Hawk session cap,
+// the sliding session lifetime and the nonce check are Lua scripts, so a nonce is accepted once in
+// the whole cluster. The HMAC secret that keys session tokens and Hawk ids is created in Redis by
+// the first node ([RedisStore.SharedSecret]) and read by the others. The gauges
+// teragate_rooms_rooms and teragate_rooms_participants are counted from the indexes at each
+// scrape, so every node reports the cluster's figures (take one node's value, do not sum); the
+// counters count each node's own requests (sum them). The rate limits use [RedisLimiter] (the
+// token bucket of [TokenBucket] in a Lua script, one expiring key per source or identity), so they
+// too hold for the whole cluster.
 //
 // # Concurrency
 //

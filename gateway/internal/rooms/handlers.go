@@ -163,7 +163,6 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	s.m.rooms.Inc()
 	s.log.Debug("room created", "room", room.Token)
 	s.writeJSON(w, http.StatusCreated, map[string]any{"roomToken": room.Token, "roomUrl": s.roomURL(room.Token), "expiresAt": room.ExpiresAt})
 }
@@ -269,10 +268,6 @@ func (s *Service) deleteRoom(r *http.Request, token string) error {
 	}
 	if err != nil {
 		return err
-	}
-	s.m.rooms.Dec()
-	for _, p := range ps {
-		s.m.participants.WithLabelValues(stateLabel(p.Status)).Dec()
 	}
 	if room.Directory {
 		var live []Participant
@@ -580,7 +575,7 @@ func (s *Service) join(w http.ResponseWriter, r *http.Request, c caller, b body,
 	isOwner := c.user != "" && c.user == room.OwnerID
 	now := s.now()
 	part.JoinedAt, part.ExpiresAt = now, now.Add(s.cfg.ParticipantTTL)
-	stored, prev, err := s.store.Join(r.Context(), room.Token, now, func(x *Room, ps []Participant) (Participant, error) {
+	stored, _, err := s.store.Join(r.Context(), room.Token, now, func(x *Room, ps []Participant) (Participant, error) {
 		others := make([]Participant, 0, len(ps))
 		ownerIn := false
 		for _, p := range ps {
@@ -616,10 +611,6 @@ func (s *Service) join(w http.ResponseWriter, r *http.Request, c caller, b body,
 	if err != nil {
 		return err
 	}
-	if prev != nil {
-		s.m.participants.WithLabelValues(stateLabel(prev.Status)).Dec()
-	}
-	s.m.participants.WithLabelValues(LabelNone).Inc()
 	s.m.changes.WithLabelValues("join").Inc()
 	s.presenceJoin(r.Context(), stored, part)
 	s.writeJSON(w, http.StatusOK, map[string]any{
@@ -655,14 +646,12 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, c caller, b bod
 		return badParam("Unknown state '" + u.State + "'.")
 	}
 	now := s.now()
-	var prevLabel string
-	p, err := s.store.UpdateParticipant(r.Context(), room.Token, c.part, now, func(p *Participant) error {
+	_, err := s.store.UpdateParticipant(r.Context(), room.Token, c.part, now, func(p *Participant) error {
 		if s.cfg.Strict {
 			if e := checkStrict(p.Status.State, u); e != nil {
 				return e
 			}
 		}
-		prevLabel = stateLabel(p.Status)
 		p.Status = Status{State: u.State, Event: u.Event, Connections: u.Connections, SendStreams: u.SendStreams,
 			RecvStreams: u.RecvStreams, Updates: p.Status.Updates + 1, UpdatedAt: now}
 		return nil
@@ -678,10 +667,6 @@ func (s *Service) status(w http.ResponseWriter, r *http.Request, c caller, b bod
 		}
 		return err
 	}
-	if l := stateLabel(p.Status); l != prevLabel {
-		s.m.participants.WithLabelValues(prevLabel).Dec()
-		s.m.participants.WithLabelValues(l).Inc()
-	}
 	s.m.updates.WithLabelValues(eventLabel(u.Event)).Inc()
 	s.writeEmpty(w, http.StatusNoContent)
 	return nil
@@ -696,7 +681,6 @@ func (s *Service) leave(w http.ResponseWriter, r *http.Request, c caller, room R
 	if err != nil {
 		return err
 	}
-	s.m.participants.WithLabelValues(stateLabel(p.Status)).Dec()
 	s.m.changes.WithLabelValues("leave").Inc()
 	if updated, err := s.store.UpdateRoom(r.Context(), room.Token, now, s.touch(now)); err == nil {
 		room = updated

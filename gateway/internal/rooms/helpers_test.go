@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/rooms"
+	"github.com/teragate/teragate/gateway/internal/testutil"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -62,9 +64,48 @@ var principals = map[string]auth.Principal{
 	"service": {Kind: directory.KindService, UUID: "s-1", Admin: true},
 }
 
-func newFixture(t *testing.T, mutate func(*rooms.Config)) *fixture {
+// storeKind names a rooms store the suites run against.
+type storeKind string
+
+const (
+	memoryStore storeKind = "memory"
+	redisStore  storeKind = "redis"
+)
+
+// forStores runs a test once per store: the in-memory store and the Redis store on a real
+// redis-server.
+func forStores(t *testing.T, run func(t *testing.T, st storeKind)) {
+	for _, st := range []storeKind{memoryStore, redisStore} {
+		t.Run(string(st), func(t *testing.T) { run(t, st) })
+	}
+}
+
+// newStore returns a new, empty store of kind st for the test (nil: the service's default
+// memory store).
+func newStore(t testing.TB, st storeKind) rooms.Store {
+	if st != redisStore {
+		return nil
+	}
+	return rooms.NewRedisStore(rooms.RedisStoreConfig{Client: redisClient(t, testutil.StartRedis(t))})
+}
+
+// redisClient returns a client of srv closed at the end of the test.
+func redisClient(t testing.TB, srv *testutil.RedisServer) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func newFixture(t *testing.T, st storeKind, mutate func(*rooms.Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clk: &clock{t: time.Unix(1_700_000_000, 0)}, reg: prometheus.NewRegistry()}
+	return newFixtureOn(t, newStore(t, st), &clock{t: time.Unix(1_700_000_000, 0)}, mutate)
+}
+
+// newFixtureOn is newFixture on a given store (nil: a memory store) and clock: several
+// fixtures on one Redis store act as several nodes.
+func newFixtureOn(t *testing.T, store rooms.Store, clk *clock, mutate func(*rooms.Config)) *fixture {
+	t.Helper()
+	f := &fixture{t: t, clk: clk, reg: prometheus.NewRegistry()}
 	cfg := rooms.Config{
 		MaxRoomNameSize: 15, MaxRoomOwnerSize: 10, MaxTTL: 10 * time.Hour, MaxSize: 3, // Loop's config/test.json
 		ParticipantTTL: 5 * time.Minute, Now: f.clk.Now, Registerer: f.reg, Secret: []byte("test-secret"),
@@ -97,6 +138,7 @@ func newFixture(t *testing.T, mutate func(*rooms.Config)) *fixture {
 			return nil
 		},
 	}
+	cfg.Store = store
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -219,7 +219,12 @@ func liveParts(r *memRoom, now time.Time) []Participant {
 			out = append(out, *p)
 		}
 	}
-	// Stable order (join time, then id) so listings do not shuffle.
+	sortParts(out)
+	return out
+}
+
+// sortParts puts participants in a stable order (join time, then id) so listings do not shuffle.
+func sortParts(out []Participant) {
 	slices.SortFunc(out, func(a, b Participant) int {
 		if c := a.JoinedAt.Compare(b.JoinedAt); c != 0 {
 			return c
@@ -232,7 +237,6 @@ func liveParts(r *memRoom, now time.Time) []Participant {
 		}
 		return 0
 	})
-	return out
 }
 
 // Participants implements [Store].
@@ -383,6 +387,25 @@ func (m *MemoryStore) Sweep(_ context.Context, now time.Time) (Expired, error) {
 		}
 	}
 	return out, nil
+}
+
+// Counts implements [Store].
+func (m *MemoryStore) Counts(_ context.Context, now time.Time) (Counts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := Counts{Participants: map[string]int{}}
+	for _, r := range m.rooms {
+		if r.room.Expired(now) {
+			continue
+		}
+		c.Rooms++
+		for _, p := range r.parts {
+			if !p.Expired(now) {
+				c.Participants[stateLabel(p.Status)]++
+			}
+		}
+	}
+	return c, nil
 }
 
 var _ Store = (*MemoryStore)(nil)

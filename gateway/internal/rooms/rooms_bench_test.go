@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
@@ -32,11 +33,11 @@ func serve(tb testing.TB, h http.Handler, method, path, body, authz string) map[
 	return out
 }
 
-func benchService() (*rooms.Service, http.Handler) {
+func benchService(store rooms.Store) (*rooms.Service, http.Handler) {
 	// One owner and one source make everything: the caps and rate limits are off.
 	svc := rooms.New(rooms.Config{Authenticate: func(*http.Request) (auth.Principal, error) {
 		return auth.Principal{Kind: directory.KindUser, UUID: "00000000-0000-4000-8000-000000000002"}, nil
-	}, MaxRoomsPerOwner: -1, RequestBurst: -1, RegistrationBurst: -1})
+	}, MaxRoomsPerOwner: -1, RequestBurst: -1, RegistrationBurst: -1, Store: store})
 	return svc, svc.Handler()
 }
 
@@ -49,7 +50,7 @@ func BenchmarkRoomMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		svc, h := benchService()
+		svc, h := benchService(nil)
 		for range nRooms {
 			tok := serve(b, h, http.MethodPost, "/rooms", `{"roomName":"Room","roomOwner":"Owner","maxSize":5}`, "Bearer owner")["roomToken"].(string)
 			for p := range 4 {
@@ -67,10 +68,17 @@ func BenchmarkRoomMemory(b *testing.B) {
 	}
 }
 
-// BenchmarkStatusUpdate is one status action through the handler (no network), parallel over
-// 64 rooms with one link-clicker each.
+// BenchmarkStatusUpdate is one status action through the handler (no HTTP network), parallel
+// over 64 rooms with one link-clicker each, with the memory store and with the Redis store (a
+// real redis-server on this machine). It reports updates/s.
 func BenchmarkStatusUpdate(b *testing.B) {
-	_, h := benchService()
+	for _, sk := range []storeKind{memoryStore, redisStore} {
+		b.Run("store="+string(sk), func(b *testing.B) { benchStatusUpdate(b, newStore(b, sk)) })
+	}
+}
+
+func benchStatusUpdate(b *testing.B, store rooms.Store) {
+	_, h := benchService(store)
 	var creds []string
 	var toks []string
 	for range 64 {
@@ -85,10 +93,14 @@ func BenchmarkStatusUpdate(b *testing.B) {
 	for i := range 64 {
 		next <- i
 	}
+	b.SetParallelism(8) // 16 clients on 2 cores: Redis round trips overlap, as with many clients
+	b.ResetTimer()
+	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		i := <-next
 		for pb.Next() {
 			serve(b, h, http.MethodPost, "/rooms/"+toks[i], body, creds[i])
 		}
 	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
 }

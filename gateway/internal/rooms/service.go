@@ -44,7 +44,8 @@ func New(cfg Config) *Service {
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
 	}
-	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now, m: newMetrics(cfg.Registerer)}
+	return &Service{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		m: newMetrics(cfg.Registerer, newGauges(cfg.Store, cfg.Now, cfg.Logger))}
 }
 
 // Mount registers the routes with handle (for example (*api.API).Handle), at the root and under
@@ -100,17 +101,12 @@ func (s *Service) Sweep(ctx context.Context) error {
 		return err
 	}
 	for _, r := range exp.Rooms {
-		s.m.rooms.Dec()
-		for _, p := range r.Participants {
-			s.m.participants.WithLabelValues(stateLabel(p.Status)).Dec()
-		}
 		if r.Room.Directory {
 			s.presenceStop(ctx, r.Room, r.Participants)
 		}
 		s.log.Debug("room expired", "room", r.Room.Token)
 	}
 	for _, e := range exp.Participants {
-		s.m.participants.WithLabelValues(stateLabel(e.Participant.Status)).Dec()
 		s.m.changes.WithLabelValues("expire").Inc()
 		room, err := s.store.UpdateRoom(ctx, e.Token, now, s.touch(now))
 		if err != nil {

@@ -160,4 +160,12 @@ type Store interface {
 
 	// Sweep deletes everything expired at now and reports the rooms and participants removed.
 	Sweep(ctx context.Context, now time.Time) (Expired, error)
+	// Counts counts the live rooms and participants at now (the rooms gauges).
+	Counts(ctx context.Context, now time.Time) (Counts, error)
+}
+
+// Counts are the live rooms and the live participants by state label (see [LabelNone]).
+type Counts struct {
+	Rooms        int
+	Participants map[string]int
 }
