@@ -21,6 +21,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
@@ -37,6 +38,7 @@ type Gateway struct {
 	log      hclog.Logger
 	metrics  *metrics.Metrics
 	bus      bus.Bus
+	hist     history.Store // nil: no event history
 	dir      *directory.Store
 	auth     *auth.Authenticator
 	tickets  auth.Tickets
@@ -122,6 +124,9 @@ func New(cfg Config) (_ *Gateway, err error) {
 	if g.bus, err = g.newBus(); err != nil {
 		return nil, err
 	}
+	if err := g.initHistory(); err != nil {
+		return nil, err
+	}
 	g.hub = hub.New(hub.Config{
 		MaxQueueFrames: cfg.MaxQueueFrames,
 		MaxQueueBytes:  cfg.MaxQueueBytes,
@@ -135,7 +140,7 @@ func New(cfg Config) (_ *Gateway, err error) {
 	}
 	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: log.Named("presence"), Cluster: g.presenceCluster(),
 		OnPublish: func() { g.metrics.Published("presence") }})
-	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: log.Named("router")})
+	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: log.Named("router"), PositionChannel: g.positionChannel()})
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
 		g.router.SetFilter(k, native)
@@ -143,7 +148,7 @@ func New(cfg Config) (_ *Gateway, err error) {
 	tr := transport.New(g.hub, transport.Config{Logger: log.Named("transport")})
 	g.api = api.New(api.Deps{
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
-		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"),
+		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"), Router: g.router, History: g.hist,
 		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
 	})
 

@@ -70,6 +70,8 @@ func (g *Gateway) newBus() (bus.Bus, error) {
 		OnDrop:      onDrop,
 		OnReconnect: g.busReconnected,
 		Logger:      g.log.Named("bus"),
+		// The event history announces positions on it (history.go).
+		PositionChannel: g.positionChannel(),
 	})
 }
 
