@@ -36,8 +36,8 @@ type Deps struct {
 	// none kept, a resume gets ResumeFailed "disabled").
 	Router  *hub.Router
 	History history.Store
-	Metrics   *metrics.Metrics
-	Logger    hclog.Logger
+	Metrics *metrics.Metrics
+	Logger  hclog.Logger
 
 	// Insecure makes websocket_url ws:// instead of wss://.
 	Insecure bool
