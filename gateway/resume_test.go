@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -218,13 +219,14 @@ func TestResumeNoGapNoDuplicate(t *testing.T) {
 	resumeStream(t, e, e)
 }
 
-// resumeStream publishes a numbered stream on pub while a client of sub drops and resumes on sub
-// twice, and checks that it got every event once, in order.
-func resumeStream(t *testing.T, pub, sub *env) {
+// resumeStream publishes a numbered stream on pub while a client drops and resumes twice, its k-th
+// connection on subs[k % len(subs)], and checks that it got every event once, in order.
+func resumeStream(t *testing.T, pub *env, subs ...*env) {
 	t.Helper()
 	const n = 150
 	id := func(i int) string { return fmt.Sprintf("seq-%03d", i) }
-	ws := sub.resumeConnect(directory.KindUser, "alice:alice-demo", alice, "")
+	ws := subs[0].resumeConnect(directory.KindUser, "alice:alice-demo", alice, "")
+	conns := 1
 	first := pub.marker("start")
 	_, f := untilMarker(t, ws, first)
 	last := f.pos
@@ -243,7 +245,8 @@ func resumeStream(t *testing.T, pub, sub *env) {
 		if drops[len(got)] {
 			delete(drops, len(got))
 			_ = ws.Close()
-			ws = sub.resumeDial(directory.KindUser, "alice:alice-demo", last, "")
+			ws = subs[conns%len(subs)].resumeDial(directory.KindUser, "alice:alice-demo", last, "")
+			conns++
 		}
 		f := readFrame(t, ws)
 		if f.pos != "" {
@@ -389,4 +392,58 @@ func TestResumeFramesUnchanged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedisResumeOtherNode: on a two-node Redis cluster, a client of node A drops while node B
+// publishes, resumes on node B, drops again and resumes on node A: it gets every event once, in
+// order (the history is in Redis, one order for the cluster).
+func TestRedisResumeOtherNode(t *testing.T) {
+	nodes := startRedisNodes(t, 2)
+	resumeStream(t, nodes[1], nodes[0], nodes[1])
+}
+
+// TestRedisResumeFailed: in Redis mode too, a position of another cluster (another epoch) or of
+// the in-memory history is unknown, and a trimmed one too old.
+func TestRedisResumeFailed(t *testing.T) {
+	nodes, srv := startRedisNodesOn(t, 1)
+	e := nodes[0]
+	ws := e.resumeConnect(directory.KindUser, "alice:alice-demo", alice, "")
+	m0 := e.marker("old")
+	_, f0 := untilMarker(t, ws, m0)
+	_ = ws.Close()
+	tok, err := history.ParseToken(f0.pos)
+	require.NoError(t, err)
+	require.True(t, tok.Stream, "a Redis stream position: %q", f0.pos)
+
+	// Trim the stream below the position, as MAXLEN/MINID trimming does.
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rc.Close() })
+	for i := range 3 {
+		e.publishQuiet(umEvents, &opentera.StopSessionEvent{SessionUuid: fmt.Sprintf("after-%d", i)})
+	}
+	require.NoError(t, rc.XTrimMaxLen(t.Context(), "teragate:history", 1).Err())
+
+	for _, tc := range []struct{ name, since, reason string }{
+		{"too old", f0.pos, history.ReasonTooOld},
+		{"another cluster", "zz0-" + fmt.Sprint(tok.Pos.Hi) + "-" + fmt.Sprint(tok.Pos.Lo), history.ReasonUnknown},
+		{"a memory position", tok.Epoch + "-12", history.ReasonUnknown},
+		{"beyond the newest event", history.Token{Epoch: tok.Epoch, Pos: history.Pos{Hi: tok.Pos.Hi + 3600_000}, Stream: true}.String(), history.ReasonUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := e.resumeDial(directory.KindUser, "alice:alice-demo", tc.since, "")
+			f := readFrame(t, ws)
+			require.NotNil(t, f.failed, "the first frame is a ResumeFailed, got %s", f.raw)
+			require.Equal(t, tc.reason, f.failed.GetReason())
+			m := e.marker("after-" + tc.reason)
+			_, fm := untilMarker(t, ws, m)
+			requireIncreasing(t, rframe{pos: f.failed.GetPosition()}, fm)
+		})
+	}
+
+	// A flushed Redis has a new epoch: the positions of before are unknown.
+	require.NoError(t, rc.FlushAll(t.Context()).Err())
+	ws = e.resumeDial(directory.KindUser, "alice:alice-demo", f0.pos, "")
+	f := readFrame(t, ws)
+	require.NotNil(t, f.failed, "got %s", f.raw)
+	require.Equal(t, history.ReasonUnknown, f.failed.GetReason())
 }

@@ -31,20 +31,28 @@ const DefaultPositionChannel = "teragate.history.position"
 type Redis struct {
 	cfg      RedisConfig
 	epochKey string
+	lastKey  string
 }
 
 // publishScript records an event, trims the stream and publishes the event's position, then the
-// event, in one atomic step: every subscriber sees the announcement right before the event.
+// event, in one atomic step: every subscriber sees the announcement right before the event. Each
+// entry keeps the id of the entry before it ("v"), so a reader knows whether the successor of a
+// position is still there or was trimmed; the newest id is kept at KEYS[3].
 //
-// KEYS: stream, epoch key. ARGV: channel, payload, max events, max age ms, position channel,
-// a new epoch to use if the key is missing (a flushed Redis).
+// KEYS: stream, epoch key, last id key. ARGV: channel, payload, max events, max age ms,
+// position channel, a new epoch to use if the key is missing (a flushed Redis).
 var publishScript = redis.NewScript(`
 local ep = redis.call('GET', KEYS[2])
 if not ep then
   ep = ARGV[6]
   redis.call('SET', KEYS[2], ep)
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'p', ARGV[2])
+local prev = redis.call('GET', KEYS[3])
+if not prev then
+  prev = '0-0'
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'p', ARGV[2], 'v', prev)
+redis.call('SET', KEYS[3], id)
 local age = tonumber(ARGV[4])
 if age > 0 then
   local t = redis.call('TIME')
@@ -72,7 +80,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if cfg.PositionChannel == "" {
 		cfg.PositionChannel = DefaultPositionChannel
 	}
-	r := &Redis{cfg: cfg, epochKey: cfg.Key + ":epoch"}
+	r := &Redis{cfg: cfg, epochKey: cfg.Key + ":epoch", lastKey: cfg.Key + ":last"}
 	if err := cfg.Client.SetNX(ctx, r.epochKey, newEpoch(), 0).Err(); err != nil {
 		return nil, fmt.Errorf("history: redis epoch: %w", err)
 	}
@@ -84,7 +92,7 @@ func (r *Redis) PositionChannel() string { return r.cfg.PositionChannel }
 
 // Publish implements [Store].
 func (r *Redis) Publish(ctx context.Context, channel string, payload []byte) error {
-	err := publishScript.Run(ctx, r.cfg.Client, []string{r.cfg.Key, r.epochKey},
+	err := publishScript.Run(ctx, r.cfg.Client, []string{r.cfg.Key, r.epochKey, r.lastKey},
 		channel, payload, r.cfg.MaxEvents, r.cfg.MaxAge.Milliseconds(), r.cfg.PositionChannel, newEpoch()).Err()
 	if err != nil {
 		return fmt.Errorf("history: redis publish: %w", err)
@@ -94,10 +102,8 @@ func (r *Redis) Publish(ctx context.Context, channel string, payload []byte) err
 
 // streamState is what Read and Head need to know about the stream, read in one transaction.
 type streamState struct {
-	epoch      string
-	exists     bool
-	last       Pos // last-generated-id
-	maxDeleted Pos // max-deleted-entry-id
+	epoch string
+	last  Pos // the newest entry's id
 }
 
 func parseID(s string) (Pos, error) {
@@ -117,43 +123,38 @@ func formatID(p Pos) string {
 	return strconv.FormatUint(p.Hi, 10) + "-" + strconv.FormatUint(p.Lo, 10)
 }
 
-// state reads the epoch and stream state, and with limit > 0 the events after from, atomically
-// (MULTI/EXEC), so a trim cannot fall between the check and the read.
+// state reads the epoch, the newest id and, with limit > 0, the entries after from, atomically
+// (MULTI/EXEC), so a trim cannot fall between them.
 func (r *Redis) state(ctx context.Context, from Pos, limit int) (streamState, []redis.XMessage, error) {
-	var get *redis.StringCmd
-	var info *redis.XInfoStreamCmd
+	var get, last *redis.StringCmd
 	var rng *redis.XMessageSliceCmd
 	_, err := r.cfg.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, r.epochKey)
-		info = p.XInfoStream(ctx, r.cfg.Key)
+		last = p.Get(ctx, r.lastKey)
 		if limit > 0 {
 			rng = p.XRangeN(ctx, r.cfg.Key, "("+formatID(from), "+", int64(limit))
 		}
 		return nil
 	})
 	var st streamState
-	if err != nil && !errors.Is(err, redis.Nil) && !isNoSuchKey(err) {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return st, nil, fmt.Errorf("history: redis read: %w", err)
 	}
 	if st.epoch, err = get.Result(); err != nil && !errors.Is(err, redis.Nil) {
 		return st, nil, fmt.Errorf("history: redis epoch: %w", err)
 	}
-	xi, err := info.Result()
+	id, err := last.Result()
 	switch {
-	case err == nil:
-		st.exists = true
-		if st.last, err = parseID(xi.LastGeneratedID); err != nil {
-			return st, nil, err
-		}
-		if st.maxDeleted, err = parseID(xi.MaxDeletedEntryID); err != nil {
-			return st, nil, err
-		}
-	case isNoSuchKey(err):
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return st, nil, fmt.Errorf("history: redis last id: %w", err)
 	default:
-		return st, nil, fmt.Errorf("history: redis xinfo: %w", err)
+		if st.last, err = parseID(id); err != nil {
+			return st, nil, err
+		}
 	}
 	var msgs []redis.XMessage
-	if rng != nil && st.exists {
+	if rng != nil {
 		if msgs, err = rng.Result(); err != nil {
 			return st, nil, fmt.Errorf("history: redis xrange: %w", err)
 		}
@@ -161,9 +162,8 @@ func (r *Redis) state(ctx context.Context, from Pos, limit int) (streamState, []
 	return st, msgs, nil
 }
 
-func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Error(), "no such key") }
-
-// Read implements [Store].
+// Read implements [Store]. The position's successor is still in the stream when the first entry
+// after it names it as its predecessor; otherwise it was trimmed ([ErrTooOld]).
 func (r *Redis) Read(ctx context.Context, after Token, limit int) ([]Entry, error) {
 	if !after.Stream {
 		return nil, ErrUnknown
@@ -172,10 +172,16 @@ func (r *Redis) Read(ctx context.Context, after Token, limit int) ([]Entry, erro
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case st.epoch == "" || st.epoch != after.Epoch || !st.exists || st.last.Less(after.Pos):
+	if st.epoch == "" || st.epoch != after.Epoch || st.last.Less(after.Pos) {
 		return nil, ErrUnknown
-	case after.Pos.Less(st.maxDeleted):
+	}
+	if len(msgs) == 0 {
+		if after.Pos != st.last {
+			return nil, ErrTooOld // entries after it were all trimmed
+		}
+		return nil, nil
+	}
+	if prev, _ := msgs[0].Values["v"].(string); prev != formatID(after.Pos) {
 		return nil, ErrTooOld
 	}
 	out := make([]Entry, 0, len(msgs))
