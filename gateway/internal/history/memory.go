@@ -17,6 +17,8 @@ type Config struct {
 	MaxEvents int
 	// MaxAge is how long an event is kept at most. Zero value means [DefaultMaxAge].
 	MaxAge time.Duration
+	// Now is the in-memory history's clock. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Defaults of [Config].
@@ -67,7 +69,11 @@ type memEntry struct {
 // NewMemory returns an empty history publishing on b.
 func NewMemory(b bus.Positioner, cfg Config) *Memory {
 	cfg.defaults()
-	return &Memory{cfg: cfg, bus: b, epoch: newEpoch(), now: time.Now, next: 1}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{cfg: cfg, bus: b, epoch: newEpoch(), now: now, next: 1}
 }
 
 // Epoch returns the history's epoch.
@@ -170,6 +176,7 @@ func (m *Memory) Head(context.Context) (Token, error) {
 func (m *Memory) Len(context.Context) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.trimLocked(m.now().UnixNano())
 	return len(m.ents) - m.start, nil
 }
 
@@ -177,6 +184,7 @@ func (m *Memory) Len(context.Context) (int, error) {
 func (m *Memory) Bytes() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.trimLocked(m.now().UnixNano())
 	return m.bytes
 }
 
