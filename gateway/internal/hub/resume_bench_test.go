@@ -109,4 +109,3 @@ func BenchmarkHistoryRecord(b *testing.B) {
 		})
 	}
 }
-
