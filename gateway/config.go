@@ -134,6 +134,13 @@ type Config struct {
 	ReadTimeout       Duration `yaml:"read_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 
+	// HistoryMaxEvents bounds the event history kept for clients that resume after a reconnect
+	// (resume=1&since=…): at most that many events. Default 100000; -1 keeps no history (a resume
+	// then gets ResumeFailed "disabled").
+	HistoryMaxEvents int `yaml:"history_max_events"`
+	// HistoryMaxAge bounds the event history by age. Default 10m.
+	HistoryMaxAge Duration `yaml:"history_max_age"`
+
 	// Rooms configures the Mozilla Loop rooms API; zero fields mean Loop's defaults.
 	Rooms RoomsConfig `yaml:"rooms"`
 
@@ -196,6 +203,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RedisNodeTTL == 0 {
 		c.RedisNodeTTL = Duration(10 * time.Second)
+	}
+	if c.HistoryMaxEvents == 0 {
+		c.HistoryMaxEvents = 100000
+	}
+	if c.HistoryMaxAge == 0 {
+		c.HistoryMaxAge = Duration(10 * time.Minute)
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
@@ -262,6 +275,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueueFrames < 1 || c.MaxQueueBytes < 1024 {
 		return bad("max_queue_frames must be ≥ 1 and max_queue_bytes ≥ 1024")
+	}
+	if c.HistoryMaxEvents < -1 || c.HistoryMaxAge < 0 {
+		return bad("history_max_events must be ≥ -1 (-1: no history) and history_max_age not negative")
 	}
 	return c.Rooms.validate()
 }

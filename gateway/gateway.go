@@ -19,6 +19,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
@@ -35,6 +36,7 @@ type Gateway struct {
 	log      hclog.Logger
 	metrics  *metrics.Metrics
 	bus      bus.Bus
+	hist     history.Store // nil: no event history
 	dir      *directory.Store
 	auth     *auth.Authenticator
 	tickets  auth.Tickets
@@ -94,6 +96,7 @@ func New(cfg Config) (_ *Gateway, err error) {
 		g.openRedis,
 		g.initAuth,
 		g.initBus,
+		g.initHistory,
 		g.initEventPath,
 		g.initRPC,
 		g.initPlugins,
@@ -162,7 +165,7 @@ func (g *Gateway) initEventPath() error {
 	}
 	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: g.log.Named("presence"), Cluster: g.presenceCluster(),
 		OnPublish: func() { g.metrics.Published("presence") }})
-	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: g.log.Named("router")})
+	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: g.log.Named("router"), PositionChannel: g.positionChannel()})
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {
 		g.router.SetFilter(k, native)
@@ -170,7 +173,7 @@ func (g *Gateway) initEventPath() error {
 	tr := transport.New(g.hub, transport.Config{Logger: g.log.Named("transport")})
 	g.api = api.New(api.Deps{
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
-		Transport: tr, Metrics: g.metrics, Logger: g.log.Named("api"),
+		Transport: tr, Metrics: g.metrics, Logger: g.log.Named("api"), Router: g.router, History: g.hist,
 		Insecure: g.cfg.Insecure, PublicHost: g.cfg.PublicHost, SingleSocket: g.cfg.SingleSocket, MaxBodyBytes: g.cfg.MaxBodyBytes,
 	})
 	return nil

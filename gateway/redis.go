@@ -68,6 +68,8 @@ func (g *Gateway) initBus() (err error) {
 		OnDrop:      onDrop,
 		OnReconnect: g.busReconnected,
 		Logger:      g.log.Named("bus"),
+		// The event history announces positions on it (history.go).
+		PositionChannel: g.positionChannel(),
 	})
 	return err
 }

@@ -53,6 +53,7 @@ type Client struct {
 	uuid  string
 	wsURL string // unused websocket_url from the last login
 	info  map[string]any
+	since string // with WithResume: the position to resume from
 }
 
 // New returns a client for baseURL (https://host:port) without logging in: for services and
@@ -68,7 +69,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("client: base URL %q: want http(s)://host[:port]", baseURL)
 	}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), o: o, token: o.token, http: o.httpClient}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), o: o, token: o.token, http: o.httpClient, since: o.since}
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = o.tls

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teragate/teragate/proto/opentera"
+	teragatev1 "github.com/teragate/teragate/proto/teragate/v1"
 )
 
 // State is a [Conn]'s connection state, reported to [WithStateHook].
@@ -44,11 +46,19 @@ func (s State) String() string {
 
 // Event is one websocket frame: a TeraEvent and its unpacked events.
 type Event struct {
-	// TeraEvent is the frame's event wrapper (header and packed events).
+	// TeraEvent is the frame's event wrapper (header and packed events); nil for a ResumeFailed.
 	TeraEvent *opentera.TeraEvent
 	// Messages are the unpacked events (*opentera.UserEvent, *opentera.JoinSessionEvent, …), in
-	// order; events of unknown types are left out.
+	// order; events of unknown types are left out. A ResumeFailed frame holds its
+	// *teragatev1.ResumeFailed.
 	Messages []proto.Message
+	// Position is the event's position in the gateway's history, with [WithResume] ("" for the
+	// greeting and other per-connection frames). Keep the last one processed to resume from it.
+	Position string
+	// ResumeFailed is set when the gateway could not resume from the position the Conn
+	// reconnected with ([WithResume]): events may have been missed; resynchronise. Its Position
+	// is where the stream continues from.
+	ResumeFailed *teragatev1.ResumeFailed
 }
 
 // Conn is a websocket connection that reconnects by itself. Create it with [Client.Dial].
@@ -63,6 +73,14 @@ type Conn struct {
 	ws     *websocket.Conn
 	err    error
 	closed bool
+}
+
+// Position returns the position of the last event the Conn delivered on [Conn.Events] (with
+// [WithResume]), the one it resumes from when it reconnects; "" before the first.
+func (cn *Conn) Position() string {
+	cn.c.mu.Lock()
+	defer cn.c.mu.Unlock()
+	return cn.c.since
 }
 
 // Dial opens the websocket of a logged-in client and returns once it is open. The Conn then
@@ -112,6 +130,14 @@ func (c *Client) open(ctx context.Context) (*websocket.Conn, error) {
 	}
 	if c.o.format == FormatProto {
 		u += "&format=proto"
+	}
+	if c.o.resume {
+		u += "&resume=1"
+		c.mu.Lock()
+		if c.since != "" {
+			u += "&since=" + url.QueryEscape(c.since)
+		}
+		c.mu.Unlock()
 	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: c.o.tls, Proxy: http.ProxyFromEnvironment}
 	ws, resp, err := d.DialContext(ctx, u, nil)
@@ -186,8 +212,8 @@ func (cn *Conn) run(ws *websocket.Conn) {
 				break
 			}
 			var he *HTTPError
-			if errors.As(err, &he) && he.StatusCode == http.StatusUnauthorized {
-				cn.finish(err) // the login is refused: retrying will not help
+			if errors.As(err, &he) && (he.StatusCode == http.StatusUnauthorized || he.StatusCode == http.StatusBadRequest) {
+				cn.finish(err) // the login or the URL is refused: retrying will not help
 				return
 			}
 			log.Info("reconnection failed", "error", err, "next_in", delay)
@@ -257,15 +283,27 @@ func (cn *Conn) read(ws *websocket.Conn) error {
 		case <-cn.ctx.Done():
 			return cn.ctx.Err()
 		}
+		// Delivered: the caller will process it, so a reconnection resumes after it.
+		pos := ev.Position
+		if ev.ResumeFailed != nil {
+			pos = ev.ResumeFailed.GetPosition()
+		}
+		if pos != "" {
+			cn.c.mu.Lock()
+			cn.c.since = pos
+			cn.c.mu.Unlock()
+		}
 	}
 }
 
 var jsonIn = protojson.UnmarshalOptions{DiscardUnknown: true}
 
 // DecodeFrame decodes one server frame: OpenTera's JSON TeraMessage (binary false) or a binary
-// protobuf TeraMessage (?format=proto).
+// protobuf TeraMessage (?format=proto), with teragate's event position when it has one, or a
+// teragate ResumeFailed.
 func DecodeFrame(binary bool, data []byte) (*Event, error) {
-	var tm opentera.TeraMessage
+	// PositionedMessage is TeraMessage plus the position (field 1000, or "position" in JSON).
+	var tm teragatev1.PositionedMessage
 	var err error
 	if binary {
 		err = proto.Unmarshal(data, &tm)
@@ -279,10 +317,16 @@ func DecodeFrame(binary bool, data []byte) (*Event, error) {
 	if tm.GetMessage() == nil {
 		return nil, errors.New("client: frame without a message")
 	}
+	if rf := (&teragatev1.ResumeFailed{}); tm.GetMessage().MessageIs(rf) {
+		if err := tm.GetMessage().UnmarshalTo(rf); err != nil {
+			return nil, fmt.Errorf("client: decode ResumeFailed: %w", err)
+		}
+		return &Event{Messages: []proto.Message{rf}, ResumeFailed: rf}, nil
+	}
 	if err := tm.GetMessage().UnmarshalTo(te); err != nil {
 		return nil, fmt.Errorf("client: decode TeraEvent: %w", err)
 	}
-	ev := &Event{TeraEvent: te, Messages: make([]proto.Message, 0, len(te.GetEvents()))}
+	ev := &Event{TeraEvent: te, Messages: make([]proto.Message, 0, len(te.GetEvents())), Position: tm.GetPosition()}
 	for _, a := range te.GetEvents() {
 		if m, err := a.UnmarshalNew(); err == nil {
 			ev.Messages = append(ev.Messages, m)

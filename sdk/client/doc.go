@@ -39,7 +39,22 @@
 // ([WithBackoff]; defaults 250 ms doubling up to 30 s). Close code 4000 (OpenTera's
 // CMD_CLIENT_DISCONNECT, sent on logout) and a refused login are terminal: [Conn.Events] is
 // closed and [Conn.Err] tells why ([ErrDisconnected], or an [*HTTPError] with status 401).
-// Events published while the client was away are not replayed (OpenTera has no replay either).
+// Without [WithResume], events published while the client was away are not replayed (OpenTera
+// has no replay either). With it, the Conn keeps the position of the last event it delivered and
+// reconnects with it: a teragate gateway first sends what the client missed (filtered with its
+// access now), then the live events, with no gap and no duplicate. If the gateway cannot (the
+// client was away longer than the history it keeps), the first event after the reconnection has
+// [Event.ResumeFailed] set, and the caller resynchronises:
+//
+//	c, _ := client.Login(ctx, base, client.KindUser, client.Basic("alice", "alice-demo"), client.WithResume())
+//	conn, _ := c.Dial(ctx)
+//	for ev := range conn.Events() {
+//		if ev.ResumeFailed != nil {
+//			resync(ctx, c) // e.g. c.Call(ctx, client.UserManagerModule, "online_users")
+//			continue
+//		}
+//		handle(ev) // then ev.Position is the position to resume from
+//	}
 //
 // # RPC callers and services
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,6 +36,8 @@ type options struct {
 	backoffMax time.Duration
 	stateHook  func(State, error)
 	eventQueue int
+	resume     bool
+	since      string
 }
 
 func defaults() options {
@@ -138,6 +141,29 @@ func WithEventBuffer(n int) Option {
 			return errors.New("client: negative event buffer")
 		}
 		o.eventQueue = n
+		return nil
+	}
+}
+
+// WithResume makes a [Conn] resume after a reconnect: it opts in with resume=1, keeps the
+// position of the last event it delivered ([Event.Position], [Conn.Position]) and reconnects
+// with since=<that position>, so the gateway sends the events published while it was away
+// before the live ones. When the gateway cannot resume (its history no longer reaches back, or
+// the position is of another cluster), the first event after the reconnection has
+// [Event.ResumeFailed] set: the caller then resynchronises its state (e.g. with the presence
+// RPC). Against an OpenTera server the option changes nothing.
+func WithResume() Option {
+	return func(o *options) error { o.resume = true; return nil }
+}
+
+// WithResumeFrom is [WithResume] starting from a position kept from an earlier run (the last
+// [Event.Position] processed): the first connection already resumes from it.
+func WithResumeFrom(position string) Option {
+	return func(o *options) error {
+		if position == "" || strings.ContainsAny(position, "&#?= /") {
+			return fmt.Errorf("client: bad resume position %q", position)
+		}
+		o.resume, o.since = true, position
 		return nil
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
@@ -31,8 +32,12 @@ type Deps struct {
 	Bus       bus.Bus
 	Hub       *hub.Hub
 	Transport *transport.Transport
-	Metrics   *metrics.Metrics
-	Logger    hclog.Logger
+	// Router replays the history to resuming connections; History is the event history (nil:
+	// none kept, a resume gets ResumeFailed "disabled").
+	Router  *hub.Router
+	History history.Store
+	Metrics *metrics.Metrics
+	Logger  hclog.Logger
 
 	// Insecure makes websocket_url ws:// instead of wss://.
 	Insecure bool

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// websocket serves GET /wss/{kind}?id=<ticket>[&format=proto].
+// websocket serves GET /wss/{kind}?id=<ticket>[&format=proto][&resume=1[&since=<position>]].
 func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 	kind, ok := directory.ParseKind(r.PathValue("kind"))
 	if !ok || kind == directory.KindService {
@@ -40,6 +40,13 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Unknown format "+f+": want json or proto")
 		return
 	}
+	opts := hub.ConnOptions{Format: format}
+	since, msg := resumeQuery(r, &opts)
+	if msg != "" {
+		a.d.Metrics.HTTPRequest("websocket", http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
 	uuid, err := a.d.Tickets.Redeem(r.Context(), r.URL.Query().Get("id"), kind)
 	if err != nil {
 		a.d.Metrics.HTTPRequest("websocket", http.StatusForbidden)
@@ -58,8 +65,13 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Websocket authentication failed (key, uuid).")
 		return
 	}
-	err = a.d.Transport.Serve(w, r, kind, uuid, format, access, transport.Hooks{
-		Opened: func(c *hub.Conn) { a.announce(c, true) },
+	err = a.d.Transport.ServeWith(w, r, kind, uuid, access, opts, transport.Hooks{
+		Opened: func(c *hub.Conn) {
+			if opts.Replay {
+				a.resume(c, since)
+			}
+			a.announce(c, true)
+		},
 		Closed: func(c *hub.Conn) { a.announce(c, false) },
 	})
 	if err != nil {

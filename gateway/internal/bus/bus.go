@@ -20,6 +20,17 @@ type Message struct {
 	Channel string
 	// Payload is the published bytes. It is shared between subscriptions: do not modify it.
 	Payload []byte
+	// Position is the message's place in the event history ([Positioner]), or "" for a message
+	// that was not recorded (history off, a channel it does not keep, a publisher outside
+	// teragate). It is an opaque token of the history that assigned it.
+	Position string
+}
+
+// Positioner is implemented by the buses that can carry a history position with a message: the
+// event history publishes through it so that live deliveries carry the position the event got.
+type Positioner interface {
+	// PublishAt is [Bus.Publish] with the message's [Message.Position].
+	PublishAt(ctx context.Context, channel string, payload []byte, position string) error
 }
 
 // Handler receives the messages of one subscription, in publish order, one at a time.

@@ -23,7 +23,7 @@ func newMailbox(h Handler, maxPending int, onDrop func(pattern, channel string))
 }
 
 // push queues a message for the handler, or drops it when the queue is full or stopped.
-func (s *mailbox) push(pattern, channel string, payload []byte) {
+func (s *mailbox) push(pattern, channel string, payload []byte, position string) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -36,7 +36,7 @@ func (s *mailbox) push(pattern, channel string, payload []byte) {
 		}
 		return
 	}
-	s.queue = append(s.queue, Message{Pattern: pattern, Channel: channel, Payload: payload})
+	s.queue = append(s.queue, Message{Pattern: pattern, Channel: channel, Payload: payload, Position: position})
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

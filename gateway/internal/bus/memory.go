@@ -48,17 +48,22 @@ func NewMemory(cfg MemoryConfig) *Memory {
 }
 
 // Publish implements [Bus].
-func (m *Memory) Publish(_ context.Context, channel string, payload []byte) error {
+func (m *Memory) Publish(ctx context.Context, channel string, payload []byte) error {
+	return m.PublishAt(ctx, channel, payload, "")
+}
+
+// PublishAt implements [Positioner].
+func (m *Memory) PublishAt(_ context.Context, channel string, payload []byte, position string) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
 	t := m.subs.Load()
 	for _, e := range t.exact[channel] {
-		e.s.push(e.pattern, channel, payload)
+		e.s.push(e.pattern, channel, payload, position)
 	}
 	for _, e := range t.patterns {
 		if Match(e.pattern, channel) {
-			e.s.push(e.pattern, channel, payload)
+			e.s.push(e.pattern, channel, payload, position)
 		}
 	}
 	return nil
@@ -162,5 +167,6 @@ func (s *memSub) Unsubscribe(_ context.Context) error {
 
 var (
 	_ Bus          = (*Memory)(nil)
+	_ Positioner   = (*Memory)(nil)
 	_ Subscription = (*memSub)(nil)
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,12 @@ type RedisConfig struct {
 	OnReconnect func(patterns []string)
 	// Logger logs lost and restored subscriptions. Nil means no logging.
 	Logger hclog.Logger
+	// PositionChannel, if set, is the channel on which the event history announces the position
+	// of the message it publishes next on a channel (payload "<position> <channel>", published
+	// just before that message by the same Redis script, so nothing comes in between on a
+	// connection). A subscription whose patterns match it does not receive these announcements:
+	// it gets the position in the next message on that channel ([Message.Position]).
+	PositionChannel string
 	// RetryBackoff is the longest wait between two attempts to reconnect a lost subscription.
 	// Zero value means 1s.
 	RetryBackoff time.Duration
@@ -161,12 +168,15 @@ func (s *redisSub) receive() {
 	ctx := context.Background()
 	lost := false
 	wait := 10 * time.Millisecond
+	posCh := s.bus.cfg.PositionChannel
+	var pendPos, pendCh string // the announced position of the next message on pendCh
 	for {
 		msg, err := s.ps.Receive(ctx)
 		if s.isStopped() {
 			return
 		}
 		if err != nil {
+			pendPos, pendCh = "", ""
 			if !lost {
 				lost = true
 				s.bus.log.Warn("redis subscription lost; reconnecting", "patterns", s.patterns, "error", err)
@@ -181,7 +191,15 @@ func (s *redisSub) receive() {
 		}
 		switch m := msg.(type) {
 		case *redis.Message:
-			s.push(m.Pattern, m.Channel, []byte(m.Payload))
+			if posCh != "" && m.Channel == posCh {
+				pendPos, pendCh, _ = strings.Cut(m.Payload, " ")
+				continue
+			}
+			pos := ""
+			if pendCh != "" && m.Channel == pendCh {
+				pos, pendPos, pendCh = pendPos, "", ""
+			}
+			s.push(m.Pattern, m.Channel, []byte(m.Payload), pos)
 		case *redis.Subscription:
 			if lost && m.Kind == "psubscribe" {
 				lost, wait = false, 10*time.Millisecond

@@ -1,12 +1,14 @@
 package hub
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
@@ -40,6 +42,8 @@ type Conn struct {
 	nc     net.Conn
 	// vectored is set for plain TCP connections, which take several frames in one writev.
 	vectored bool
+	// positions is set for connections that asked for positioned event frames (resume=1).
+	positions bool
 
 	access   atomic.Pointer[directory.Access]
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame read (pongs included)
@@ -63,6 +67,29 @@ type Conn struct {
 	closing     bool
 	closeReason string
 	closeFrame  []byte
+	// replaying is set while the connection is being sent the history it resumes: live events
+	// wait in pending meanwhile ([Conn.FinishReplay]).
+	replaying bool
+	pending   []pendingFrame
+}
+
+// ConnOptions are a connection's options at registration ([Hub.RegisterWith]).
+type ConnOptions struct {
+	// Format is the wire format.
+	Format Format
+	// Positions asks for positioned event frames: each event frame carries the event's history
+	// position (resume=1).
+	Positions bool
+	// Replay starts the connection in replay mode: live events are held back until
+	// [Conn.FinishReplay]. Requires Positions.
+	Replay bool
+}
+
+// pendingFrame is a live event frame held back during a replay.
+type pendingFrame struct {
+	f   []byte
+	pos history.Pos
+	has bool // the event has a position (false: not recorded, never a duplicate)
 }
 
 // ID returns the connection's process-unique id.
@@ -76,6 +103,9 @@ func (c *Conn) UUID() string { return c.uuid }
 
 // Format returns the connection's wire format.
 func (c *Conn) Format() Format { return c.format }
+
+// Positions reports whether the connection gets positioned event frames.
+func (c *Conn) Positions() bool { return c.positions }
 
 // Access returns the entity's access handle in the current directory snapshot.
 func (c *Conn) Access() directory.Access {
@@ -103,33 +133,135 @@ func (c *Conn) CloseReason() string {
 // modified afterwards. Send never blocks; it reports false and counts the drop when the connection
 // is closing, and closes the connection with [CloseSlowConsumer] when its queue overflows.
 func (c *Conn) Send(f []byte) bool {
-	cfg := &c.hub.cfg
 	c.mu.Lock()
+	r := c.enqueueLocked(f)
+	c.mu.Unlock()
+	return c.enqueued(r)
+}
+
+// enqueueResult is what [Conn.enqueueLocked] did, for [Conn.enqueued] to finish outside the lock.
+type enqueueResult struct {
+	queued, start, closing bool
+	lost                   int // frames lost to a slow-consumer close
+}
+
+// enqueueLocked queues f, or starts the slow-consumer close when the queue is full.
+func (c *Conn) enqueueLocked(f []byte) enqueueResult {
+	cfg := &c.hub.cfg
 	if c.closing {
-		c.mu.Unlock()
-		cfg.Metrics.Dropped(metrics.DropClosing, 1)
-		return false
+		return enqueueResult{closing: true}
 	}
 	if len(c.queue) >= cfg.MaxQueueFrames || c.queued+len(f) > cfg.MaxQueueBytes {
-		lost := len(c.queue) + 1
+		lost := len(c.queue) + len(c.pending) + 1
+		c.pending = nil
 		start := c.startCloseLocked(CloseSlowConsumer, "slow consumer", metrics.DisconnectSlowConsumer, true)
-		c.mu.Unlock()
-		if start {
-			go c.writeLoop()
-		}
-		cfg.Metrics.Dropped(metrics.DropQueueFull, lost)
-		cfg.Logger.Warn("slow consumer disconnected", "kind", c.kind, "uuid", c.uuid, "conn", c.id, "lost_frames", lost)
-		return false
+		return enqueueResult{start: start, lost: lost}
 	}
 	c.queue = append(c.queue, f)
 	c.queued += len(f)
 	start := !c.writing
 	c.writing = true
-	c.mu.Unlock()
-	if start {
+	return enqueueResult{queued: true, start: start}
+}
+
+// enqueued starts the writer and counts and logs drops, after [Conn.enqueueLocked].
+func (c *Conn) enqueued(r enqueueResult) bool {
+	cfg := &c.hub.cfg
+	if r.start {
 		go c.writeLoop()
 	}
+	switch {
+	case r.closing:
+		cfg.Metrics.Dropped(metrics.DropClosing, 1)
+	case r.lost > 0:
+		cfg.Metrics.Dropped(metrics.DropQueueFull, r.lost)
+		cfg.Logger.Warn("slow consumer disconnected", "kind", c.kind, "uuid", c.uuid, "conn", c.id, "lost_frames", r.lost)
+	}
+	return r.queued
+}
+
+// sendEvent queues a live event frame with the event's position (has: the event has one).
+// During a replay it is held back, bounded like the queue, until [Conn.FinishReplay].
+func (c *Conn) sendEvent(f []byte, pos history.Pos, has bool) bool {
+	c.mu.Lock()
+	if !c.replaying || c.closing {
+		r := c.enqueueLocked(f)
+		c.mu.Unlock()
+		return c.enqueued(r)
+	}
+	if len(c.pending) >= c.hub.cfg.MaxQueueFrames {
+		lost := len(c.queue) + len(c.pending) + 1
+		c.pending = nil
+		start := c.startCloseLocked(CloseSlowConsumer, "slow consumer", metrics.DisconnectSlowConsumer, true)
+		c.mu.Unlock()
+		return c.enqueued(enqueueResult{start: start, lost: lost})
+	}
+	c.pending = append(c.pending, pendingFrame{f: f, pos: pos, has: has})
+	c.mu.Unlock()
 	return true
+}
+
+// Replaying reports whether the connection is still in replay mode.
+func (c *Conn) Replaying() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replaying
+}
+
+// FinishReplay ends replay mode: the live events held back are queued in order, except those
+// at or before last (the replay sent them already). It returns how many were dropped as
+// duplicates.
+func (c *Conn) FinishReplay(last history.Pos) int {
+	c.mu.Lock()
+	if !c.replaying {
+		c.mu.Unlock()
+		return 0
+	}
+	c.replaying = false
+	pending := c.pending
+	c.pending = nil
+	dups := 0
+	var r enqueueResult
+	for _, p := range pending {
+		if p.has && !last.Less(p.pos) {
+			dups++
+			continue
+		}
+		rr := c.enqueueLocked(p.f)
+		r.start = r.start || rr.start
+		if !rr.queued {
+			r.closing, r.lost = rr.closing, max(r.lost, rr.lost)
+			break
+		}
+	}
+	r.queued = true
+	c.mu.Unlock()
+	c.enqueued(r)
+	return dups
+}
+
+// waitRoom waits until the queue is at most half full (a replay paces itself on the client),
+// the connection closes or ctx is done; it reports whether there is room.
+func (c *Conn) waitRoom(ctx context.Context) bool {
+	cfg := &c.hub.cfg
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		closing, n, b := c.closing, len(c.queue), c.queued
+		c.mu.Unlock()
+		switch {
+		case closing:
+			return false
+		case n < cfg.MaxQueueFrames/2 && b < cfg.MaxQueueBytes/2:
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // ping queues a ping frame; pings bypass the queue bounds.
@@ -192,6 +324,7 @@ func (c *Conn) Abort(reason string) {
 	clear(c.queue)
 	c.queue = c.queue[:0]
 	c.queued = 0
+	c.pending = nil
 	c.mu.Unlock()
 	_ = c.nc.Close()
 }

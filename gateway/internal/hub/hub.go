@@ -106,7 +106,13 @@ func (h *Hub) shardOf(uuid string) *shard {
 // Register adds a connection for an authenticated entity. nc is the connection's net.Conn, to
 // which the hub writes frames directly; the caller keeps reading from it.
 func (h *Hub) Register(nc net.Conn, kind directory.Kind, uuid string, format Format, access directory.Access) *Conn {
-	c := &Conn{hub: h, id: h.nextID.Add(1), kind: kind, uuid: uuid, format: format, nc: nc}
+	return h.RegisterWith(nc, kind, uuid, access, ConnOptions{Format: format})
+}
+
+// RegisterWith is [Hub.Register] with options (positioned frames, replay mode).
+func (h *Hub) RegisterWith(nc net.Conn, kind directory.Kind, uuid string, access directory.Access, o ConnOptions) *Conn {
+	c := &Conn{hub: h, id: h.nextID.Add(1), kind: kind, uuid: uuid, format: o.Format, nc: nc,
+		positions: o.Positions, replaying: o.Positions && o.Replay}
 	_, c.vectored = nc.(*net.TCPConn)
 	c.access.Store(&access)
 	c.Touch()

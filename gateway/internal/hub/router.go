@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,12 +14,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/proto/opentera"
 )
@@ -46,6 +50,9 @@ type RouterConfig struct {
 	FilterTimeout time.Duration
 	// Logger is the router's logger. Nil means the hub's.
 	Logger hclog.Logger
+	// PositionChannel, if set, is subscribed with the topic families: the Redis bus reads the
+	// history's position announcements on it ([bus.RedisConfig.PositionChannel]).
+	PositionChannel string
 }
 
 // Router routes bus events to connections through the per-kind filters.
@@ -102,9 +109,12 @@ func (r *Router) Start(ctx context.Context) error {
 		PatternDirect:             "direct",
 		TopicCommandsPrefix + "*": "command",
 	}
-	patterns := make([]string, 0, len(fams))
+	patterns := make([]string, 0, len(fams)+1)
 	for p := range fams {
 		patterns = append(patterns, p)
+	}
+	if r.cfg.PositionChannel != "" {
+		patterns = append(patterns, r.cfg.PositionChannel)
 	}
 	r.startLanes()
 	sub, err := r.bus.SubscribeAll(ctx, patterns, func(m bus.Message) {
@@ -144,6 +154,9 @@ func (r *Router) Stop(ctx context.Context) error {
 // worker holds the router's scratch buffers (the handler of one subscription never runs
 // concurrently with itself).
 type worker struct {
+	// only, when set, is the one connection a replay routes to ([Router.Replay]).
+	only   *Conn
+	sent   int // frames queued to only
 	conns  []*Conn
 	rs     []filter.Recipient
 	ds     []filter.Decision
@@ -207,6 +220,7 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 	}
 	var raw []byte
 	var multi *multiFrames
+	pos := eventPos(m.Position)
 	switch {
 	case len(te.Events) == 1:
 		raw = m.Payload
@@ -214,14 +228,14 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 		// One frame per TeraEvent, as OpenTera sends it: each socket gets one frame holding the
 		// events it may see, in order, the header kept (none → no frame). Filters still decide
 		// per event.
-		multi = &multiFrames{header: te.Header, per: map[*Conn]*survivors{}}
+		multi = &multiFrames{header: te.Header, per: map[*Conn]*survivors{}, pos: pos}
 	}
 	for i, a := range te.Events {
 		if a == nil {
 			continue
 		}
 		ev := filter.DecodeEvent(m.Channel, a)
-		enc := encoder{header: te.Header, any: a, raw: raw, index: i}
+		enc := encoder{header: te.Header, any: a, raw: raw, index: i, pos: pos}
 		for _, k := range socketKinds {
 			if kind != 0 && k != kind {
 				continue
@@ -232,7 +246,43 @@ func (r *Router) routeEvents(w *worker, m bus.Message, kind directory.Kind, uuid
 		}
 	}
 	if multi != nil {
-		r.sendMulti(multi)
+		r.sendMulti(w, multi)
+	}
+}
+
+// eventPos parses a message's history position ("" or an unparsable one: no position).
+func eventPos(tok string) position {
+	if tok == "" {
+		return position{}
+	}
+	t, err := history.ParseToken(tok)
+	if err != nil {
+		return position{}
+	}
+	return position{tok: tok, pos: t.Pos, has: true}
+}
+
+// position is an event's history position, as positioned frames carry it.
+type position struct {
+	tok string
+	pos history.Pos
+	has bool
+}
+
+// send queues an event frame for c: as is during a replay, held back in order with its position
+// for a positioned connection (which may be replaying), as is otherwise.
+func (r *Router) send(w *worker, c *Conn, fr []byte, p position) bool {
+	switch {
+	case w.only != nil:
+		if c.Send(fr) {
+			w.sent++
+			return true
+		}
+		return false
+	case c.positions:
+		return c.sendEvent(fr, p.pos, p.has)
+	default:
+		return c.Send(fr)
 	}
 }
 
@@ -252,8 +302,12 @@ func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid 
 	w.conns, w.rs = w.conns[:0], w.rs[:0]
 	f := r.Filter(k)
 	nf, narrow := f.(filter.Narrower)
-	if !narrow || uuid != "" {
-		if uuid == "" {
+	if !narrow || uuid != "" || w.only != nil {
+		if c := w.only; c != nil {
+			if c.kind == k && (uuid == "" || c.uuid == uuid) {
+				w.conns = append(w.conns, c)
+			}
+		} else if uuid == "" {
 			w.conns = r.hub.AppendKind(w.conns, k)
 		} else {
 			w.conns = r.hub.AppendEntity(w.conns, k, uuid)
@@ -349,7 +403,7 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 		var fr []byte
 		switch d.Verdict {
 		case filter.Keep:
-			fr = enc.frame(c.format)
+			fr = enc.frameFor(c)
 		case filter.Rewritten:
 			if d.Rewrite == nil {
 				filtered++
@@ -360,10 +414,10 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 			}
 			re := rewrites[d.Rewrite]
 			if re == nil {
-				re = &encoder{header: enc.header, any: d.Rewrite}
+				re = &encoder{header: enc.header, any: d.Rewrite, pos: enc.pos}
 				rewrites[d.Rewrite] = re
 			}
-			fr = re.frame(c.format)
+			fr = re.frameFor(c)
 		default:
 			filtered++
 			continue
@@ -372,7 +426,7 @@ func (r *Router) deliver(w *worker, ev *filter.Event, k directory.Kind, enc *enc
 			failed++
 			continue
 		}
-		if c.Send(fr) {
+		if r.send(w, c, fr, enc.pos) {
 			delivered++
 		}
 	}
@@ -428,20 +482,33 @@ type encoder struct {
 	any    *anypb.Any
 	index  int    // the event's position in its TeraEvent
 	raw    []byte // the TeraEvent bytes as received, when they hold exactly this event
-	frames [numFormats][]byte
-	failed [numFormats]bool
+	pos    position
+	frames [2 * numFormats][]byte // plain frames by format, then positioned ones
+	failed [2 * numFormats]bool
 }
 
-func (e *encoder) frame(f Format) []byte {
-	if e.frames[f] != nil || e.failed[f] {
-		return e.frames[f]
+// frameFor returns c's frame of the event: positioned for a connection that asked for positions
+// (when the event has one), the shared plain frame otherwise.
+func (e *encoder) frameFor(c *Conn) []byte {
+	if c.positions && e.pos.has {
+		return e.encode(int(numFormats)+int(c.format), c.format, e.pos.tok)
 	}
-	b, err := EncodeEvent(e.header, e.any, e.raw, f)
+	return e.encode(int(c.format), c.format, "")
+}
+
+// frame returns the plain frame in format f.
+func (e *encoder) frame(f Format) []byte { return e.encode(int(f), f, "") }
+
+func (e *encoder) encode(slot int, f Format, pos string) []byte {
+	if e.frames[slot] != nil || e.failed[slot] {
+		return e.frames[slot]
+	}
+	b, err := EncodeEventAt(e.header, e.any, e.raw, f, pos)
 	if err != nil {
-		e.failed[f] = true
+		e.failed[slot] = true
 		return nil
 	}
-	e.frames[f] = b
+	e.frames[slot] = b
 	return b
 }
 
@@ -450,29 +517,56 @@ func (e *encoder) frame(f Format) []byte {
 // default value emitted (OpenTera's JSON) or as binary protobuf. raw, if not nil, is the already
 // encoded TeraEvent.
 func EncodeEvent(header *opentera.TeraEvent_Header, ev *anypb.Any, raw []byte, f Format) ([]byte, error) {
+	return EncodeEventAt(header, ev, raw, f, "")
+}
+
+// EncodeEventAt is [EncodeEvent] with the event's history position pos added to the frame
+// ([PositionField]); pos "" gives EncodeEvent's frame.
+func EncodeEventAt(header *opentera.TeraEvent_Header, ev *anypb.Any, raw []byte, f Format, pos string) ([]byte, error) {
 	if raw != nil {
-		return encodeTeraEvent(raw, f)
+		return encodeTeraEvent(raw, f, pos)
 	}
-	return EncodeEvents(header, []*anypb.Any{ev}, f)
+	return EncodeEventsAt(header, []*anypb.Any{ev}, f, pos)
 }
 
 // EncodeEvents returns the complete websocket frame carrying the events in format f: a
 // TeraMessage{message: Any(TeraEvent{header, events})}, as [EncodeEvent] does for one.
 func EncodeEvents(header *opentera.TeraEvent_Header, evs []*anypb.Any, f Format) ([]byte, error) {
+	return EncodeEventsAt(header, evs, f, "")
+}
+
+// EncodeEventsAt is [EncodeEvents] with a history position, as [EncodeEventAt].
+func EncodeEventsAt(header *opentera.TeraEvent_Header, evs []*anypb.Any, f Format, pos string) ([]byte, error) {
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(&opentera.TeraEvent{Header: header, Events: evs})
 	if err != nil {
 		return nil, err
 	}
-	return encodeTeraEvent(raw, f)
+	return encodeTeraEvent(raw, f, pos)
 }
 
-// encodeTeraEvent frames raw, an encoded TeraEvent, as a TeraMessage in format f.
-func encodeTeraEvent(raw []byte, f Format) ([]byte, error) {
-	tm := &opentera.TeraMessage{Message: &anypb.Any{TypeUrl: teraEventURL, Value: raw}}
+// encodeTeraEvent frames raw, an encoded TeraEvent, as a TeraMessage in format f, with the
+// position pos unless it is "".
+func encodeTeraEvent(raw []byte, f Format, pos string) ([]byte, error) {
+	return EncodeMessage(&anypb.Any{TypeUrl: teraEventURL, Value: raw}, f, pos)
+}
+
+// PositionField is the field number of the event's position in a binary TeraMessage frame of a
+// connection with resume=1 (a string; OpenTera's TeraMessage has field 1 only, so its parsers
+// keep it as an unknown field). JSON frames carry it as the top-level key "position".
+const PositionField = 1000
+
+// EncodeMessage returns the complete frame of a TeraMessage wrapping a in format f, with the
+// history position pos beside "message" (JSON) or in [PositionField] (binary) unless pos is "".
+func EncodeMessage(a *anypb.Any, f Format, pos string) ([]byte, error) {
+	tm := &opentera.TeraMessage{Message: a}
 	if f == FormatProto {
 		b, err := proto.Marshal(tm)
 		if err != nil {
 			return nil, err
+		}
+		if pos != "" {
+			b = protowire.AppendTag(b, PositionField, protowire.BytesType)
+			b = protowire.AppendString(b, pos)
 		}
 		return BinaryFrame(b), nil
 	}
@@ -480,12 +574,24 @@ func encodeTeraEvent(raw []byte, f Format) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pos != "" {
+		b = bytes.TrimRight(b, " \t\r\n")
+		if len(b) == 0 || b[len(b)-1] != '}' {
+			return nil, fmt.Errorf("hub: unexpected TeraMessage JSON %q", b)
+		}
+		q, err := json.Marshal(pos)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b[:len(b)-1], `,"position":`...), q...), '}')
+	}
 	return TextFrame(b), nil
 }
 
 // multiFrames collects, for a TeraEvent of several events, the events each connection may see.
 type multiFrames struct {
 	header *opentera.TeraEvent_Header
+	pos    position
 	per    map[*Conn]*survivors
 	order  []*Conn // connections in first-survivor order
 }
@@ -509,21 +615,27 @@ func (m *multiFrames) add(c *Conn, a *anypb.Any, id string) {
 
 // sendMulti queues one frame per connection with the events that survived its filters; each
 // distinct set of events is encoded once per format.
-func (r *Router) sendMulti(m *multiFrames) {
+func (r *Router) sendMulti(w *worker, m *multiFrames) {
 	type cacheKey struct {
 		sig string
 		f   Format
+		pos bool
 	}
 	frames := map[cacheKey][]byte{}
 	var delivered [directory.KindService + 1]int
 	failed := 0
 	for _, c := range m.order {
 		s := m.per[c]
-		key := cacheKey{s.sig.String(), c.format}
+		positioned := c.positions && m.pos.has
+		key := cacheKey{s.sig.String(), c.format, positioned}
 		fr, ok := frames[key]
 		if !ok {
+			tok := ""
+			if positioned {
+				tok = m.pos.tok
+			}
 			var err error
-			if fr, err = EncodeEvents(m.header, s.anys, c.format); err != nil {
+			if fr, err = EncodeEventsAt(m.header, s.anys, c.format, tok); err != nil {
 				fr = nil
 			}
 			frames[key] = fr
@@ -532,7 +644,7 @@ func (r *Router) sendMulti(m *multiFrames) {
 			failed++
 			continue
 		}
-		if c.Send(fr) {
+		if r.send(w, c, fr, m.pos) {
 			delivered[c.kind]++
 		}
 	}

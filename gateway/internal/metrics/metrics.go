@@ -63,6 +63,7 @@ type Metrics struct {
 	plugin          pluginMetrics
 	config          configMetrics
 	redis           redisMetrics
+	resume          resumeMetrics
 	denied          *prometheus.CounterVec
 	auth            authMetrics
 }

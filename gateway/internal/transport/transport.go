@@ -87,11 +87,16 @@ func IsUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 // Serve upgrades the request of an authenticated entity and returns at once; the connection lives
 // on in its own read goroutine. On a failed upgrade gorilla has already answered the request.
 func (t *Transport) Serve(w http.ResponseWriter, r *http.Request, kind directory.Kind, uuid string, format hub.Format, access directory.Access, hooks Hooks) error {
+	return t.ServeWith(w, r, kind, uuid, access, hub.ConnOptions{Format: format}, hooks)
+}
+
+// ServeWith is [Transport.Serve] with the connection's options (positioned frames, replay mode).
+func (t *Transport) ServeWith(w http.ResponseWriter, r *http.Request, kind directory.Kind, uuid string, access directory.Access, o hub.ConnOptions, hooks Hooks) error {
 	ws, err := t.up.Upgrade(w, r, nil)
 	if err != nil {
 		return err
 	}
-	c := t.hub.Register(ws.NetConn(), kind, uuid, format, access)
+	c := t.hub.RegisterWith(ws.NetConn(), kind, uuid, access, o)
 	if hooks.Opened != nil {
 		hooks.Opened(c)
 	}
