@@ -14,6 +14,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // Mount registers the manager's routes through handle (net/http ServeMux patterns; name is the
@@ -344,7 +345,7 @@ func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool)
 				delete(cur[role], uuid)
 				continue
 			}
-			opts := compact(in.Options)
+			opts := stationsdk.CompactJSON(in.Options)
 			if string(opts) == "null" {
 				opts = nil
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // ErrNoTaker: no online station running the role accepted the job.
@@ -102,7 +103,7 @@ func (m *Manager) handleOffer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := m.Offer(req.Role, req.Job, compact(req.Config))
+	out, err := m.Offer(req.Role, req.Job, stationsdk.CompactJSON(req.Config))
 	if err != nil {
 		m.writeJSON(w, http.StatusServiceUnavailable, out)
 		return

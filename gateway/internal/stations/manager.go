@@ -23,6 +23,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/proto/opentera"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // Errors of the manager.
@@ -547,7 +548,7 @@ func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Regi
 	stored := st.rec.Roles.Clone()
 	st.mu.Unlock()
 
-	merged := Merge(stored, rolesFromProto(reg.Roles))
+	merged := Merge(stored, stationsdk.RolesFromProto(reg.Roles))
 	m.fillScripts(merged)
 	stamp(merged, now())
 	if err := m.cfg.Limits.checkSize(merged); err != nil {
@@ -589,7 +590,7 @@ func (m *Manager) fillScripts(r Roles) {
 // station's new stored config (persisted). st.op is held.
 func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigResult, error) {
 	answer, err := c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_UpdateConfiguration{
-		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}, m.cfg.PushTimeout)
+		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.ToProto()}}}, m.cfg.PushTimeout)
 	if err != nil {
 		m.met.pushes.WithLabelValues("no_answer").Inc()
 		return nil, err
