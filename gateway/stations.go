@@ -12,12 +12,18 @@ import (
 )
 
 // initStations builds the conference manager (docs/stations.md) and mounts /wss/station and
-// /api/stations. Station configs are kept in <data>/stations; role plugins are read from
-// Config.Roles (default <data>/roles).
+// /api/stations. Station configs are kept in <data>/stations, or in Redis with --redis; role
+// plugins are read from Config.Roles (default <data>/roles).
 func (g *Gateway) initStations() error {
 	roles := g.cfg.Roles
 	if roles == "" {
 		roles = filepath.Join(g.cfg.DataDir, "roles")
+	}
+	var cluster *stations.ClusterConfig
+	if g.cluster != nil {
+		// Several nodes: the stations' state is in Redis, their changes go to the node holding
+		// the connection, and a dead node (the presence heartbeat) has its stations offline.
+		cluster = &stations.ClusterConfig{Client: g.redis, NodeID: g.cluster.NodeID(), Alive: g.cluster.NodeAlive}
 	}
 	m, err := stations.New(stations.Config{
 		StateDir:     filepath.Join(g.cfg.DataDir, "stations"),
@@ -36,8 +42,10 @@ func (g *Gateway) initStations() error {
 			_, res := g.pres.UpdateDeviceStatus(ctx, uuid, status, rpc.Float(float64(tsMS)/1000))
 			return res != presence.StatusOffline
 		},
+		PushTimeout:  time.Duration(g.cfg.StationPushTimeout),
 		PingInterval: time.Duration(g.cfg.PingInterval),
 		PongTimeout:  time.Duration(g.cfg.PongTimeout),
+		Cluster:      cluster,
 		Registerer:   g.metrics.Registry(),
 		Logger:       g.log.Named("stations"),
 	})
