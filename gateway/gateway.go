@@ -312,6 +312,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, g.drain(ctx), g.stopCluster(ctx))
 		if g.cancel != nil {
 			g.cancel()
+			g.waitStations(ctx)
 		}
 		err = errors.Join(err, g.stopRPC(ctx), g.router.Stop(ctx), g.pres.Stop(ctx), g.bus.Close(ctx), g.closeRedis())
 		if werr := g.waitGoroutines(ctx); werr != nil {

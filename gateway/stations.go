@@ -68,6 +68,18 @@ func (g *Gateway) startStations(ctx context.Context) {
 	}()
 }
 
+// waitStations waits, during a shutdown, until the manager has closed the stations' connections
+// and recorded their disconnections (in Redis, which closes after it), or ctx is done.
+func (g *Gateway) waitStations(ctx context.Context) {
+	if g.stations == nil {
+		return
+	}
+	select {
+	case <-g.stations.Done():
+	case <-ctx.Done():
+	}
+}
+
 // StationsReady is closed once the roles directory has been loaded.
 func (g *Gateway) StationsReady() <-chan struct{} { return g.stations.Ready() }
 

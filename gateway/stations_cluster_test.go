@@ -45,7 +45,7 @@ func (e *env) stationOn() (s struct {
 	Hostname      string                                `json:"hostname"`
 	Roles         map[string]map[string]json.RawMessage `json:"roles"`
 	Running       []struct{ Role, UUID, Script, State string }
-	Status        json.RawMessage `json:"status"`
+	Status        json.RawMessage                 `json:"status"`
 	LastResult    *struct{ Code, Message string } `json:"last_result"`
 	Jobs          []struct {
 		Job       string `json:"job"`
@@ -264,7 +264,9 @@ func TestStationsClusterPushAnswers(t *testing.T) {
 			t.Run(node.name+"/"+tc.name, func(t *testing.T) {
 				label := node.name + " " + tc.name
 				done := make(chan editAnswer, 1)
-				go func() { done <- node.e.editAsync(http.MethodPut, `{"monitor": {"m1": {"options": {"label": "`+label+`"}}}}`) }()
+				go func() {
+					done <- node.e.editAsync(http.MethodPut, `{"monitor": {"m1": {"options": {"label": "`+label+`"}}}}`)
+				}()
 				m := s.next()
 				up := m.GetUpdateConfiguration()
 				require.NotNil(t, up, "want an UpdateConfiguration, got %v", m)

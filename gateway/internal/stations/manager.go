@@ -90,6 +90,7 @@ type Manager struct {
 	lib   *library
 	up    websocket.Upgrader
 	ready chan struct{}
+	done  chan struct{} // closed when Run returns
 	met   *metricsSet
 
 	cl *cluster // nil on a single node
@@ -146,7 +147,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}),
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}), done: make(chan struct{}),
 		met: newMetrics(cfg.Registerer)}
 	m.lib = newLibrary(cfg.RolesDir, cfg.Logger.Named("roles"), m.roleChanged)
 	m.lib.counted = func(ok bool) {
@@ -199,6 +200,7 @@ func New(cfg Config) (*Manager, error) {
 // Run loads the roles directory and follows it until ctx is done; then it closes every station
 // connection and waits for the manager's goroutines.
 func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.done)
 	var subs []bus.Subscription
 	defer func() {
 		for _, sub := range subs {
@@ -264,6 +266,10 @@ func (m *Manager) connected(uuid string) bool {
 	_, c := m.local(uuid)
 	return c != nil
 }
+
+// Done is closed when [Manager.Run] has returned: every station connection is closed and its
+// disconnection recorded (the gateway waits for it before closing Redis).
+func (m *Manager) Done() <-chan struct{} { return m.done }
 
 // Ready is closed once the roles directory has been loaded.
 func (m *Manager) Ready() <-chan struct{} { return m.ready }
