@@ -78,6 +78,10 @@ type Config struct {
 	// content hash and hot-reloaded onto the stations running the role. Empty means
 	// <data>/roles.
 	Roles string `yaml:"roles"`
+	// StationPushTimeout bounds the wait for a station's answer to a configuration push (an
+	// admin edit answers 504 after it; the station may fetch and compile role plugins first).
+	// Default 60s.
+	StationPushTimeout Duration `yaml:"station_push_timeout"`
 	// DataDir holds generated state (the self-signed certificate). Default "./data".
 	DataDir string `yaml:"data"`
 	// Redis is the Redis URL of a multi-node deployment (redis://[user:password@]host:port[/db],
@@ -210,6 +214,9 @@ func (c Config) WithDefaults() Config {
 	if c.HistoryMaxAge == 0 {
 		c.HistoryMaxAge = Duration(10 * time.Minute)
 	}
+	if c.StationPushTimeout == 0 {
+		c.StationPushTimeout = Duration(60 * time.Second)
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(10 * time.Second)
 	}
@@ -265,6 +272,7 @@ func (c Config) Validate() error {
 		d    Duration
 	}{{"token_ttl", c.TokenTTL}, {"ticket_ttl", c.TicketTTL}, {"lockout_duration", c.LockoutDuration},
 		{"ping_interval", c.PingInterval}, {"pong_timeout", c.PongTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"redis_node_ttl", c.RedisNodeTTL},
+		{"station_push_timeout", c.StationPushTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"idle_timeout", c.IdleTimeout}} {
 		if f.d < 0 {
 			return bad("%s must not be negative", f.name)

@@ -58,11 +58,13 @@ type Gateway struct {
 	cert     atomic.Pointer[tls.Certificate] // the serving certificate, replaced by Reload
 	reloadMu sync.Mutex                      // serialises Reload
 
-	ln      net.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	once    sync.Once
-	started []component // what Start started, in order
+	ln     net.Listener
+	cancel context.CancelFunc
+	// stopStationsRun ends the station manager's Run (stopStations).
+	stopStationsRun context.CancelFunc
+	wg              sync.WaitGroup
+	once            sync.Once
+	started         []component // what Start started, in order
 }
 
 // New builds a gateway: it validates the config, loads the identity directory and prepares TLS.

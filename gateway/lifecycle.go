@@ -43,7 +43,7 @@ func (g *Gateway) components() []component {
 		{"presence", g.pres.Start, g.pres.Stop},
 		{"router", g.router.Start, g.router.Stop},
 		{"rooms", g.background(func(ctx context.Context) error { g.rooms.Run(ctx); return nil }), nil},
-		{"stations", g.background(g.stations.Run), nil},
+		{"stations", g.startStations, g.stopStations},
 		// Plugins are closed by release, once the router no longer calls them.
 		{"plugins", g.startPlugins, nil},
 		{"directory watch", g.watchDirectory, nil},

@@ -12,12 +12,18 @@ import (
 )
 
 // initStations builds the conference manager (docs/stations.md) and mounts /wss/station and
-// /api/stations. Station configs are kept in <data>/stations; role plugins are read from
-// Config.Roles (default <data>/roles).
+// /api/stations. Station configs are kept in <data>/stations, or in Redis with --redis; role
+// plugins are read from Config.Roles (default <data>/roles).
 func (g *Gateway) initStations() error {
 	roles := g.cfg.Roles
 	if roles == "" {
 		roles = filepath.Join(g.cfg.DataDir, "roles")
+	}
+	var cluster *stations.ClusterConfig
+	if g.cluster != nil {
+		// Several nodes: the stations' state is in Redis, their changes go to the node holding
+		// the connection, and a dead node (the presence heartbeat) has its stations offline.
+		cluster = &stations.ClusterConfig{Client: g.redis, NodeID: g.cluster.NodeID(), Alive: g.cluster.NodeAlive}
 	}
 	m, err := stations.New(stations.Config{
 		StateDir:     filepath.Join(g.cfg.DataDir, "stations"),
@@ -36,8 +42,10 @@ func (g *Gateway) initStations() error {
 			_, res := g.pres.UpdateDeviceStatus(ctx, uuid, status, rpc.Float(float64(tsMS)/1000))
 			return res != presence.StatusOffline
 		},
+		PushTimeout:  time.Duration(g.cfg.StationPushTimeout),
 		PingInterval: time.Duration(g.cfg.PingInterval),
 		PongTimeout:  time.Duration(g.cfg.PongTimeout),
+		Cluster:      cluster,
 		Registerer:   g.metrics.Registry(),
 		Logger:       g.log.Named("stations"),
 	})
@@ -49,7 +57,24 @@ func (g *Gateway) initStations() error {
 	return nil
 }
 
-// startStations watches the roles directory until the gateway stops.
+// startStations runs the manager (it watches the roles directory) in the background until
+// stopStations.
+func (g *Gateway) startStations(ctx context.Context) error {
+	ctx, g.stopStationsRun = context.WithCancel(ctx)
+	return g.background(g.stations.Run)(ctx)
+}
+
+// stopStations stops the manager and waits, until ctx is done, for it to close the stations'
+// connections and record their disconnections: before presence stops and Redis closes.
+func (g *Gateway) stopStations(ctx context.Context) error {
+	g.stopStationsRun()
+	select {
+	case <-g.stations.Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // StationsReady is closed once the roles directory has been loaded.
 func (g *Gateway) StationsReady() <-chan struct{} { return g.stations.Ready() }

@@ -46,6 +46,7 @@ type stationsView struct {
 	Stations []struct {
 		UUID          string                                `json:"uuid"`
 		Online        bool                                  `json:"online"`
+		Node          string                                `json:"node"`
 		Registrations int                                   `json:"registrations"`
 		Hostname      string                                `json:"hostname"`
 		Roles         map[string]map[string]json.RawMessage `json:"roles"`

@@ -44,6 +44,15 @@ const (
 	ExportRoleOffer = "tg_role_offer"
 )
 
+// RoleExports returns the exports every role plugin must have (a new slice each call): the
+// base ABI's [ExportABIVersion], [ExportBuffer] and [ExportInit] and the five role exports.
+// [ExportRoleOffer] is optional. The manager checks a role file against this list before it
+// serves it, the station agent before it runs it.
+func RoleExports() []string {
+	return []string{ExportABIVersion, ExportBuffer, ExportInit, ExportRoleInfo,
+		ExportRoleStart, ExportRoleUpdate, ExportRoleStop, ExportRoleTick}
+}
+
 // Import names, in module [ImportModule].
 const (
 	// ImportLog is log(level i32, ptr i32, len i32).

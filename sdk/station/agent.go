@@ -124,7 +124,7 @@ func (a *Agent) Stats() Stats {
 func (a *Agent) Applied() Roles {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return cloneRoles(a.applied)
+	return a.applied.Clone()
 }
 
 // Running returns the role instances, sorted by role and uuid.
@@ -253,7 +253,7 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 
 	a.mu.Lock()
 	reg := &stationv1.Register{Hostname: a.cfg.Hostname, Mac: a.cfg.MAC, Ip: a.cfg.IP, BlockedRoles: a.cfg.BlockedRoles,
-		Roles: toProto(a.applied), AgentVersion: Version}
+		Roles: a.applied.ToProto(), AgentVersion: Version}
 	a.mu.Unlock()
 	if err := c.send(&stationv1.StationMessage{Id: 1, Body: &stationv1.StationMessage_Register{Register: reg}}); err != nil {
 		return false, err
@@ -315,7 +315,7 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 				}
 			}()
 		case *stationv1.ManagerMessage_UpdateConfiguration:
-			id, roles := msg.Id, fromProto(body.UpdateConfiguration.GetRoles())
+			id, roles := msg.Id, RolesFromProto(body.UpdateConfiguration.GetRoles())
 			pending.Add(1)
 			go func() {
 				defer pending.Done()
@@ -351,35 +351,4 @@ func (a *Agent) sendAsync(m *stationv1.StationMessage) {
 		defer a.wg.Done()
 		_ = c.send(m)
 	}()
-}
-
-func toProto(r Roles) map[string]*stationv1.RoleInstances {
-	out := make(map[string]*stationv1.RoleInstances, len(r))
-	for role, us := range r {
-		ri := &stationv1.RoleInstances{Instances: map[string]*stationv1.RoleInstance{}}
-		for uuid, in := range us {
-			ri.Instances[uuid] = &stationv1.RoleInstance{Timestamp: in.Timestamp, Script: in.Script, Options: string(in.Options)}
-		}
-		out[role] = ri
-	}
-	return out
-}
-
-func fromProto(p map[string]*stationv1.RoleInstances) Roles {
-	out := Roles{}
-	for role, ri := range p {
-		m := map[string]Instance{}
-		for uuid, in := range ri.GetInstances() {
-			if in == nil {
-				continue
-			}
-			x := Instance{Timestamp: in.Timestamp, Script: in.Script}
-			if in.Options != "" {
-				x.Options = json.RawMessage(in.Options)
-			}
-			m[uuid] = x
-		}
-		out[role] = m
-	}
-	return out
 }

@@ -55,7 +55,7 @@ func FuzzManagerMessage(f *testing.F) {
 		if proto.Unmarshal(b, &m) != nil {
 			return
 		}
-		r := fromProto(m.GetUpdateConfiguration().GetRoles())
-		_ = toProto(cloneRoles(r))
+		r := RolesFromProto(m.GetUpdateConfiguration().GetRoles())
+		_ = r.Clone().ToProto()
 	})
 }

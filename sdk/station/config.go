@@ -2,7 +2,6 @@ package station
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -112,19 +111,6 @@ func detectInterface() (mac, ip string) {
 	}
 	return
 }
-
-// Instance is one uuid's configuration of a role.
-type Instance struct {
-	// Timestamp is when the manager last set it, in ms since the Unix epoch.
-	Timestamp int64 `json:"timestamp"`
-	// Script is the role plugin's hash, "sha256:<hex>".
-	Script string `json:"script,omitempty"`
-	// Options is a JSON object.
-	Options json.RawMessage `json:"options,omitempty"`
-}
-
-// Roles is a role configuration: role → uuid → instance.
-type Roles map[string]map[string]Instance
 
 // Running is one role instance of the agent.
 type Running struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/teragate/teragate/internal/atomicfile"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
 	"github.com/teragate/teragate/sdk/abi"
@@ -140,7 +141,7 @@ func (a *Agent) fetch(ctx context.Context, script string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: the bytes served for %s do not match the hash", ErrFetch, h)
 	}
 	if err := os.MkdirAll(filepath.Dir(cached), 0o700); err == nil {
-		if err := writeFileAtomic(cached, b, 0o600); err != nil {
+		if err := atomicfile.Write(cached, b, 0o600); err != nil {
 			a.log.Warn("caching role plugin", "script", script, "error", err)
 		}
 	}
@@ -162,8 +163,7 @@ func (a *Agent) load(ctx context.Context, script string) (*module, error) {
 		return nil, fmt.Errorf("%w: compile: %w", ErrPlugin, err)
 	}
 	exp := cm.ExportedFunctions()
-	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit, abi.ExportRoleInfo,
-		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick} {
+	for _, name := range abi.RoleExports() {
 		if _, ok := exp[name]; !ok {
 			_ = cm.Close(ctx)
 			return nil, fmt.Errorf("%w: missing export %s", ErrPlugin, name)
@@ -201,8 +201,7 @@ func (a *Agent) instantiate(ctx context.Context, m *module, role, uuid string) (
 	}
 	in := &instance{role: role, uuid: uuid, script: m.script, mod: mod, mem: mod.Memory(), fns: map[string]api.Function{},
 		procs: map[string]*os.Process{}}
-	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit, abi.ExportRoleInfo,
-		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick, abi.ExportRoleOffer} {
+	for _, name := range append(abi.RoleExports(), abi.ExportRoleOffer) {
 		if f := mod.ExportedFunction(name); f != nil {
 			in.fns[name] = f
 		}
@@ -521,7 +520,7 @@ func (a *Agent) apply(ctx context.Context, roles Roles) *configError {
 			}
 		}
 	}
-	a.applied = cloneRoles(roles)
+	a.applied = roles.Clone()
 	a.stats.Updates++
 	if err := a.saveApplied(); err != nil {
 		a.log.Error("saving the applied role config", "error", err)
@@ -564,52 +563,10 @@ func (a *Agent) tick(ctx context.Context) {
 	}
 }
 
-func cloneRoles(r Roles) Roles {
-	out := make(Roles, len(r))
-	for role, us := range r {
-		out[role] = maps.Clone(us)
-	}
-	return out
-}
-
 func (a *Agent) saveApplied() error {
 	b, err := json.Marshal(a.applied) // options byte for byte as pushed
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(a.cfg.StateDir, "roles.json"), b, 0o600)
-}
-
-// writeFileAtomic writes through a fsynced temporary file renamed over name, then fsyncs the
-// directory.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = os.Remove(f.Name()) }()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(filepath.Join(a.cfg.StateDir, "roles.json"), b, 0o600)
 }

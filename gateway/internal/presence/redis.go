@@ -210,6 +210,17 @@ func (c *RedisCluster) loop() {
 	}
 }
 
+// NodeAlive reports whether node's heartbeat key lives (this node's always does while it runs).
+// Other components holding per-node state (the stations' connections) use it to tell a dead
+// node's state from a live one's, with the same NodeTTL.
+func (c *RedisCluster) NodeAlive(ctx context.Context, node string) (bool, error) {
+	if node == c.id {
+		return true, nil
+	}
+	n, err := c.cfg.Client.Exists(ctx, redisAlivePrefix+node).Result()
+	return n == 1, err
+}
+
 // Stop ends the heartbeat and unregisters the node. Its sockets must have been closed (and
 // announced) before: whatever is left in its hash is taken offline by the other nodes.
 func (c *RedisCluster) Stop(ctx context.Context) error {

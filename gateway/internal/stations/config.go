@@ -1,44 +1,15 @@
 package stations
 
 import (
-	"bytes"
-	"encoding/json"
-	"maps"
-	"slices"
-
-	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
-// Instance is the configuration of one uuid of a role, as stored and shown in the admin API.
-type Instance struct {
-	// Timestamp is when the entry was last set, in milliseconds since the Unix epoch.
-	Timestamp int64 `json:"timestamp"`
-	// Script is the role plugin's content hash, "sha256:<hex>"; empty when the manager has none.
-	Script string `json:"script,omitempty"`
-	// Options is a JSON object; nil means {}.
-	Options json.RawMessage `json:"options,omitempty"`
-}
+// Instance is the configuration of one uuid of a role, as stored, pushed and shown in the admin
+// API: the station protocol's one definition, shared with the agent.
+type Instance = stationsdk.Instance
 
 // Roles is a station's role configuration: role → uuid → instance.
-type Roles map[string]map[string]Instance
-
-// Clone returns a deep copy of r.
-func (r Roles) Clone() Roles {
-	if r == nil {
-		return nil
-	}
-	out := make(Roles, len(r))
-	for role, us := range r {
-		out[role] = maps.Clone(us)
-		if out[role] == nil {
-			out[role] = map[string]Instance{}
-		}
-	}
-	return out
-}
-
-// Names returns the role names, sorted.
-func (r Roles) Names() []string { return slices.Sorted(maps.Keys(r)) }
+type Roles = stationsdk.Roles
 
 // Merge merges the manager's stored config with the one a station reported (the conference
 // manager's StationConfigManager merge, with its KeyError fixed): the union of roles and, per
@@ -73,47 +44,4 @@ func stamp(r Roles, now int64) {
 			us[uuid] = in
 		}
 	}
-}
-
-// compact returns b as compact JSON (options are kept in one canonical form, so that equal
-// options are equal bytes); b unchanged when it is not JSON, nil when empty.
-func compact(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return nil
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) != nil {
-		return json.RawMessage(b)
-	}
-	return buf.Bytes()
-}
-
-// rolesFromProto converts the wire map.
-func rolesFromProto(p map[string]*stationv1.RoleInstances) Roles {
-	out := Roles{}
-	for role, ri := range p {
-		m := map[string]Instance{}
-		for uuid, in := range ri.GetInstances() {
-			if in == nil {
-				continue
-			}
-			i := Instance{Timestamp: in.Timestamp, Script: in.Script, Options: compact([]byte(in.Options))}
-			m[uuid] = i
-		}
-		out[role] = m
-	}
-	return out
-}
-
-// toProto converts r to the wire map.
-func (r Roles) toProto() map[string]*stationv1.RoleInstances {
-	out := make(map[string]*stationv1.RoleInstances, len(r))
-	for role, us := range r {
-		ri := &stationv1.RoleInstances{Instances: make(map[string]*stationv1.RoleInstance, len(us))}
-		for uuid, in := range us {
-			ri.Instances[uuid] = &stationv1.RoleInstance{Timestamp: in.Timestamp, Script: in.Script, Options: string(in.Options)}
-		}
-		out[role] = ri
-	}
-	return out
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 func in(ts int64, opts string) Instance {
@@ -85,10 +86,10 @@ func FuzzStationMessage(f *testing.F) {
 			return
 		}
 		if reg := m.GetRegister(); reg != nil {
-			r := rolesFromProto(reg.Roles)
+			r := stationsdk.RolesFromProto(reg.Roles)
 			merged := Merge(Roles{"enc": {"u": in(2, "")}}, r)
 			stamp(merged, 1)
-			_ = merged.toProto()
+			_ = merged.ToProto()
 		}
 	})
 }

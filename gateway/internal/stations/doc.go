@@ -36,9 +36,28 @@
 //
 // # Persistence
 //
-// One JSON file per station (by device uuid) under the state directory, written to a temporary
+// On a single node: one JSON file per station (by device uuid) under the state directory, written to a temporary
 // file, fsynced, renamed over the old one and the directory fsynced: a station's config survives
 // a restart and kill -9 (the file is either the old or the new one).
+//
+// # Cluster
+//
+// With [Config.Cluster] (teragate's --redis) the stations belong to the cluster. A station's hash
+// in Redis (teragate:stations:station:<uuid>) holds its record (the persisted config), the node
+// and connection holding its socket, the count of its registers and the holder's admin view
+// (running instances, status, last result, jobs), written by the holder after each change and
+// only while its connection holds the station (a Lua compare on the connection id); the set
+// teragate:stations:ids lists them. The files of StateDir are not used (their records are
+// copied into Redis at start when Redis lacks them).
+//
+// Any node lists every station: online when the node holding it is alive by the presence
+// heartbeat, so a dead node's stations are offline after its TTL. A change (an admin edit) or
+// a job offer for a station held by another live node is sent to that node on the bus
+// (teragate.stations.node.<id>, JSON) and served there exactly as a local one; its answer comes
+// back on teragate.stations.answer.<id>. An edit of a station nobody holds is applied to its
+// record in one WATCH/MULTI transaction, which fails over to the holder when a connection claims
+// the station meanwhile. A station connecting to a node claims it (a Lua script); the node of its
+// previous connection is told to close that one.
 //
 // # Concurrency
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // Mount registers the manager's routes through handle (net/http ServeMux patterns; name is the
@@ -90,11 +91,15 @@ type StationView struct {
 	UUID string `json:"uuid"`
 	// Name is the device's name in the directory.
 	Name string `json:"name"`
-	// Online is true while the station holds a /wss/station connection.
+	// Online is true while the station holds a /wss/station connection (in a cluster: to a
+	// node whose heartbeat is alive).
 	Online bool `json:"online"`
+	// Node is the cluster node holding the connection (cluster mode, while online).
+	Node string `json:"node,omitempty"`
 	// ConnectedAt is when the current connection opened (absent when offline).
 	ConnectedAt *time.Time `json:"connected_at,omitempty"`
-	// Registrations counts the registers since the manager started (a reconnect adds one).
+	// Registrations counts the registers since the manager started (a reconnect adds one); in
+	// a cluster, since Redis first stored the station, on any node.
 	Registrations int    `json:"registrations"`
 	Hostname      string `json:"hostname"`
 	MAC           string `json:"mac"`
@@ -170,6 +175,9 @@ func (m *Manager) view(snap *directory.Snapshot, st *station) StationView {
 		v.Name = d.Name
 	}
 	if st.conn != nil {
+		if m.cl != nil {
+			v.Node = m.cl.cfg.NodeID
+		}
 		t := st.connectedAt
 		v.ConnectedAt = &t
 		if len(st.statuses) > 0 {
@@ -186,8 +194,18 @@ func (m *Manager) view(snap *directory.Snapshot, st *station) StationView {
 	return v
 }
 
-// Stations returns the admin view of every station.
-func (m *Manager) Stations() StationsView {
+// Stations returns the admin view of every station (in a cluster, of every node's stations:
+// the error is Redis's).
+func (m *Manager) Stations(ctx context.Context) (StationsView, error) {
+	if m.cl != nil {
+		sts, err := m.clusterStations(ctx)
+		if err != nil {
+			return StationsView{}, err
+		}
+		out := StationsView{Stations: sts}
+		out.Roles, out.Rejected = m.lib.list()
+		return out, nil
+	}
 	snap := m.cfg.Directory.Current()
 	m.mu.Lock()
 	sts := make([]*station, 0, len(m.stations))
@@ -201,31 +219,55 @@ func (m *Manager) Stations() StationsView {
 		out.Stations = append(out.Stations, m.view(snap, st))
 	}
 	out.Roles, out.Rejected = m.lib.list()
-	return out
+	return out, nil
 }
 
-func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) {
-	m.writeJSON(w, http.StatusOK, m.Stations())
+// unavailable is the answer when the cluster's Redis fails.
+const unavailable = "The stations' store (Redis) is unavailable: "
+
+func (m *Manager) handleList(w http.ResponseWriter, r *http.Request) {
+	v, err := m.Stations(r.Context())
+	if err != nil {
+		m.writeJSON(w, http.StatusServiceUnavailable, unavailable+err.Error())
+		return
+	}
+	m.writeJSON(w, http.StatusOK, v)
 }
 
 // known returns the station of uuid when it is a station device or has a stored config.
-func (m *Manager) known(uuid string) (*station, bool) {
+func (m *Manager) known(ctx context.Context, uuid string) (*station, bool, error) {
 	if m.isStation(uuid) {
-		return m.get(uuid), true
+		return m.get(uuid), true, nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	st := m.stations[uuid]
-	return st, st != nil
+	m.mu.Unlock()
+	if st != nil || m.cl == nil {
+		return st, st != nil, nil
+	}
+	ok, err := m.cl.exists(ctx, uuid)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return m.get(uuid), true, nil
 }
 
 func (m *Manager) handleOne(w http.ResponseWriter, r *http.Request) {
-	st, ok := m.known(r.PathValue("uuid"))
+	st, ok, err := m.known(r.Context(), r.PathValue("uuid"))
+	if err != nil {
+		m.writeJSON(w, http.StatusServiceUnavailable, unavailable+err.Error())
+		return
+	}
 	if !ok {
 		m.writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
 		return
 	}
-	m.writeJSON(w, http.StatusOK, m.view(m.cfg.Directory.Current(), st))
+	v, err := m.stationView(r.Context(), st)
+	if err != nil {
+		m.writeJSON(w, http.StatusServiceUnavailable, unavailable+err.Error())
+		return
+	}
+	m.writeJSON(w, http.StatusOK, v)
 }
 
 // EditInstance is one uuid's entry in a PUT or PATCH body: only the options are set by the
@@ -251,46 +293,101 @@ type EditResult struct {
 // instance. Answers 200 when pushed and accepted, 202 when stored for an offline station, 409
 // with the station's error when it refused (nothing changes), 504 when it did not answer, 400
 // when the body or the resulting config is invalid (names, options, [Limits]), 413 when the
-// body is over 1 MiB.
+// body is over 1 MiB. In a cluster, the change of a station connected to another node is served
+// by that node (its answer is this one), 503 when Redis fails.
 func (m *Manager) handleEdit(patch bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		st, ok := m.known(r.PathValue("uuid"))
-		if !ok {
-			m.writeJSON(w, http.StatusNotFound, "Unknown station: "+r.PathValue("uuid"))
-			return
-		}
 		body, ok := m.readBody(w, r)
 		if !ok {
 			return
 		}
-		edits, err := decodeEdit(body)
-		if err != nil {
-			m.writeJSON(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		res, err := m.update(st, func(cur Roles) (Roles, error) { return applyEdit(cur, edits, patch), nil })
-		if err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, ErrNoAnswer):
-				code = http.StatusGatewayTimeout
-			case errors.Is(err, ErrBadConfig):
-				code = http.StatusBadRequest
-			}
-			m.writeJSON(w, code, err.Error())
-			return
-		}
-		out := EditResult{Pushed: res != nil && res.Code == stationv1.ErrorCode_OK, Result: resultView(res)}
-		out.Station = m.view(m.cfg.Directory.Current(), st)
-		code := http.StatusOK
-		switch {
-		case res == nil:
-			code = http.StatusAccepted
-		case res.Code != stationv1.ErrorCode_OK:
-			code = http.StatusConflict
-		}
-		m.writeJSON(w, code, out)
+		code, v := m.edit(r.Context(), r.PathValue("uuid"), patch, body, true)
+		m.writeJSON(w, code, v)
 	}
+}
+
+// edit serves a PUT or PATCH of uuid's roles and returns the HTTP status and body. A node
+// serving another node's request does not forward it again.
+func (m *Manager) edit(ctx context.Context, uuid string, patch bool, body []byte, forward bool) (int, any) {
+	st, ok, err := m.known(ctx, uuid)
+	if err != nil {
+		return http.StatusServiceUnavailable, unavailable + err.Error()
+	}
+	if !ok {
+		return http.StatusNotFound, "Unknown station: " + uuid
+	}
+	edits, err := decodeEdit(body)
+	if err != nil {
+		return http.StatusBadRequest, err.Error()
+	}
+	var res *stationv1.ConfigResult
+	for attempt := 0; ; attempt++ {
+		node := ""
+		if m.cl != nil && !m.connected(uuid) {
+			if node, err = m.cl.holder(ctx, uuid); err != nil {
+				return http.StatusServiceUnavailable, unavailable + err.Error()
+			}
+		}
+		if node == "" {
+			res, err = m.update(st, func(cur Roles) (Roles, error) { return applyEdit(cur, edits, patch), nil })
+			var moved errMoved
+			if !errors.As(err, &moved) {
+				break
+			}
+			node = moved.node
+		}
+		switch {
+		case attempt >= 3:
+			return http.StatusServiceUnavailable, "The station keeps moving between nodes; try again."
+		case node == m.cl.cfg.NodeID:
+			continue // its connection to this node arrived meanwhile
+		case !forward:
+			return http.StatusServiceUnavailable, "The station moved to node " + node + "; try again."
+		}
+		return m.forwardEdit(ctx, node, uuid, patch, body)
+	}
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrNoAnswer):
+			code = http.StatusGatewayTimeout
+		case errors.Is(err, ErrBadConfig):
+			code = http.StatusBadRequest
+		case m.cl != nil:
+			code = http.StatusServiceUnavailable // Redis failed, or the record kept changing
+		}
+		return code, err.Error()
+	}
+	out := EditResult{Pushed: res != nil && res.Code == stationv1.ErrorCode_OK, Result: resultView(res)}
+	if out.Station, err = m.stationView(ctx, st); err != nil {
+		return http.StatusServiceUnavailable, unavailable + err.Error()
+	}
+	code := http.StatusOK
+	switch {
+	case res == nil:
+		code = http.StatusAccepted
+	case res.Code != stationv1.ErrorCode_OK:
+		code = http.StatusConflict
+	}
+	return code, out
+}
+
+// forwardEdit has node, which holds uuid's connection, serve the edit; its answer is returned
+// as it is (504 when it does not answer).
+func (m *Manager) forwardEdit(ctx context.Context, node, uuid string, patch bool, body []byte) (int, any) {
+	raw := json.RawMessage(body)
+	if !json.Valid(raw) {
+		return http.StatusBadRequest, "the body is not JSON"
+	}
+	m.log.Debug("station edit served by the node holding its connection", "uuid", uuid, "node", node)
+	a, err := m.cl.request(ctx, node, clusterMsg{Op: opEdit, UUID: uuid, Patch: patch, Body: raw}, m.cfg.PushTimeout+10*time.Second)
+	if err != nil {
+		return http.StatusGatewayTimeout, err.Error()
+	}
+	if a.Status < 100 || a.Status > 599 {
+		return http.StatusBadGateway, fmt.Sprintf("node %s answered status %d", node, a.Status)
+	}
+	return a.Status, a.Body
 }
 
 // decodeEdit decodes and checks a PUT/PATCH body (role → uuid → instance, nulls kept as nil)
@@ -344,7 +441,7 @@ func applyEdit(cur Roles, edits map[string]map[string]*EditInstance, patch bool)
 				delete(cur[role], uuid)
 				continue
 			}
-			opts := compact(in.Options)
+			opts := stationsdk.CompactJSON(in.Options)
 			if string(opts) == "null" {
 				opts = nil
 			}
@@ -432,6 +529,7 @@ func (m *Manager) roleStatus(st *station, s *stationv1.RoleStatus) (string, erro
 	st.statusTS = max(st.statusTS, s.Timestamp)
 	ts := st.statusTS
 	st.mu.Unlock()
+	m.changed(st)
 	if m.cfg.SetStatus == nil {
 		return "", nil
 	}

@@ -1,16 +1,19 @@
 package stations
 
 import (
+	"context"
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
 
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // ErrNoTaker: no online station running the role accepted the job.
@@ -39,8 +42,9 @@ type JobOffered struct {
 
 // Offer offers a job to the online stations running role, in random order, until one accepts
 // (the reference's queue offered one job to several stations; here the first acceptance ends
-// the round). It returns [ErrNoTaker] when nobody accepted.
-func (m *Manager) Offer(role, job string, config []byte) (JobOffered, error) {
+// the round). In a cluster, the stations of every live node are offered it (through their
+// node). It returns [ErrNoTaker] when nobody accepted.
+func (m *Manager) Offer(ctx context.Context, role, job string, config []byte) (JobOffered, error) {
 	if job == "" {
 		var b [16]byte
 		_, _ = crand.Read(b[:])
@@ -50,38 +54,97 @@ func (m *Manager) Offer(role, job string, config []byte) (JobOffered, error) {
 		config = []byte("{}")
 	}
 	out := JobOffered{Job: job}
+	// A target is a station connected here (c set) or to another live node (node set).
 	type target struct {
-		st *station
-		c  *sconn
+		st   *station
+		c    *sconn
+		uuid string
+		node string
 	}
 	var targets []target
+	runs := func(rs []*stationv1.RunningRole) bool {
+		return slices.ContainsFunc(rs, func(r *stationv1.RunningRole) bool { return r.Role == role && r.State == "running" })
+	}
 	m.mu.Lock()
 	for _, st := range m.stations {
 		st.mu.Lock()
-		if st.conn != nil && slices.ContainsFunc(st.running, func(r *stationv1.RunningRole) bool {
-			return r.Role == role && r.State == "running"
-		}) {
-			targets = append(targets, target{st, st.conn})
+		if st.conn != nil && runs(st.running) {
+			targets = append(targets, target{st: st, c: st.conn, uuid: st.uuid})
 		}
 		st.mu.Unlock()
 	}
 	m.mu.Unlock()
+	if m.cl != nil {
+		all, err := m.cl.load(ctx, nil)
+		if err != nil {
+			m.log.Warn("job offer: the other nodes' stations are not known (Redis)", "role", role, "job", job, "error", err)
+		}
+		alive := map[string]bool{}
+		for _, s := range all {
+			if s.node == "" || s.node == m.cl.cfg.NodeID || s.live == nil || !m.cl.alive(ctx, s.node, alive) {
+				continue
+			}
+			if slices.ContainsFunc(s.live.Running, func(r RunningView) bool { return r.Role == role && r.State == "running" }) {
+				targets = append(targets, target{uuid: s.uuid, node: s.node})
+			}
+		}
+	}
 	rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
 	for _, t := range targets {
 		out.Offered++
-		ans, err := t.c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_JobOffer{JobOffer: &stationv1.JobOffer{
-			Role: role, Job: job, Config: string(config)}}}, 10*time.Second)
+		var accepted bool
+		var instance string
+		var err error
+		if t.c != nil {
+			accepted, instance, err = m.offerTo(t.st, t.c, role, job, config)
+		} else {
+			accepted, instance, err = m.offerRemote(ctx, t.node, t.uuid, role, job, config)
+		}
 		if err != nil {
-			m.log.Warn("job offer not answered", "uuid", t.st.uuid, "role", role, "job", job, "error", err)
+			m.log.Warn("job offer not answered", "uuid", t.uuid, "node", t.node, "role", role, "job", job, "error", err)
 			continue
 		}
-		if r := ans.GetJobReply(); r.GetAccepted() {
-			out.Station, out.Instance = t.st.uuid, r.GetUuid()
-			m.log.Info("job accepted", "uuid", t.st.uuid, "role", role, "instance", r.GetUuid(), "job", job)
+		if accepted {
+			out.Station, out.Instance = t.uuid, instance
+			m.log.Info("job accepted", "uuid", t.uuid, "node", t.node, "role", role, "instance", instance, "job", job)
 			return out, nil
 		}
 	}
 	return out, ErrNoTaker
+}
+
+// offerTimeout bounds a station's answer to a job offer.
+const offerTimeout = 10 * time.Second
+
+// offerTo offers the job to the station on c, connected to this node.
+func (m *Manager) offerTo(st *station, c *sconn, role, job string, config []byte) (accepted bool, instance string, err error) {
+	ans, err := c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_JobOffer{JobOffer: &stationv1.JobOffer{
+		Role: role, Job: job, Config: string(config)}}}, offerTimeout)
+	if err != nil {
+		return false, "", err
+	}
+	r := ans.GetJobReply()
+	return r.GetAccepted(), r.GetUuid(), nil
+}
+
+// offerRemote has node offer the job to station uuid, connected there.
+func (m *Manager) offerRemote(ctx context.Context, node, uuid, role, job string, config []byte) (bool, string, error) {
+	body, err := json.Marshal(JobRequest{Role: role, Job: job, Config: config})
+	if err != nil {
+		return false, "", err
+	}
+	a, err := m.cl.request(ctx, node, clusterMsg{Op: opOffer, UUID: uuid, Body: body}, offerTimeout+5*time.Second)
+	if err != nil {
+		return false, "", err
+	}
+	if a.Status != http.StatusOK {
+		return false, "", fmt.Errorf("%w: node %s answered %d: %s", ErrNoAnswer, node, a.Status, a.Body)
+	}
+	var oa offerAnswer
+	if err := json.Unmarshal(a.Body, &oa); err != nil {
+		return false, "", fmt.Errorf("node %s: %w", node, err)
+	}
+	return oa.Accepted, oa.Instance, nil
 }
 
 // handleOffer serves POST /api/stations/jobs: 200 with the taker, 503 when nobody accepted.
@@ -102,7 +165,7 @@ func (m *Manager) handleOffer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := m.Offer(req.Role, req.Job, compact(req.Config))
+	out, err := m.Offer(r.Context(), req.Role, req.Job, stationsdk.CompactJSON(req.Config))
 	if err != nil {
 		m.writeJSON(w, http.StatusServiceUnavailable, out)
 		return

@@ -136,8 +136,7 @@ func validateRole(data []byte) error {
 		return fmt.Errorf("%w: %w", ErrInvalidRole, err)
 	}
 	exp := cm.ExportedFunctions()
-	for _, name := range []string{abi.ExportABIVersion, abi.ExportBuffer, abi.ExportInit, abi.ExportRoleInfo,
-		abi.ExportRoleStart, abi.ExportRoleUpdate, abi.ExportRoleStop, abi.ExportRoleTick} {
+	for _, name := range abi.RoleExports() {
 		if _, ok := exp[name]; !ok {
 			return fmt.Errorf("%w: missing export %s", ErrInvalidRole, name)
 		}

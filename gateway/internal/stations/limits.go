@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // Limits bound what a station device (and an admin edit) may make the manager store, push and
@@ -186,7 +187,7 @@ func (l Limits) checkSize(r Roles) error {
 
 // configSize is the size of the UpdateConfiguration carrying r.
 func configSize(r Roles) int {
-	return proto.Size(&stationv1.UpdateConfiguration{Roles: r.toProto()})
+	return proto.Size(&stationv1.UpdateConfiguration{Roles: r.ToProto()})
 }
 
 // checkRegister checks a station's Register as an admin edit is checked: role names, uuids,
@@ -227,7 +228,7 @@ func (l Limits) checkRegister(reg *stationv1.Register) error {
 			}
 		}
 	}
-	return l.checkSize(rolesFromProto(reg.Roles))
+	return l.checkSize(stationsdk.RolesFromProto(reg.Roles))
 }
 
 // cut returns s cut to maxTextLen bytes of valid UTF-8.

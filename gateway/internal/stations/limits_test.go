@@ -1,6 +1,7 @@
 package stations
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -112,7 +113,9 @@ func TestNewSkipsInvalidRecords(t *testing.T) {
 		Limits:       Limits{MaxConfigBytes: 4096}})
 	require.NoError(t, err)
 	var uuids []string
-	for _, v := range m.Stations().Stations {
+	all, err := m.Stations(context.Background())
+	require.NoError(t, err)
+	for _, v := range all.Stations {
 		uuids = append(uuids, v.UUID)
 	}
 	require.Equal(t, []string{"good"}, uuids)

@@ -23,6 +23,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/proto/opentera"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
+	stationsdk "github.com/teragate/teragate/sdk/station"
 )
 
 // Errors of the manager.
@@ -71,6 +72,10 @@ type Config struct {
 	// Limits bound what a station may make the manager store, push and fan out (zero fields
 	// take their defaults: see [Limits]).
 	Limits Limits
+	// Cluster, when set, keeps the stations' state in Redis instead of StateDir and routes the
+	// admin API's changes and job offers to the node holding a station's connection, over Bus
+	// (required then). Nil means a single node.
+	Cluster *ClusterConfig
 	// Registerer receives the manager's metrics (teragate_stations_*). Nil means none.
 	Registerer prometheus.Registerer
 	// Logger is the manager's logger. Nil means no logging.
@@ -85,10 +90,14 @@ type Manager struct {
 	lib   *library
 	up    websocket.Upgrader
 	ready chan struct{}
+	done  chan struct{} // closed when Run returns
 	met   *metricsSet
 
+	cl *cluster // nil on a single node
+
 	mu       sync.Mutex
-	stations map[string]*station // device uuid → station
+	stations map[string]*station // device uuid → station (cluster mode: those seen by this node)
+	closing  bool                // Run is ending: no new goroutine (guarded by mu)
 	wg       sync.WaitGroup
 }
 
@@ -110,6 +119,8 @@ type station struct {
 	connectedAt   time.Time
 	lastResult    *stationv1.ConfigResult
 	jobs          []*stationv1.JobResult
+	flushing      bool // cluster mode: a goroutine is writing the station's view to Redis
+	dirty         bool // … and must write it again
 }
 
 type roleStatus struct {
@@ -136,7 +147,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}),
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{dir: cfg.StateDir}, stations: map[string]*station{}, ready: make(chan struct{}), done: make(chan struct{}),
 		met: newMetrics(cfg.Registerer)}
 	m.lib = newLibrary(cfg.RolesDir, cfg.Logger.Named("roles"), m.roleChanged)
 	m.lib.counted = func(ok bool) {
@@ -150,6 +161,25 @@ func New(cfg Config) (*Manager, error) {
 	recs, errs := m.store.loadAll()
 	for _, err := range errs {
 		m.log.Warn("station record not loaded", "error", err)
+	}
+	if cfg.Cluster != nil {
+		cl, err := newCluster(*cfg.Cluster, cfg.Bus, m)
+		if err != nil {
+			return nil, err
+		}
+		m.cl = cl
+		// The files of the data directory are the single-node store: a cluster keeps the
+		// stations in Redis, and takes over the files' records it does not know yet.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n, err := cl.importRecords(ctx, recs)
+		if err != nil {
+			return nil, fmt.Errorf("stations: importing station records into Redis: %w", err)
+		}
+		if n > 0 {
+			m.log.Info("station records of the data directory imported into Redis", "records", n, "dir", cfg.StateDir)
+		}
+		return m, nil
 	}
 	for uuid, r := range recs {
 		// A record written before the limits existed (or edited by hand) may hold what a
@@ -170,15 +200,30 @@ func New(cfg Config) (*Manager, error) {
 // Run loads the roles directory and follows it until ctx is done; then it closes every station
 // connection and waits for the manager's goroutines.
 func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.done)
+	var subs []bus.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe(context.Background())
+		}
+	}()
 	if m.cfg.Bus != nil {
 		sub, err := m.cfg.Bus.Subscribe(ctx, hub.TopicCommandsPrefix+"*", m.onCommand)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = sub.Unsubscribe(context.Background()) }()
+		subs = append(subs, sub)
+	}
+	if m.cl != nil {
+		cs, err := m.cl.start(ctx)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, cs...)
 	}
 	err := m.lib.watchReady(ctx, m.cfg.Debounce, func() { close(m.ready) })
 	m.mu.Lock()
+	m.closing = true
 	for _, st := range m.stations {
 		st.mu.Lock()
 		if st.conn != nil {
@@ -190,6 +235,41 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.wg.Wait()
 	return err
 }
+
+// goServe runs f on a goroutine of the manager, unless Run is ending (then it reports false).
+func (m *Manager) goServe(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); f() }()
+	return true
+}
+
+// local returns the station of uuid and its connection to this node (nil when none).
+func (m *Manager) local(uuid string) (*station, *sconn) {
+	m.mu.Lock()
+	st := m.stations[uuid]
+	m.mu.Unlock()
+	if st == nil {
+		return nil, nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st, st.conn
+}
+
+// connected reports whether uuid holds a connection to this node.
+func (m *Manager) connected(uuid string) bool {
+	_, c := m.local(uuid)
+	return c != nil
+}
+
+// Done is closed when [Manager.Run] has returned: every station connection is closed and its
+// disconnection recorded (the gateway waits for it before closing Redis).
+func (m *Manager) Done() <-chan struct{} { return m.done }
 
 // Ready is closed once the roles directory has been loaded.
 func (m *Manager) Ready() <-chan struct{} { return m.ready }
@@ -218,6 +298,7 @@ func (m *Manager) isStation(uuid string) bool {
 
 // sconn is one open /wss/station connection.
 type sconn struct {
+	id      string // random: tells this connection from the station's next ones (cluster mode)
 	ws      *websocket.Conn
 	wmu     sync.Mutex
 	ids     atomic.Uint64
@@ -271,12 +352,16 @@ func (m *Manager) ServeStation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(m.cfg.Limits.readLimit())
-	c := &sconn{ws: ws, pending: map[uint64]chan *stationv1.StationMessage{}, done: make(chan struct{})}
+	c := &sconn{id: newConnID(), ws: ws, pending: map[uint64]chan *stationv1.StationMessage{}, done: make(chan struct{})}
 	st := m.get(uuid)
+	if m.cl != nil && !m.claim(r.Context(), st, c) {
+		return
+	}
 	st.mu.Lock()
 	old := st.conn
 	st.conn, st.connectedAt = c, time.Now().UTC()
 	st.mu.Unlock()
+	m.changed(st)
 	if old != nil {
 		old.close(websocket.ClosePolicyViolation, "replaced by a new connection of the same station")
 	}
@@ -408,6 +493,9 @@ func (m *Manager) readLoop(st *station, c *sconn) {
 	st.mu.Unlock()
 	if last {
 		m.met.online.Dec()
+		if m.cl != nil {
+			m.release(st, c)
+		}
 	}
 	m.log.Info("station disconnected", "uuid", st.uuid)
 	if last && m.cfg.Announce != nil {
@@ -468,6 +556,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 				st.pruneStatuses()
 			}
 			st.mu.Unlock()
+			m.changed(st)
 		}
 		return reason, err
 	case *stationv1.StationMessage_Status:
@@ -482,6 +571,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 			st.pruneStatuses()
 		}
 		st.mu.Unlock()
+		m.changed(st)
 	case *stationv1.StationMessage_Job:
 		j := b.Job
 		j.Role, j.Uuid, j.Job, j.Program, j.Error = cut(j.Role), cut(j.Uuid), cut(j.Job), cut(j.Program), cut(j.Error)
@@ -493,6 +583,7 @@ func (m *Manager) handle(st *station, c *sconn, msg *stationv1.StationMessage) (
 			st.jobs = slices.Delete(st.jobs, 0, len(st.jobs)-20)
 		}
 		st.mu.Unlock()
+		m.changed(st)
 	default:
 		return "empty", errors.New("a frame without a known body")
 	}
@@ -539,6 +630,21 @@ func (st *station) pruneStatuses() {
 func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Register) {
 	st.op.Lock()
 	defer st.op.Unlock()
+	if m.cl != nil {
+		// The stored config as Redis has it now (the claim read it when the socket opened).
+		rec, err := m.cl.record(context.Background(), st.uuid)
+		if err != nil {
+			m.log.Error("reading a station's record from Redis", "uuid", st.uuid, "error", err)
+			m.replyRegister(st, c, id, &stationv1.ConfigResult{Code: stationv1.ErrorCode_INVALID_CONFIGURATION,
+				Message: "the manager could not read the stored configuration; try again"})
+			return
+		}
+		if rec != nil {
+			st.mu.Lock()
+			st.rec.Roles = rec.Roles
+			st.mu.Unlock()
+		}
+	}
 	st.mu.Lock()
 	if st.conn != c {
 		st.mu.Unlock()
@@ -547,7 +653,7 @@ func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Regi
 	stored := st.rec.Roles.Clone()
 	st.mu.Unlock()
 
-	merged := Merge(stored, rolesFromProto(reg.Roles))
+	merged := Merge(stored, stationsdk.RolesFromProto(reg.Roles))
 	m.fillScripts(merged)
 	stamp(merged, now())
 	if err := m.cfg.Limits.checkSize(merged); err != nil {
@@ -558,8 +664,19 @@ func (m *Manager) register(st *station, c *sconn, id uint64, reg *stationv1.Regi
 		m.replyRegister(st, c, id, configResult(err))
 		return
 	}
+	regs := 0
+	if m.cl != nil {
+		n, err := m.cl.countRegister(context.Background(), st.uuid)
+		if err != nil {
+			m.log.Warn("counting a station's register in Redis", "uuid", st.uuid, "error", err)
+		}
+		regs = n
+	}
 	st.mu.Lock()
 	st.registrations++
+	if m.cl != nil {
+		st.registrations = regs
+	}
 	st.rec.Hostname, st.rec.MAC, st.rec.IP = reg.Hostname, reg.Mac, reg.Ip
 	st.rec.BlockedRoles = slices.Clone(reg.BlockedRoles)
 	st.mu.Unlock()
@@ -589,7 +706,7 @@ func (m *Manager) fillScripts(r Roles) {
 // station's new stored config (persisted). st.op is held.
 func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigResult, error) {
 	answer, err := c.request(&stationv1.ManagerMessage{Body: &stationv1.ManagerMessage_UpdateConfiguration{
-		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.toProto()}}}, m.cfg.PushTimeout)
+		UpdateConfiguration: &stationv1.UpdateConfiguration{Roles: roles.ToProto()}}}, m.cfg.PushTimeout)
 	if err != nil {
 		m.met.pushes.WithLabelValues("no_answer").Inc()
 		return nil, err
@@ -613,8 +730,9 @@ func (m *Manager) push(st *station, c *sconn, roles Roles) (*stationv1.ConfigRes
 		rec.Roles = st.rec.Roles.Clone()
 	}
 	st.mu.Unlock()
+	m.changed(st)
 	if ok {
-		if err := m.store.save(&rec); err != nil {
+		if err := m.persist(c, &rec); err != nil {
 			m.log.Error("persisting station config", "uuid", st.uuid, "error", err)
 		}
 	} else {
@@ -690,14 +808,33 @@ func (m *Manager) update(st *station, edit func(Roles) (Roles, error)) (*station
 	if cur == nil {
 		cur = Roles{}
 	}
-	next, err := edit(cur)
-	if err != nil {
-		return nil, err
+	prepare := func(cur Roles) (Roles, error) {
+		next, err := edit(cur)
+		if err != nil {
+			return nil, err
+		}
+		m.fillScripts(next)
+		stamp(next, now())
+		if err := m.cfg.Limits.checkSize(next); err != nil {
+			m.met.refused.WithLabelValues("config_too_large").Inc()
+			return nil, err
+		}
+		return next, nil
 	}
-	m.fillScripts(next)
-	stamp(next, now())
-	if err := m.cfg.Limits.checkSize(next); err != nil {
-		m.met.refused.WithLabelValues("config_too_large").Inc()
+	if c == nil && m.cl != nil {
+		// Offline here: the record in Redis is edited in one transaction, unless a node holds
+		// the station's connection meanwhile (errMoved: that node serves the change).
+		rec, err := m.cl.editOffline(context.Background(), st.uuid, prepare)
+		if err != nil {
+			return nil, err
+		}
+		st.mu.Lock()
+		st.rec = rec
+		st.mu.Unlock()
+		return nil, nil
+	}
+	next, err := prepare(cur)
+	if err != nil {
 		return nil, err
 	}
 	if c == nil {

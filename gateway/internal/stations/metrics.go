@@ -13,6 +13,9 @@ type metricsSet struct {
 	closedInvalid prometheus.Counter     // stations closed for too many invalid frames
 	refused       *prometheus.CounterVec // configs and statuses refused for their size, by reason
 	registering   prometheus.Gauge       // registers being served
+
+	forwarded      *prometheus.CounterVec // cluster: requests to the node holding a station, by op and result
+	clusterInvalid prometheus.Counter     // cluster: undecodable or unknown requests from the bus
 }
 
 // invalidReasons are the reasons of teragate_stations_invalid_frames_total.
@@ -37,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metricsSet {
 			Help: "Role configs (register or admin edit) and statuses refused for their size (config_too_large, device_status_too_large)."}, []string{"reason"}),
 		registering: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "teragate", Subsystem: "stations", Name: "registers_in_flight",
 			Help: "Station registers being served (at most one per connection)."}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "stations", Name: "forwarded_total",
+			Help: "Cluster mode: requests sent to the node holding a station's connection, by op (edit, offer) and result (answered, no_answer, error)."}, []string{"op", "result"}),
+		clusterInvalid: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "teragate", Subsystem: "stations", Name: "cluster_invalid_total",
+			Help: "Cluster mode: station requests or answers from the bus that did not decode or named an unknown operation (ignored)."}),
 	}
 	for _, r := range invalidReasons {
 		m.invalid.WithLabelValues(r)
@@ -50,8 +57,14 @@ func newMetrics(reg prometheus.Registerer) *metricsSet {
 	for _, r := range []string{"OK", "ROLE_BLOCKED", "MISSING_ROLE_FACTORY", "INVALID_CONFIGURATION", "no_answer"} {
 		m.pushes.WithLabelValues(r)
 	}
+	for _, op := range []string{opEdit, opOffer} {
+		for _, r := range []string{"answered", "no_answer", "error"} {
+			m.forwarded.WithLabelValues(op, r)
+		}
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.online, m.loads, m.pushes, m.reloads, m.invalid, m.closedInvalid, m.refused, m.registering} {
+		for _, c := range []prometheus.Collector{m.online, m.loads, m.pushes, m.reloads, m.invalid, m.closedInvalid, m.refused, m.registering,
+			m.forwarded, m.clusterInvalid} {
 			reg.MustRegister(c)
 		}
 	}

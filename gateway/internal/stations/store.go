@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/teragate/teragate/internal/atomicfile"
 )
 
 // record is what is persisted per station.
@@ -79,41 +81,5 @@ func (s store) save(r *record) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(s.fileName(r.UUID), b, 0o600)
-}
-
-// WriteFileAtomic writes data to name through a temporary file in the same directory, fsynced
-// and renamed over name, then fsyncs the directory.
-func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(s.fileName(r.UUID), b, 0o600)
 }
