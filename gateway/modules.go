@@ -117,7 +117,9 @@ type sharer struct {
 	store func() *modsync.Store
 }
 
-func (s sharer) Initial(ctx context.Context, files map[string][]byte) { s.g.startModuleSync(ctx, s.kind, s.store(), files) }
+func (s sharer) Initial(ctx context.Context, files map[string][]byte) {
+	s.g.startModuleSync(ctx, s.kind, s.store(), files)
+}
 
 func (s sharer) Changed(ctx context.Context, id string, data []byte, err error) {
 	st := s.store()
