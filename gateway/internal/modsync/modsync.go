@@ -214,7 +214,9 @@ func (s *Store) Start(ctx context.Context, local map[string][]byte) error {
 	for _, id := range slices.Sorted(maps.Keys(cur)) {
 		s.sync(ctx, id, cur[id])
 	}
+	s.mu.Lock()
 	s.writeStatus(ctx)
+	s.mu.Unlock()
 	s.wg.Add(2)
 	go s.listen(ctx, sub)
 	go s.loop(ctx)
@@ -270,7 +272,9 @@ func (s *Store) loop(ctx context.Context) {
 				s.sync(ctx, id, cur[id])
 			}
 		case <-status.C:
+			s.mu.Lock()
 			s.writeStatus(ctx)
+			s.mu.Unlock()
 		}
 	}
 }
@@ -426,7 +430,7 @@ func (s *Store) Current(ctx context.Context, id string) (string, error) {
 	return h, err
 }
 
-// writeStatus writes this node's status (s.mu held, or at start).
+// writeStatus writes this node's status (s.mu held).
 func (s *Store) writeStatus(ctx context.Context) {
 	st := NodeStatus{Node: s.cfg.NodeID, At: time.Now().UTC(), Modules: map[string]ModuleStatus{}}
 	for id, h := range s.cfg.Target.Serving() {
