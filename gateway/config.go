@@ -128,6 +128,10 @@ type Config struct {
 	MaxQueueBytes int `yaml:"max_queue_bytes"`
 	// MaxBodyBytes bounds HTTP request bodies (POST /api/events). Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxModuleBytes bounds a plugin or role module uploaded through PUT /api/plugins/{id} or
+	// PUT /api/roles/{name} (413 above it) and, with Redis, one shared with the cluster. Default
+	// 32 MiB.
+	MaxModuleBytes int64 `yaml:"max_module_bytes"`
 	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds reading a request's headers, ReadTimeout the whole request with its
@@ -205,6 +209,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.MaxModuleBytes == 0 {
+		c.MaxModuleBytes = 32 << 20
+	}
 	if c.RedisNodeTTL == 0 {
 		c.RedisNodeTTL = Duration(10 * time.Second)
 	}
@@ -240,6 +247,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen %q: %v", c.Listen, err)
+	}
+	if c.MaxModuleBytes < 0 {
+		return bad("max_module_bytes must not be negative")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return bad("tls_cert and tls_key must be set together")

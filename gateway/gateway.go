@@ -22,6 +22,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/modsync"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -48,6 +49,7 @@ type Gateway struct {
 	pres     *presence.Registry
 	rpc      *rpcParts
 	plugins  *pluginParts
+	roleSync *modsync.Store // shares role plugins through Redis; nil without --redis
 	rooms    *rooms.Service
 	stations *stations.Manager
 	api      *api.API
@@ -104,6 +106,7 @@ func New(cfg Config) (_ *Gateway, err error) {
 		g.initPlugins,
 		g.initRooms,
 		g.initStations,
+		g.initRoleSync,
 		g.initAdmin,
 		g.initServer,
 	} {

@@ -11,6 +11,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/api"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/modsync"
 	"github.com/teragate/teragate/gateway/internal/pluginhost"
 )
 
@@ -57,6 +58,7 @@ func (p PluginConfig) settings() (pluginhost.Settings, error) {
 type pluginParts struct {
 	reg   *pluginhost.Registry
 	ready chan struct{}
+	store *modsync.Store // shares the plugins through Redis; nil on a single node
 }
 
 // initPlugins creates the plugin registry when a plugin directory is configured, loads it, puts
@@ -64,6 +66,8 @@ type pluginParts struct {
 // GET /api/plugins.
 func (g *Gateway) initPlugins() error {
 	g.api.Handle("GET /api/plugins", "plugins", api.AdminOnly(g.api.Authenticate, g.handlePlugins))
+	g.api.Handle("PUT /api/plugins/{id}", "plugins_put", api.AdminOnly(g.api.Authenticate, g.handlePutPlugin))
+	g.api.Handle("DELETE /api/plugins/{id}", "plugins_delete", api.AdminOnly(g.api.Authenticate, g.handleDeletePlugin))
 	builtins := g.cfg.Builtins
 	if g.cfg.BuiltinPlugins != nil && !*g.cfg.BuiltinPlugins {
 		builtins = nil
@@ -71,6 +75,7 @@ func (g *Gateway) initPlugins() error {
 	if g.cfg.Plugins == "" && len(builtins) == 0 {
 		return nil
 	}
+	var err error
 	settings := map[string]pluginhost.Settings{}
 	for id, pc := range g.cfg.PluginConfig {
 		s, err := pc.settings()
@@ -80,7 +85,7 @@ func (g *Gateway) initPlugins() error {
 		settings[id] = s
 	}
 	pp := &pluginParts{ready: make(chan struct{})}
-	reg, err := pluginhost.New(pluginhost.Config{
+	hc := pluginhost.Config{
 		CacheDir: filepath.Join(g.cfg.DataDir, "wasm-cache"),
 		Settings: settings,
 		Deps:     pluginhost.Deps{Directory: g.dir, Presence: g.pres, Publisher: g.bus},
@@ -88,7 +93,15 @@ func (g *Gateway) initPlugins() error {
 		Observer: g.metrics,
 		Logger:   g.log.Named("pluginhost"),
 		Builtin:  builtins,
-	})
+	}
+	// With Redis, the plugins are the cluster's: see modules.go.
+	if pp.store, err = g.newModuleSync("plugins", pluginTarget{pp}); err != nil {
+		return err
+	}
+	if pp.store != nil {
+		hc.Share = sharer{g: g, kind: "plugins", store: func() *modsync.Store { return pp.store }}
+	}
+	reg, err := pluginhost.New(hc)
 	if err != nil {
 		return err
 	}
@@ -113,7 +126,9 @@ func (g *Gateway) startPlugins(ctx context.Context) error {
 		return nil
 	}
 	if g.cfg.Plugins == "" {
-		close(g.plugins.ready) // built-ins only, loaded by initPlugins
+		// Built-ins only, loaded by initPlugins; with Redis, then the cluster's plugins.
+		g.startModuleSync(ctx, "plugins", g.plugins.store, nil)
+		close(g.plugins.ready)
 		return nil
 	}
 	g.wg.Add(1)
@@ -128,14 +143,50 @@ func (g *Gateway) startPlugins(ctx context.Context) error {
 	return nil
 }
 
+// pluginEntry is one plugin in GET /api/plugins: this node's view and, with Redis, the version
+// each node serves.
+type pluginEntry struct {
+	pluginhost.Info
+	Cluster *modsync.IDView `json:"cluster,omitempty"`
+}
+
 // handlePlugins serves GET /api/plugins to admin principals (superadmin users, admin services).
 func (g *Gateway) handlePlugins(w http.ResponseWriter, r *http.Request) {
 	out := struct {
-		Dir     string            `json:"dir"`
-		Plugins []pluginhost.Info `json:"plugins"`
-	}{Dir: g.cfg.Plugins, Plugins: []pluginhost.Info{}}
-	if g.plugins != nil {
-		out.Plugins = g.plugins.reg.Infos()
+		Dir     string        `json:"dir"`
+		Node    string        `json:"node,omitempty"`
+		Plugins []pluginEntry `json:"plugins"`
+	}{Dir: g.cfg.Plugins, Node: g.NodeID(), Plugins: []pluginEntry{}}
+	if g.plugins == nil {
+		api.WriteJSON(w, http.StatusOK, out)
+		return
+	}
+	infos := g.plugins.reg.Infos()
+	var view modsync.View
+	if g.plugins.store != nil {
+		var err error
+		if view, err = g.plugins.store.View(r.Context()); err != nil {
+			api.WriteError(w, http.StatusServiceUnavailable, "reading the cluster's plugins: "+err.Error())
+			return
+		}
+	}
+	seen := map[string]bool{}
+	for _, in := range infos {
+		e := pluginEntry{Info: in}
+		if g.plugins.store != nil {
+			idv := view.ID(in.ID)
+			e.Cluster = &idv
+		}
+		seen[in.ID] = true
+		out.Plugins = append(out.Plugins, e)
+	}
+	if g.plugins.store != nil {
+		// A plugin other nodes serve but this one does not (it refused the first version it got).
+		for _, id := range view.IDs() {
+			if idv := view.ID(id); !seen[id] && idv.Hash != "" {
+				out.Plugins = append(out.Plugins, pluginEntry{Info: pluginhost.Info{ID: id, State: "absent"}, Cluster: &idv})
+			}
+		}
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

@@ -208,6 +208,9 @@ type Config struct {
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
 	// plugin's serving version changes; info is nil when the plugin was unloaded.
 	OnChange func(id string, info *Info)
+	// Share, if set, is told of the plugin directory's contents and changes ([Registry.Watch]),
+	// to share them with other nodes (see [Sharer]).
+	Share Sharer
 }
 
 type nopObserver struct{}

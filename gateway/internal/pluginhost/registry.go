@@ -700,11 +700,17 @@ func (r *Registry) retryBuiltin(p *plugin, gen uint64, wasm []byte) {
 func (r *Registry) LoadDir(dir string) error { return r.loadDir(context.Background(), dir) }
 
 func (r *Registry) loadDir(ctx context.Context, dir string) error {
+	_, err := r.loadDirFiles(ctx, dir)
+	return err
+}
+
+// loadDirFiles is loadDir that also returns the bytes of each file that loaded, by id.
+func (r *Registry) loadDirFiles(ctx context.Context, dir string) (map[string][]byte, error) {
 	var files []string
 	if dir != "" {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
-			return fmt.Errorf("pluginhost: %w", err)
+			return nil, fmt.Errorf("pluginhost: %w", err)
 		}
 		for _, e := range ents {
 			if _, ok := idOfFile(e.Name()); ok { // a directory named <id>.wasm is rejected with its reason
@@ -716,12 +722,16 @@ func (r *Registry) loadDir(ctx context.Context, dir string) error {
 		mu     sync.Mutex
 		errs   []error
 		loaded = map[string]bool{}
+		bytes  = map[string][]byte{}
 	)
 	parallel(len(files), func(i int) {
 		id, _ := idOfFile(files[i])
-		err := r.loadFile(ctx, id, dir, files[i])
+		data, err := r.readLoad(ctx, id, dir, files[i])
 		mu.Lock()
 		loaded[id] = err == nil
+		if err == nil {
+			bytes[id] = data
+		}
 		errs = append(errs, err)
 		mu.Unlock()
 	})
@@ -739,7 +749,7 @@ func (r *Registry) loadDir(ctx context.Context, dir string) error {
 			mu.Unlock()
 		}
 	})
-	return errors.Join(errs...)
+	return bytes, errors.Join(errs...)
 }
 
 // parallel runs f(0)…f(n-1), GOMAXPROCS at a time, and waits for them.

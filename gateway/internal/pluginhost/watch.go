@@ -41,16 +41,24 @@ func (r *Registry) Watch(ctx context.Context, dir string, onReady func()) error 
 		Debounce: r.cfg.Debounce,
 		Logger:   r.log,
 		Initial: func(ctx context.Context, _ []string) {
-			if err := r.loadDir(ctx, dir); err != nil {
+			files, err := r.loadDirFiles(ctx, dir)
+			if err != nil {
 				r.log.Warn("some plugins were rejected at start; their ids keep their built-in or, without one, the native filter", "error", err)
+			}
+			if r.cfg.Share != nil {
+				r.cfg.Share.Initial(ctx, files)
 			}
 			ready()
 		},
 		Changed: func(ctx context.Context, id string) { r.sync(ctx, id, dir) },
 	})
 	if err != nil {
-		if lerr := r.loadDir(ctx, dir); lerr != nil {
+		files, lerr := r.loadDirFiles(ctx, dir)
+		if lerr != nil {
 			r.log.Warn("some plugins were rejected at start", "error", lerr)
+		}
+		if r.cfg.Share != nil {
+			r.cfg.Share.Initial(ctx, files)
 		}
 		return fmt.Errorf("pluginhost: %w", err)
 	}
@@ -64,23 +72,35 @@ func (r *Registry) sync(ctx context.Context, id, dir string) {
 		if ok, _ := r.LoadBuiltin(id); !ok {
 			r.Unload(id)
 		}
+		if r.cfg.Share != nil {
+			r.cfg.Share.Removed(ctx, id)
+		}
 		return
 	}
-	_ = r.loadFile(ctx, id, dir, id+".wasm") // rejections are logged, counted and kept for the admin API
+	data, err := r.readLoad(ctx, id, dir, id+".wasm") // rejections are logged, counted and kept for the admin API
+	if r.cfg.Share != nil && ctx.Err() == nil {
+		r.cfg.Share.Changed(ctx, id, data, err)
+	}
 }
 
 // loadFile loads plugin id from the file name of dir, read with [fswatch.ReadFile]. A file that
 // cannot be read safely is a rejection like an invalid module; a read cut short because ctx ended
 // (the watch stops) is not.
 func (r *Registry) loadFile(ctx context.Context, id, dir, name string) error {
+	_, err := r.readLoad(ctx, id, dir, name)
+	return err
+}
+
+// readLoad is loadFile that also returns the bytes read (nil when the file could not be read).
+func (r *Registry) readLoad(ctx context.Context, id, dir, name string) ([]byte, error) {
 	path := filepath.Join(dir, name)
 	data, err := fswatch.ReadFile(ctx, dir, name, fswatch.Limits{MaxBytes: MaxFileBytes, Timeout: FileReadTimeout})
 	if err != nil {
 		if ctx.Err() != nil {
-			return err
+			return nil, err
 		}
 		r.plugin(id).reject(path, err)
-		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
 	}
-	return r.load(id, path, data)
+	return data, r.load(id, path, data)
 }

@@ -48,6 +48,7 @@ type library struct {
 	onChange func(role, script string)
 	loadMu   sync.Mutex // serialises loadFile: versions are installed and announced in order
 	counted  func(ok bool)
+	share    Sharer // nil on a single node
 
 	mu       sync.RWMutex
 	current  map[string]*RoleVersion // role → current version
@@ -169,39 +170,124 @@ const (
 // rejected like an invalid module (logged, counted, reported); a removed file keeps the version
 // loaded (running stations are not disturbed) but logs it.
 func (l *library) loadFile(ctx context.Context, role string) {
-	l.loadMu.Lock()
-	defer l.loadMu.Unlock()
-	data, err := fswatch.ReadFile(ctx, l.dir, role+".wasm", fswatch.Limits{MaxBytes: MaxRoleBytes, Timeout: RoleReadTimeout})
+	data, ok, err := l.readInstall(ctx, role)
+	if ok && l.share != nil && ctx.Err() == nil {
+		l.share.Changed(ctx, role, data, err)
+	}
+}
+
+// readInstall is loadFile without telling the sharer: it returns the bytes read (nil if the file
+// could not be read) and the rejection; ok is false when there was nothing to load (the file was
+// removed, or the watch stops).
+func (l *library) readInstall(ctx context.Context, role string) (data []byte, ok bool, err error) {
+	data, err = fswatch.ReadFile(ctx, l.dir, role+".wasm", fswatch.Limits{MaxBytes: MaxRoleBytes, Timeout: RoleReadTimeout})
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return // stopping
+		return nil, false, err // stopping
 	case errors.Is(err, fs.ErrNotExist):
 		l.log.Info("role plugin file removed; the loaded version stays until replaced", "role", role)
-		return
+		return nil, false, nil
 	case err != nil:
+		l.loadMu.Lock()
 		l.mu.Lock()
 		l.rejected[role] = err.Error()
 		l.mu.Unlock()
-	default:
-		var changed bool
-		if changed, err = l.add(role, data); err == nil {
-			if changed {
-				if l.counted != nil {
-					l.counted(true)
-				}
-				s := l.script(role)
-				l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
-				if l.onChange != nil {
-					l.onChange(role, s)
-				}
-			}
-			return
+		l.loadMu.Unlock()
+		l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
+		if l.counted != nil {
+			l.counted(false)
+		}
+		return nil, true, err
+	}
+	return data, true, l.install(role, data)
+}
+
+// install makes data the current version of role when it is a valid role plugin (logged,
+// counted, announced to onChange when it changed anything); an invalid one is rejected and the
+// previous version stays.
+func (l *library) install(role string, data []byte) error {
+	l.loadMu.Lock()
+	defer l.loadMu.Unlock()
+	changed, err := l.add(role, data)
+	if err != nil {
+		l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
+		if l.counted != nil {
+			l.counted(false)
+		}
+		return err
+	}
+	if changed {
+		if l.counted != nil {
+			l.counted(true)
+		}
+		s := l.script(role)
+		l.log.Info("role plugin loaded", "role", role, "script", s, "bytes", len(data))
+		if l.onChange != nil {
+			l.onChange(role, s)
 		}
 	}
-	l.log.Warn("role plugin rejected; the previous version stays", "role", role, "error", err)
-	if l.counted != nil {
-		l.counted(false)
+	return nil
+}
+
+// remove stops offering role: stations registering or reconfigured later get no plugin for it
+// (they answer MISSING_ROLE_FACTORY); stations running it keep their version, and its bytes stay
+// fetchable by hash. It reports whether role had a version.
+func (l *library) remove(role string) bool {
+	l.loadMu.Lock()
+	defer l.loadMu.Unlock()
+	l.mu.Lock()
+	_, had := l.current[role]
+	delete(l.current, role)
+	delete(l.rejected, role)
+	l.mu.Unlock()
+	if had {
+		l.log.Info("role plugin removed", "role", role)
 	}
+	return had
+}
+
+// Sharer is told what the roles directory holds and how its files change, after the library
+// acted on them, so that a cluster can offer one set of roles (see [Manager.SetSharer]). Its
+// methods run on the watcher's goroutine. A removed file keeps its role's version, on one node as
+// in a cluster: [Manager.RemoveRole] removes a role.
+type Sharer interface {
+	// Initial is called once the directory is loaded at start, with the bytes of each role file
+	// that loaded; the manager reports ready after it returns.
+	Initial(ctx context.Context, files map[string][]byte)
+	// Changed is called after the file of role was created or written: data are its bytes (nil
+	// if it could not be read) and err its rejection (nil when that version is current).
+	Changed(ctx context.Context, role string, data []byte, err error)
+}
+
+// SetSharer makes the manager tell s of the roles directory (call it before [Manager.Run]).
+func (m *Manager) SetSharer(s Sharer) { m.lib.share = s }
+
+// PutRole makes data the current version of role (validated as a role plugin, announced to the
+// stations running the role). The roles directory is not written.
+func (m *Manager) PutRole(role string, data []byte) (RoleVersion, error) {
+	if !ValidRoleName(role) {
+		return RoleVersion{}, fmt.Errorf("%w: bad role name %q", ErrInvalidRole, role)
+	}
+	if err := m.lib.install(role, data); err != nil {
+		return RoleVersion{}, err
+	}
+	m.lib.mu.RLock()
+	defer m.lib.mu.RUnlock()
+	return *m.lib.current[role], nil
+}
+
+// RemoveRole stops offering role (see [Sharer]); it reports whether role had a version.
+func (m *Manager) RemoveRole(role string) bool { return m.lib.remove(role) }
+
+// RoleVersions returns the current role versions, sorted by role, and the last rejection of each
+// role whose last file or upload was refused.
+func (m *Manager) RoleVersions() ([]RoleVersion, map[string]string) { return m.lib.list() }
+
+// ValidRoleName reports whether name can name a role: letters, digits, '-' and '_', at most 100
+// bytes.
+func ValidRoleName(name string) bool {
+	_, ok := roleOfFile(name + ".wasm")
+	return ok
 }
 
 // watchReady loads the roles directory once and follows it until ctx is done (creating it if
@@ -219,8 +305,14 @@ func (l *library) watchReady(ctx context.Context, debounce time.Duration, ready 
 		Debounce: debounce,
 		Logger:   l.log,
 		Initial: func(ctx context.Context, roles []string) {
+			files := map[string][]byte{}
 			for _, role := range roles {
-				l.loadFile(ctx, role)
+				if data, ok, err := l.readInstall(ctx, role); ok && err == nil {
+					files[role] = data
+				}
+			}
+			if l.share != nil {
+				l.share.Initial(ctx, files)
 			}
 			once.Do(ready)
 		},
