@@ -23,6 +23,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/nodes"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -50,6 +51,7 @@ type Gateway struct {
 	plugins  *pluginParts
 	rooms    *rooms.Service
 	stations *stations.Manager
+	nodes    *nodes.Service // the node list of the admin page
 	api      *api.API
 	srv      *http.Server
 	tlsCfg   *tls.Config
@@ -261,6 +263,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	g.startNodes(ctx)
 	g.api.SetReady(true)
 	g.log.Info("gateway listening", "url", g.URL(), "tls", g.tlsCfg != nil)
 	return nil
@@ -309,7 +312,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = g.srv.Shutdown(ctx)
 		n := g.hub.CloseAll(hub.CloseGoingAway, "server shutdown", metrics.DisconnectShutdown)
 		g.log.Info("shutting down", "sockets", n)
-		err = errors.Join(err, g.drain(ctx), g.stopCluster(ctx))
+		err = errors.Join(err, g.drain(ctx), g.stopNodes(ctx), g.stopCluster(ctx))
 		if g.cancel != nil {
 			g.cancel()
 		}
