@@ -84,6 +84,12 @@ type gw struct {
 // (delivering every event), so the plugin table has a row.
 func startGateway(t *testing.T, insecure bool) *gw {
 	t.Helper()
+	return startGatewayWith(t, insecure, nil)
+}
+
+// startGatewayWith is startGateway with the config changed by mutate (when not nil) before New.
+func startGatewayWith(t *testing.T, insecure bool, mutate func(*gateway.Config)) *gw {
+	t.Helper()
 	wasm, err := os.ReadFile("../pluginhost/testdata/echo.wasm")
 	require.NoError(t, err)
 	init, err := proto.Marshal(&pluginv1.InitResult{Name: "deliver-all"})
@@ -109,6 +115,9 @@ func startGateway(t *testing.T, insecure bool) *gw {
 		BuiltinPlugins: &off,
 		PluginConfig:   map[string]gateway.PluginConfig{"filter.device": {Config: string(pcfg), Timeout: gateway.Duration(5 * time.Second)}},
 		Logger:         hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	g, err := gateway.New(cfg)
 	require.NoError(t, err)
