@@ -206,6 +206,7 @@ func (e *gw) connect(kind directory.Kind, cred string) *websocket.Conn {
 type page struct {
 	t   *testing.T
 	ctx context.Context
+	tab context.Context // ctx without its bound, for the rare step that takes longer on purpose
 }
 
 func openPage(t *testing.T, alloc context.Context, url string) *page {
@@ -214,9 +215,9 @@ func openPage(t *testing.T, alloc context.Context, url string) *page {
 	t.Cleanup(cancel)
 	// The first run starts the browser, which lives as long as ctx: no timeout on that one.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#login-form"))))
-	ctx, cancel2 := context.WithTimeout(ctx, 90*time.Second) // a bound for a stuck browser, not a speed check
+	bounded, cancel2 := context.WithTimeout(ctx, 90*time.Second) // a bound for a stuck browser, not a speed check
 	t.Cleanup(cancel2)
-	return &page{t: t, ctx: ctx}
+	return &page{t: t, ctx: bounded, tab: ctx}
 }
 
 // signIn fills in the form and submits it.

@@ -81,7 +81,7 @@ func TestChartModule(t *testing.T) {
 // (connections, deliveries per second) have a series per node and the total, with points; when
 // node B stops, its row shows it down, then goes.
 //
-// With TERAGATE_ADMIN_SCREENSHOT=<file.png> it also keeps traffic going for half a minute and
+// With TERAGATE_ADMIN_SCREENSHOT=<file.png> it also keeps traffic going for 100 s and
 // saves a screenshot of the page (docs/admin-live.png is made so).
 func TestAdminPageNodes(t *testing.T) {
 	alloc := browser(t)
@@ -135,6 +135,9 @@ func TestAdminPageNodes(t *testing.T) {
 
 	if out := os.Getenv("TERAGATE_ADMIN_SCREENSHOT"); out != "" {
 		screenshot(t, p, []*gw{a, b}, out)
+		bounded, cancel := context.WithTimeout(p.tab, 90*time.Second)
+		defer cancel()
+		p = &page{t: t, ctx: bounded, tab: p.tab}
 	}
 
 	// B stops: shown down, then gone.
@@ -147,7 +150,7 @@ func TestAdminPageNodes(t *testing.T) {
 	p.waitFor("one node up", text("#nodes-summary")+`.startsWith("1 of 1 node(s) up")`)
 }
 
-// screenshot keeps sockets opening and closing on both nodes for half a minute (so the graphs
+// screenshot keeps sockets opening and closing and robot1 reporting on both nodes for 100 s (so the graphs
 // have a shape), then saves a PNG of the whole page to out.
 func screenshot(t *testing.T, p *page, nodes []*gw, out string) {
 	creds := []struct {
@@ -158,19 +161,26 @@ func screenshot(t *testing.T, p *page, nodes []*gw, out string) {
 		{directory.KindUser, "alice:alice-demo"}, {directory.KindParticipant, "pat:pat-demo"},
 	}
 	var open []*websocket.Conn
-	end := time.Now().Add(30 * time.Second)
+	end := time.Now().Add(100 * time.Second)
 	for i := 0; time.Now().Before(end); i++ {
 		c := creds[rand.IntN(len(creds))]
 		open = append(open, nodes[rand.IntN(len(nodes))].connect(c.kind, c.cred))
-		if len(open) > 3+i%6 {
+		if len(open) > 4+(i/20)%8 {
 			k := rand.IntN(len(open))
 			_ = open[k].Close()
 			open = append(open[:k], open[k+1:]...)
 		}
-		time.Sleep(time.Duration(150+rand.IntN(500)) * time.Millisecond)
+		// robot1's status changes reach every socket allowed to see robot1, on both nodes.
+		for range rand.IntN(1 + i%7) {
+			nodes[rand.IntN(len(nodes))].do("POST", "/api/device/status", "OpenTera 0yk0trSpcgU0i26iDTiliB_jqVhOPJD0E0hllOq5",
+				fmt.Sprintf(`{"status": {"battery": %d}, "timestamp": %d}`, rand.IntN(100), time.Now().Unix()))
+		}
+		time.Sleep(time.Duration(150+rand.IntN(400)) * time.Millisecond)
 	}
-	require.NoError(t, chromedp.Do(p.ctx, chromedp.EmulateViewport(1280, 900), chromedp.Sleep(1500*time.Millisecond)))
-	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+	ctx, cancel := context.WithTimeout(p.tab, 30*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Sleep(1500*time.Millisecond)))
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(out, png, 0o644))
 	t.Logf("screenshot saved to %s", out)
