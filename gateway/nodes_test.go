@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
@@ -91,11 +92,19 @@ func TestNodeListSingleNode(t *testing.T) {
 
 // TestRedisNodeList: two gateways on one redis-server each list both nodes, with their
 // connections and counters moving after traffic on either; a node that stops is shown down at
-// once (its heartbeat key is gone) and leaves the list when its record expires.
+// once (its heartbeat key is gone) and leaves the list when its record expires. A record that does
+// not decode is left out.
 func TestRedisNodeList(t *testing.T) {
-	gws := startRedisNodes(t, 2)
+	gws, srv := startRedisNodesOn(t, 2)
 	a, b := gws[0], gws[1]
 	authz := "OpenTera " + serviceToken
+
+	// A record that does not decode (another program's, or a corrupted one) is skipped.
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	ctx0 := context.Background()
+	require.NoError(t, rc.Set(ctx0, "teragate:nodes:stats:bogus", "not json", time.Minute).Err())
+	require.NoError(t, rc.ZAdd(ctx0, "teragate:nodes:index", redis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: "bogus"}).Err())
 	for _, e := range gws {
 		code, l, body := e.nodeList(authz)
 		require.Equal(t, http.StatusOK, code, body)

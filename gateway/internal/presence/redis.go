@@ -423,6 +423,3 @@ func (c *RedisCluster) Heartbeats(ctx context.Context, ids []string) (map[string
 	}
 	return out, nil
 }
-
-// NodeTTL returns the lifetime of the node's heartbeat key.
-func (c *RedisCluster) NodeTTL() time.Duration { return c.cfg.NodeTTL }
