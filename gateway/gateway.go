@@ -23,6 +23,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/modsync"
+	"github.com/teragate/teragate/gateway/internal/nodes"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -52,6 +53,7 @@ type Gateway struct {
 	roleSync *modsync.Store // shares role plugins through Redis; nil without --redis
 	rooms    *rooms.Service
 	stations *stations.Manager
+	nodes    *nodes.Service // the node list of the admin page
 	api      *api.API
 	srv      *http.Server
 	tlsCfg   *tls.Config

@@ -161,6 +161,8 @@ func TestPage(t *testing.T) {
 			wantBody: string(index), wantConnect: "'self' ws://[::1]:4040 wss://[::1]:4040 ws://gw.example.org:443 wss://gw.example.org:443"},
 		{name: "script", path: "/admin/app.js", host: "localhost", wantCode: http.StatusOK, wantType: "text/javascript; charset=utf-8",
 			wantBody: "'use strict';", wantConnect: "'self' ws://localhost wss://localhost ws://gw.example.org:443 wss://gw.example.org:443"},
+		{name: "chart module", path: "/admin/chart.js", host: "localhost", wantCode: http.StatusOK, wantType: "text/javascript; charset=utf-8",
+			wantBody: "window.TeragateChart", wantConnect: "'self' ws://localhost wss://localhost ws://gw.example.org:443 wss://gw.example.org:443"},
 		{name: "style sheet", path: "/admin/app.css", host: "localhost", wantCode: http.StatusOK, wantType: "text/css; charset=utf-8",
 			wantBody: "font:", wantConnect: "'self' ws://localhost wss://localhost ws://gw.example.org:443 wss://gw.example.org:443"},
 		{name: "odd host kept out of the policy", path: "/admin", host: "evil;script-src", wantCode: http.StatusOK, wantType: "text/html; charset=utf-8",
@@ -204,7 +206,7 @@ func TestPage(t *testing.T) {
 func TestPageHasNoInlineCodeOrSecrets(t *testing.T) {
 	files, err := fs.Glob(os.DirFS("static"), "*")
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"index.html", "app.js", "app.css"}, files)
+	require.ElementsMatch(t, []string{"index.html", "app.js", "app.css", "chart.js"}, files)
 	index, err := os.ReadFile("static/index.html")
 	require.NoError(t, err)
 	tags := regexp.MustCompile(`<script[^>]*>`).FindAll(index, -1)

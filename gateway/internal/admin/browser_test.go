@@ -84,6 +84,12 @@ type gw struct {
 // (delivering every event), so the plugin table has a row.
 func startGateway(t *testing.T, insecure bool) *gw {
 	t.Helper()
+	return startGatewayWith(t, insecure, nil)
+}
+
+// startGatewayWith is startGateway with the config changed by mutate (when not nil) before New.
+func startGatewayWith(t *testing.T, insecure bool, mutate func(*gateway.Config)) *gw {
+	t.Helper()
 	wasm, err := os.ReadFile("../pluginhost/testdata/echo.wasm")
 	require.NoError(t, err)
 	init, err := proto.Marshal(&pluginv1.InitResult{Name: "deliver-all"})
@@ -109,6 +115,9 @@ func startGateway(t *testing.T, insecure bool) *gw {
 		BuiltinPlugins: &off,
 		PluginConfig:   map[string]gateway.PluginConfig{"filter.device": {Config: string(pcfg), Timeout: gateway.Duration(5 * time.Second)}},
 		Logger:         hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr}),
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	g, err := gateway.New(cfg)
 	require.NoError(t, err)
@@ -197,6 +206,7 @@ func (e *gw) connect(kind directory.Kind, cred string) *websocket.Conn {
 type page struct {
 	t   *testing.T
 	ctx context.Context
+	tab context.Context // ctx without its bound, for the rare step that takes longer on purpose
 }
 
 func openPage(t *testing.T, alloc context.Context, url string) *page {
@@ -205,9 +215,9 @@ func openPage(t *testing.T, alloc context.Context, url string) *page {
 	t.Cleanup(cancel)
 	// The first run starts the browser, which lives as long as ctx: no timeout on that one.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("#login-form"))))
-	ctx, cancel2 := context.WithTimeout(ctx, 90*time.Second) // a bound for a stuck browser, not a speed check
+	bounded, cancel2 := context.WithTimeout(ctx, 90*time.Second) // a bound for a stuck browser, not a speed check
 	t.Cleanup(cancel2)
-	return &page{t: t, ctx: ctx}
+	return &page{t: t, ctx: bounded, tab: ctx}
 }
 
 // signIn fills in the form and submits it.

@@ -9,7 +9,9 @@
 // "Authorization: OpenTera <token>". It reads presence with the user manager's RPC methods
 // (POST /api/rpc/TeraServer.UserManagerModule), follows changes on the admin's own websocket (the
 // login's websocket_url, OpenTera's JSON frames), and reads GET /api/admin/rooms, GET /api/plugins
-// and GET /api/stations (shown as absent when that answers 404). The one thing it changes is a
+// and GET /api/stations (shown as absent when that answers 404). It polls GET /api/admin/nodes
+// (gateway/internal/nodes) every second for the node table and keeps the last five minutes of it
+// in the tab for the live graphs, drawn as SVG by the page's own chart module (static/chart.js). The one thing it changes is a
 // station's role config, through PUT /api/stations/{uuid}/roles (the admin API and the
 // dashboard edit it). Every one of these answers 403 to a principal that is not an admin, and so
 // the page tells a non-admin that it is for admins only.

@@ -406,3 +406,31 @@ func (c *RedisCluster) encode(source string, m proto.Message) ([]byte, error) {
 }
 
 var _ Cluster = (*RedisCluster)(nil)
+
+// Heartbeats returns, for each of ids whose heartbeat key is alive, the time of its last
+// heartbeat (to the second); a node missing from the map has no live heartbeat: it is dead by the
+// same rule the reaper applies. The node list of the admin page reads liveness through it.
+func (c *RedisCluster) Heartbeats(ctx context.Context, ids []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = redisAlivePrefix + id
+	}
+	vals, err := c.cfg.Client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+			out[ids[i]] = time.Unix(sec, 0)
+		}
+	}
+	return out, nil
+}

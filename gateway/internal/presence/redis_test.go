@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -168,4 +169,37 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	require.Equal(t, uint32(77), msg.GetHead().GetSeq())
 	require.Equal(t, "websocket.user."+alice, msg.GetHead().GetSource(), "the rest of the header is kept")
 	require.Len(t, msg.GetData(), 1)
+}
+
+// TestRedisClusterHeartbeats: Heartbeats reports the nodes whose heartbeat key lives, with its
+// time; a node killed (no more heartbeats) drops out after its TTL, one stopped at once, and an
+// unknown id is never reported.
+func TestRedisClusterHeartbeats(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	a := newClusterNode(t, srv.URL, "a")
+	b := newClusterNode(t, srv.URL, "b")
+	dead := newClusterNode(t, srv.URL, "dead")
+	ctx := context.Background()
+	ids := []string{"a", "b", "dead", "never"}
+	live := func() []string {
+		hb, err := a.c.Heartbeats(ctx, ids)
+		require.NoError(t, err)
+		var out []string
+		for _, id := range ids {
+			if at, ok := hb[id]; ok {
+				require.False(t, at.IsZero())
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	require.Equal(t, []string{"a", "b", "dead"}, live())
+	empty, err := a.c.Heartbeats(ctx, nil)
+	require.NoError(t, err)
+	require.Empty(t, empty)
+
+	dead.kill()
+	require.Eventually(t, func() bool { return slices.Equal(live(), []string{"a", "b"}) }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, b.c.Stop(ctx))
+	require.Equal(t, []string{"a"}, live())
 }

@@ -11,6 +11,8 @@
   // Rows per presence table (the first ones in connection order): 1000, or /admin?rows=N.
   const MAX_ROWS = Math.min(Math.max(parseInt(new URLSearchParams(location.search).get('rows'), 10) || 1000, 1), 100000);
   const PRESENCE_GAP = 1000; // ms: event-driven presence refreshes are at most this frequent
+  const NODES_EVERY = 1000; // ms between node list polls
+  const HISTORY = 5 * 60 * 1000; // ms of node history kept (and graphed)
 
   const $ = (id) => document.getElementById(id);
 
@@ -123,11 +125,13 @@
     $('dash').hidden = false;
     $('signout').hidden = false;
     $('who').textContent = 'Signed in as ' + (sessionStorage.getItem(NAME_KEY) || 'admin');
+    startNodes();
     refreshPresence();
     refreshRooms();
     refreshPlugins();
     refreshStations();
     timers = [
+      setInterval(refreshNodes, NODES_EVERY),
       setInterval(refreshPresence, 15000), // events drive it; this is a safety net
       setInterval(refreshRooms, 3000),
       setInterval(refreshPlugins, 3000),
@@ -143,6 +147,7 @@
     clearTimeout(wsTimer);
     clearTimeout(presenceTimer);
     presenceTimer = 0;
+    charts = null;
     if (ws) {
       ws.onclose = null;
       ws.close(1000);
@@ -388,6 +393,91 @@
       rows.push(tr);
     }
     fill($(id).tBodies[0], rows, cols, 'nobody online or busy');
+  }
+
+  // ---- nodes: the table and the live graphs (history kept in this tab only) ----
+
+  let charts = null;
+  const history = new Map(); // series name → [[time ms, connections, deliveries/s], …]
+  const TOTAL = ' total'; // the history key of the totals (no node id has a space)
+
+  function startNodes() {
+    history.clear();
+    charts = {
+      connections: TeragateChart.create($('chart-connections'), { title: 'Connections per node and in total', span: HISTORY }),
+      deliveries: TeragateChart.create($('chart-deliveries'), { title: 'Deliveries per second per node and in total', span: HISTORY }),
+    };
+    refreshNodes();
+  }
+
+  function duration(s) {
+    if (typeof s !== 'number' || !isFinite(s) || s < 0) return '';
+    s = Math.floor(s);
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (d > 0) return d + 'd ' + h + 'h';
+    if (h > 0) return h + 'h ' + m + 'm';
+    if (m > 0) return m + 'm ' + (s % 60) + 's';
+    return s + 's';
+  }
+
+  function rate(x) {
+    return typeof x === 'number' && isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '';
+  }
+
+  function record(name, t, connections, deliveries) {
+    let h = history.get(name);
+    if (!h) history.set(name, (h = []));
+    h.push([t, connections, deliveries]);
+    while (h.length > 0 && h[0][0] < t - HISTORY) h.shift();
+  }
+
+  async function refreshNodes() {
+    if (!running || !charts) return;
+    try {
+      const r = await call('/api/admin/nodes');
+      if (!running) return;
+      const list = (r && r.nodes) || [];
+      const tot = (r && r.totals) || {};
+      const now = Date.now();
+      const rows = list.map((n) => {
+        const tr = document.createElement('tr');
+        tr.dataset.node = n.id;
+        cell(tr, n.id + (n.self ? ' (this node)' : ''), 'mono id');
+        cell(tr, n.addr, 'mono addr');
+        cell(tr, n.up ? 'up' : 'down', n.up ? 'state yes' : 'state down');
+        cell(tr, n.connections, 'num connections');
+        cell(tr, rate(n.connects_per_s), 'num connects');
+        cell(tr, rate(n.deliveries_per_s), 'num deliveries');
+        cell(tr, duration(n.uptime_s), 'uptime');
+        cell(tr, n.heartbeat_at ? new Date(n.heartbeat_at).toLocaleTimeString() : 'expired', 'heartbeat');
+        if (n.up) record(n.id, now, n.connections, n.deliveries_per_s);
+        return tr;
+      });
+      fill($('nodes-table').tBodies[0], rows, 8, 'no node has published its record yet');
+      record(TOTAL, now, tot.connections || 0, tot.deliveries_per_s || 0);
+      $('nodes-summary').textContent = (tot.up || 0) + ' of ' + (tot.nodes || 0) + ' node(s) up, ' +
+        (tot.connections || 0) + ' connection(s), ' + rate(tot.deliveries_per_s || 0) + ' deliveries/s';
+      drawNodes(now);
+      ok('nodes');
+    } catch (e) {
+      problem('nodes', e);
+    }
+  }
+
+  // drawNodes draws one series per node (that has history) and the total.
+  function drawNodes(now) {
+    for (const [name, h] of history) {
+      if (h.length === 0 || h[h.length - 1][0] < now - HISTORY) history.delete(name);
+    }
+    const names = [...history.keys()].filter((n) => n !== TOTAL).sort();
+    const series = (col) => [
+      ...names.map((n) => ({ name: n, points: history.get(n).map((p) => [p[0], p[col]]) })),
+      { name: 'total', total: true, points: (history.get(TOTAL) || []).map((p) => [p[0], p[col]]) },
+    ];
+    charts.connections.update(series(1), now);
+    charts.deliveries.update(series(2), now);
   }
 
   // ---- rooms ----
