@@ -88,6 +88,8 @@ func (g *Gateway) initPlugins() error {
 		Observer: g.metrics,
 		Logger:   g.log.Named("pluginhost"),
 		Builtin:  builtins,
+		// A reload frees the old version's code and garbage: hand it back to the OS.
+		TrimAfterRelease: true,
 	})
 	if err != nil {
 		return err
@@ -139,9 +141,14 @@ func (g *Gateway) handlePlugins(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Dir     string            `json:"dir"`
 		Plugins []pluginhost.Info `json:"plugins"`
+		// Live: versions, compiled modules and instances open now (old versions close once
+		// their last call returned).
+		Live *pluginhost.Live `json:"live,omitempty"`
 	}{Dir: g.cfg.Plugins, Plugins: []pluginhost.Info{}}
 	if g.plugins != nil {
 		out.Plugins = g.plugins.reg.Infos()
+		live := g.plugins.reg.Live()
+		out.Live = &live
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }

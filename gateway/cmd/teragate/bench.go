@@ -44,6 +44,7 @@ Examples:
   teragate bench --url http://127.0.0.1:4040 --pid 1234 --identities ids.yaml
   teragate bench --storm --clients 10000 --plot storm.png
   teragate bench --storm-restart --clients 10000 --storm-user-sockets 1000
+  teragate bench --plugin-reloads 100
 
 A connect storm (--storm, --storm-restart) connects the clients (devices by
 token and the sockets of one user account), publishes events to every socket
@@ -56,6 +57,15 @@ thousand), the refused logins by status, whether the gateway's online lists
 (TeraServer.UserManagerModule online_*) match the open sockets, and the
 events delivered to the sockets that were connected when they were published.
 --plot draws any run second by second.
+
+A reload run (--plugin-reloads N) writes the module of --reload-id (the
+built-in of that id, or --reload-module) into the gateway's plugin directory
+N+1 times, each time with a new custom section (so a new version), at most
+one per --reload-interval and each once the previous one serves, and reports
+the server's RSS after the first version, its peak, and after the last, with
+the plugin host's own count of open versions, compiled modules and instances.
+With --url it needs --plugins (that gateway's plugin directory), --pid and
+--identities or --service-token.
 
 Flags:
 `
@@ -104,6 +114,7 @@ func runBench(args []string) int {
 		keep         = fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)")
 		plotPath     = fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)")
 		sf           = stormFlags(fs)
+		rf           = reloadFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -179,19 +190,30 @@ func runBench(args []string) int {
 
 	if cfg.BaseURL != "" {
 		if cfg.Target == loadtest.TargetGateway {
-			if *identities == "" {
+			if *identities == "" && !(rf.on() && *serviceToken != "") { // a reload run needs only the token
 				fmt.Fprintln(os.Stderr, "bench: --url with --target gateway needs --identities (the gateway's identity file)")
 				return 2
 			}
-			d, err := loadtest.LoadDirectory(*identities, *userPassword)
+			if *identities != "" {
+				d, err := loadtest.LoadDirectory(*identities, *userPassword)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+					return 1
+				}
+				cfg.Dir = d
+			}
+		}
+	} else {
+		var dir *loadtest.Directory
+		if rf.on() && *pluginsDir == "" {
+			tmp, err := os.MkdirTemp("", "teragate-bench-plugins-")
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 				return 1
 			}
-			cfg.Dir = d
+			defer os.RemoveAll(tmp)
+			*pluginsDir = tmp
 		}
-	} else {
-		var dir *loadtest.Directory
 		if sf.on() {
 			if dir, err = loadtest.StormDirectory(mix.Devices); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -250,6 +272,9 @@ func runBench(args []string) int {
 			pprof.StopCPUProfile()
 			_ = f.Close()
 		}()
+	}
+	if rf.on() {
+		return rf.run(ctx, cfg, *pluginsDir, *jsonOut)
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {

@@ -208,6 +208,11 @@ type Config struct {
 	// OnChange, if set, is called (from the loading goroutine, after the swap) whenever a
 	// plugin's serving version changes; info is nil when the plugin was unloaded.
 	OnChange func(id string, info *Info)
+	// TrimAfterRelease, if set, returns freed memory to the OS (debug.FreeOSMemory) once
+	// [TrimDelay] passed without another version being released: after a reload, or a burst of
+	// them, the process shrinks back to its size before them instead of keeping the freed code
+	// and compilation garbage resident. The gateway sets it; tests measuring timings need not.
+	TrimAfterRelease bool
 }
 
 type nopObserver struct{}

@@ -75,6 +75,7 @@ func (r *Registry) compileIn(ctx context.Context, v *version, s Settings, code [
 	if err != nil {
 		return fmt.Errorf("compile: %w", err)
 	}
+	r.live.compiled.Add(1)
 	v.rt, v.cm = rt, cm
 	return nil
 }

@@ -54,6 +54,10 @@ type Registry struct {
 	retries sync.WaitGroup
 	// kinds maps a filter kind to the plugin serving it, rebuilt on every change.
 	kinds atomic.Pointer[map[directory.Kind]*plugin]
+	// live counts what versions hold open ([Registry.Live]).
+	live liveCounts
+	// trim returns freed memory to the OS a while after versions closed (release.go).
+	trim trimmer
 }
 
 // plugin is one plugin id: its serving version and its statistics across versions.
@@ -247,8 +251,8 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 	r.mu.Unlock()
 	v := &version{p: p, hash: hash, file: file, data: data, loadedAt: time.Now()}
 	defer func() {
-		if err != nil && v.rt != nil {
-			_ = v.rt.Close(ctx)
+		if err != nil {
+			v.closeCode()
 		}
 	}()
 	if err := r.compile(ctx, v, s); err != nil { // sets v.rt, v.cm and v.deadline (deadline.go)
@@ -319,6 +323,7 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 		in.close()
 		return nil, fmt.Errorf("InitResult.rpc_module %q is reserved: the gateway serves that module itself", m)
 	}
+	r.live.versions.Add(1)
 	if err := v.prewarm(in); err != nil {
 		v.close()
 		return nil, fmt.Errorf("pre-warm: %w", err)
@@ -540,6 +545,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	for _, id := range ids {
 		r.Unload(id)
 	}
+	r.stopTrim()
 	return r.cache.Close(ctx)
 }
 
