@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/pluginhost"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rooms"
 	"github.com/teragate/teragate/gateway/internal/rpc"
@@ -145,6 +145,7 @@ func New(cfg Config) (_ *Gateway, err error) {
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
 		Transport: tr, Metrics: g.metrics, Logger: log.Named("api"),
 		Insecure: cfg.Insecure, PublicHost: cfg.PublicHost, SingleSocket: cfg.SingleSocket, MaxBodyBytes: cfg.MaxBodyBytes,
+		LoginRate: api.LoginRate{PerSecond: cfg.LoginRate, Burst: cfg.LoginBurst},
 	})
 
 	if err := g.initRPC(); err != nil {
@@ -224,9 +225,10 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.startRooms(ctx)
 	g.startStations(ctx)
 	g.startPlugins(ctx)
-	// Compiling and instrumenting the plugins leaves tens of MiB of garbage behind: return it to
-	// the operating system now rather than at the runtime's leisure (a one-time cost at start).
-	debug.FreeOSMemory()
+	// Compiling and instrumenting the plugins leaves tens of MiB of garbage behind (and the
+	// code of the versions that went cold after validation): return it to the operating system
+	// now rather than at the runtime's leisure (a one-time cost at start).
+	pluginhost.ReturnMemory()
 	ln, lerr := net.Listen("tcp", g.cfg.Listen)
 	if lerr != nil {
 		return fmt.Errorf("gateway: listen: %w", lerr)

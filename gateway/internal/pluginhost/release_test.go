@@ -75,7 +75,7 @@ func settledExecKiB(t *testing.T) (int64, bool) {
 // a new hash), with calls running throughout and a rejected file (tg_init traps) every tenth
 // time, and then requires the host to hold what one serving version holds: one version, one
 // compiled module, its pooled instances; and the process's executable memory (wazero's machine
-// code) to be back where it was after the first load. Before the compiled modules were closed
+// code) to be back where it was after the first call. Before the compiled modules were closed
 // each reload kept its code in the shared compilation cache for good.
 func TestReloadReleasesVersions(t *testing.T) {
 	const pool, reloads, callers = 3, 100, 4
@@ -85,16 +85,17 @@ func TestReloadReleasesVersions(t *testing.T) {
 	require.Equal(t, Live{}, e.r.Live())
 
 	require.NoError(t, e.r.Load("filter.user", versionN(wasm, 0)))
-	require.Equal(t, Live{Versions: 1, CompiledModules: 1, Instances: 1}, e.r.Live())
+	// Validated, then cold until the first call: nothing but the version is held.
+	require.Equal(t, Live{Versions: 1}, e.r.Live())
 	f := e.r.Filter(directory.KindUser, nil, nil)
-	// Warm every instance the callers will use, so the baseline holds them.
 	var wg sync.WaitGroup
 	call := func() error {
 		rs := e.recipients(6)
-		// A new subject each call: not served from the rule cache, so the guest runs.
 		ev := participantEvent(directory.DemoPatUUID)
 		return f.Decide(context.Background(), ev, directory.KindUser, rs, make([]filter.Decision, len(rs)))
 	}
+	require.NoError(t, call())
+	require.Equal(t, Live{Versions: 1, CompiledModules: 1, Instances: 1}, e.r.Live())
 	base, haveMaps := settledExecKiB(t)
 
 	stop := make(chan struct{})
@@ -126,6 +127,8 @@ func TestReloadReleasesVersions(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	require.Positive(t, calls.Load())
+	// The last version may have had no call yet (then it is cold): one call warms it.
+	require.NoError(t, call())
 
 	live := e.r.Live()
 	t.Logf("%d calls during %d reloads; live now %+v", calls.Load(), reloads, live)
@@ -140,7 +143,7 @@ func TestReloadReleasesVersions(t *testing.T) {
 
 	if haveMaps {
 		after, _ := settledExecKiB(t)
-		t.Logf("anonymous executable memory: %d KiB after the first load, %d KiB after %d reloads", base, after, reloads)
+		t.Logf("anonymous executable memory: %d KiB after the first call, %d KiB after %d reloads", base, after, reloads)
 		// Each leaked version keeps at least one page of guest code (and its host modules' code),
 		// so a leak shows as ≥ 400 KiB over 100 reloads (880 KiB measured); allow for code not yet
 		// unmapped by a finalizer (≤ 60 KiB seen, also after 300 reloads).
@@ -165,4 +168,55 @@ func TestTrimAfterRelease(t *testing.T) {
 	require.Eventually(t, func() bool { return e.r.trim.runs.Load() == 1 }, 4*TrimDelay, 20*time.Millisecond)
 	time.Sleep(TrimDelay + 200*time.Millisecond)
 	require.Equal(t, int64(1), e.r.trim.runs.Load(), "one burst, one trim")
+}
+
+// TestColdVersion: a version nobody called holds no code or instance after validation; its first
+// call compiles it (other callers wait for the same warm-up) and it then stays warm; a version
+// replacing a called one is built warm; a caller whose context ends during the warm-up gets
+// ErrBusy, which does not count toward quarantine.
+func TestColdVersion(t *testing.T) {
+	wasm, cfg := goodEcho(t)
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, PoolSize: 2, MaxFailures: 1, Timeout: 10 * time.Second}})
+	require.NoError(t, e.r.Load("filter.user", versionN(wasm, 1)))
+	info, _ := e.r.Info("filter.user")
+	require.True(t, info.Cold)
+	require.Equal(t, Live{Versions: 1}, e.r.Live())
+	f := e.r.Filter(directory.KindUser, nil, nil)
+	rs := e.recipients(3)
+
+	// A caller that cannot wait: busy, not a failure (MaxFailures 1 would quarantine otherwise).
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := f.Decide(done, participantEvent(directory.DemoPatUUID), directory.KindUser, rs, make([]filter.Decision, len(rs)))
+	require.ErrorIs(t, err, ErrBusy)
+	info, _ = e.r.Info("filter.user")
+	require.Equal(t, StateActive, info.State)
+
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := make([]filter.Decision, len(rs))
+			if err := f.Decide(context.Background(), participantEvent(directory.DemoPatUUID), directory.KindUser, rs, out); err != nil {
+				t.Error(err)
+				return
+			}
+			if out[0].Verdict != filter.Deliver || out[1].Verdict != filter.Drop {
+				t.Errorf("wrong verdicts %v", verdicts(out))
+			}
+		}()
+	}
+	wg.Wait()
+	info, _ = e.r.Info("filter.user")
+	require.False(t, info.Cold)
+	live := e.r.Live()
+	require.Equal(t, int64(1), live.CompiledModules, "one warm-up")
+	require.LessOrEqual(t, live.Instances, int64(2))
+
+	require.NoError(t, e.r.Load("filter.user", versionN(wasm, 2)))
+	info, _ = e.r.Info("filter.user")
+	require.False(t, info.Cold, "replaces a called version: built warm")
+	require.Eventually(t, func() bool { return e.r.Live() == Live{Versions: 1, CompiledModules: 1, Instances: 1} },
+		5*time.Second, 10*time.Millisecond, "the old version released")
 }
