@@ -13,7 +13,7 @@ for n in "$@"; do
 		native) args="--native" ;;
 		esac
 		printf '== %s %s clients: ' "$t" "$n"
-		"$bin" bench --idle --clients "$n" $args 2>/dev/null | grep -E '^(server rss|connected)' | tr '\n' ' '
+		"$bin" bench --idle --clients "$n" $args 2>/dev/null | grep -E '^(server rss|connected|idle steps)' | tr '\n' ' '
 		echo
 	done
 done
