@@ -118,6 +118,15 @@ type Config struct {
 	// LockoutDuration is how long a first lock lasts (and the window failures are counted in); each
 	// further lock of the same username and address lasts twice as long, up to 1 h. Default 120s.
 	LockoutDuration Duration `yaml:"lockout_duration"`
+	// LoginRate is how many logins a second one entity (user, participant or device, from any
+	// address) may make once its burst is spent; beyond it a login is answered 429 with
+	// Retry-After, and counted as teragate_logins_total{result="rate_limited"}. It keeps a client
+	// reconnecting in a tight loop from starving the others. Default 20; negative: no limit.
+	LoginRate float64 `yaml:"login_rate"`
+	// LoginBurst is how many logins one entity may make at once. Default 2000, so an entity
+	// holding up to ~1,000 sockets can have them all come back together twice in a minute (a
+	// connect storm after a network cut or a restart) without a refusal.
+	LoginBurst int `yaml:"login_burst"`
 	// PingInterval is the time between server pings. Default 10s.
 	PingInterval Duration `yaml:"ping_interval"`
 	// PongTimeout closes a socket silent for that long. Default 30s.
@@ -190,6 +199,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxFailedLogins == 0 {
 		c.MaxFailedLogins = 5
+	}
+	if c.LoginRate == 0 {
+		c.LoginRate = 20
+	}
+	if c.LoginBurst <= 0 {
+		c.LoginBurst = 2000
 	}
 	if c.LockoutDuration == 0 {
 		c.LockoutDuration = Duration(120 * time.Second)

@@ -182,6 +182,7 @@ func (g *Gateway) initEventPath() error {
 		Auth: g.auth, Tickets: g.tickets, Directory: g.dir, Presence: g.pres, Bus: g.bus, Hub: g.hub,
 		Transport: tr, Metrics: g.metrics, Logger: g.log.Named("api"), Router: g.router, History: g.hist,
 		Insecure: g.cfg.Insecure, PublicHost: g.cfg.PublicHost, SingleSocket: g.cfg.SingleSocket, MaxBodyBytes: g.cfg.MaxBodyBytes,
+		LoginRate: api.LoginRate{PerSecond: g.cfg.LoginRate, Burst: g.cfg.LoginBurst},
 	})
 	return nil
 }

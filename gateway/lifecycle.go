@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/pluginhost"
 )
 
 // The gateway's lifecycle has three parts:
@@ -164,9 +164,10 @@ func (g *Gateway) waitGoroutines(ctx context.Context) error {
 
 // serve listens and serves HTTP (and the websockets) in the background.
 func (g *Gateway) serve(context.Context) error {
-	// Compiling and instrumenting the plugins leaves tens of MiB of garbage behind: return it to
-	// the operating system now rather than at the runtime's leisure (a one-time cost at start).
-	debug.FreeOSMemory()
+	// Compiling and instrumenting the plugins leaves tens of MiB of garbage behind (and the
+	// code of the versions that went cold after validation): return it to the operating system
+	// now rather than at the runtime's leisure (a one-time cost at start).
+	pluginhost.ReturnMemory()
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -93,6 +93,8 @@ func (g *Gateway) initPlugins() error {
 		Observer: g.metrics,
 		Logger:   g.log.Named("pluginhost"),
 		Builtin:  builtins,
+		// A reload frees the old version's code and garbage: hand it back to the OS.
+		TrimAfterRelease: true,
 	}
 	// With Redis, the plugins are the cluster's: see modules.go.
 	if pp.store, err = g.newModuleSync("plugins", pluginTarget{pp}); err != nil {
@@ -156,12 +158,17 @@ func (g *Gateway) handlePlugins(w http.ResponseWriter, r *http.Request) {
 		Dir     string        `json:"dir"`
 		Node    string        `json:"node,omitempty"`
 		Plugins []pluginEntry `json:"plugins"`
+		// Live: versions, compiled modules and instances open now (old versions close once
+		// their last call returned).
+		Live *pluginhost.Live `json:"live,omitempty"`
 	}{Dir: g.cfg.Plugins, Node: g.NodeID(), Plugins: []pluginEntry{}}
 	if g.plugins == nil {
 		api.WriteJSON(w, http.StatusOK, out)
 		return
 	}
 	infos := g.plugins.reg.Infos()
+	live := g.plugins.reg.Live()
+	out.Live = &live
 	var view modsync.View
 	if g.plugins.store != nil {
 		var err error

@@ -44,6 +44,7 @@ Examples:
   teragate bench --url http://127.0.0.1:4040 --pid 1234 --identities ids.yaml
   teragate bench --storm --clients 10000 --plot storm.png
   teragate bench --storm-restart --clients 10000 --storm-user-sockets 1000
+  teragate bench --plugin-reloads 100
 
 A connect storm (--storm, --storm-restart) connects the clients (devices by
 token and the sockets of one user account), publishes events to every socket
@@ -56,6 +57,15 @@ thousand), the refused logins by status, whether the gateway's online lists
 (TeraServer.UserManagerModule online_*) match the open sockets, and the
 events delivered to the sockets that were connected when they were published.
 --plot draws any run second by second.
+
+A reload run (--plugin-reloads N) writes the module of --reload-id (the
+built-in of that id, or --reload-module) into the gateway's plugin directory
+N+1 times, each time with a new custom section (so a new version), at most
+one per --reload-interval and each once the previous one serves, and reports
+the server's RSS after the first version, its peak, and after the last, with
+the plugin host's own count of open versions, compiled modules and instances.
+With --url it needs --plugins (that gateway's plugin directory), --pid and
+--identities or --service-token.
 
 Flags:
 `
@@ -113,6 +123,7 @@ type benchFlags struct {
 	keep         *bool
 	plotPath     *string
 	sf           *stormOptions
+	rf           *reloadOptions
 }
 
 // newBenchFlags defines the bench's flags on fs.
@@ -152,6 +163,7 @@ func newBenchFlags(fs *flag.FlagSet) *benchFlags {
 		keep:         fs.Bool("keep", false, "keep the spawned server's temporary directory (identities, data, log)"),
 		plotPath:     fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)"),
 		sf:           stormFlags(fs),
+		rf:           reloadFlags(fs),
 	}
 }
 
@@ -242,22 +254,35 @@ func (f *benchFlags) prepare(ctx context.Context, cfg *loadtest.Config) (stop fu
 	stop = func() {}
 	if cfg.BaseURL != "" {
 		if cfg.Target == loadtest.TargetGateway {
-			if *f.identities == "" {
+			if *f.identities == "" && !(f.rf.on() && *f.serviceToken != "") { // a reload run needs only the token
 				fmt.Fprintln(os.Stderr, "bench: --url with --target gateway needs --identities (the gateway's identity file)")
 				return stop, 2
 			}
-			d, err := loadtest.LoadDirectory(*f.identities, *f.userPassword)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-				return stop, 1
+			if *f.identities != "" {
+				d, err := loadtest.LoadDirectory(*f.identities, *f.userPassword)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+					return stop, 1
+				}
+				cfg.Dir = d
 			}
-			cfg.Dir = d
 		}
 	} else {
 		var (
 			dir *loadtest.Directory
 			err error
 		)
+		var cleanup func()
+		if f.rf.on() && *f.pluginsDir == "" {
+			// A reload run writes into the spawned gateway's plugin directory.
+			tmp, err := os.MkdirTemp("", "teragate-bench-plugins-")
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+				return stop, 1
+			}
+			cleanup = func() { _ = os.RemoveAll(tmp) }
+			*f.pluginsDir = tmp
+		}
 		if f.sf.on() {
 			if dir, err = loadtest.StormDirectory(cfg.Clients.Devices); err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -273,6 +298,9 @@ func (f *benchFlags) prepare(ctx context.Context, cfg *loadtest.Config) (stop fu
 			return stop, 1
 		}
 		stop = srv.stop
+		if cleanup != nil {
+			stop = func() { srv.stop(); cleanup() }
+		}
 		cfg.BaseURL, cfg.ServerPID, cfg.Dir = srv.baseURL, srv.cmd.Process.Pid, srv.dir
 		if cfg.Storm != nil {
 			cfg.Storm.Restart = srv.restart
@@ -320,6 +348,9 @@ func (f *benchFlags) measure(ctx context.Context, cfg loadtest.Config) int {
 			pprof.StopCPUProfile()
 			_ = f.Close()
 		}()
+	}
+	if f.rf.on() {
+		return f.rf.run(ctx, cfg, *f.pluginsDir, *f.jsonOut)
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {

@@ -30,6 +30,7 @@ func runServe(args []string) int {
 	data := fs.String("data", "", "data directory for generated state such as the TLS certificate (default ./data)")
 	redis := fs.String("redis", "", "Redis URL for multi-node deployments (default: in-memory bus)")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error (default info)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060, for debugging (default: off)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -94,6 +95,12 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "teragate:", err)
+			return 1
+		}
+	}
 	if err := gw.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "teragate:", err)
 		return 1

@@ -47,6 +47,8 @@ type Deps struct {
 	SingleSocket bool
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// LoginRate limits each entity's logins (and so its websocket opens); zero: no limit.
+	LoginRate LoginRate
 }
 
 // API serves the HTTP endpoints.
@@ -55,6 +57,7 @@ type API struct {
 	log   hclog.Logger
 	mux   *http.ServeMux
 	ready atomic.Bool
+	limit *loginLimiter // nil: no login rate limit
 }
 
 // New returns the API; mount [API.Handler].
@@ -65,7 +68,7 @@ func New(d Deps) *API {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 1 << 20
 	}
-	a := &API{d: d, log: d.Logger, mux: http.NewServeMux()}
+	a := &API{d: d, log: d.Logger, mux: http.NewServeMux(), limit: newLoginLimiter(d.LoginRate)}
 	a.route("GET /api/user/login", "user_login", a.login(directory.KindUser))
 	a.route("GET /api/participant/login", "participant_login", a.login(directory.KindParticipant))
 	a.route("GET /api/device/login", "device_login", a.login(directory.KindDevice))

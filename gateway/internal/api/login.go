@@ -77,6 +77,10 @@ func (a *API) login(kind directory.Kind) http.HandlerFunc {
 			a.deny(w, kind, err)
 			return
 		}
+		if ok, wait := a.limit.allow(kind, p.UUID); !ok {
+			a.rateLimited(w, kind, p.UUID, r.RemoteAddr, wait)
+			return
+		}
 		withWS := false
 		if v, ok := r.URL.Query()["with_websocket"]; ok && len(v) > 0 {
 			b, valid := parseBool(v[0])
@@ -251,4 +255,13 @@ func (a *API) Disconnect(r *http.Request, uuid string) error {
 		return err
 	}
 	return a.publish(r.Context(), "logout", topic, payload)
+}
+
+// rateLimited answers a login over its entity's rate ([LoginRate]): 429 with Retry-After, the
+// seconds until the entity may log in again.
+func (a *API) rateLimited(w http.ResponseWriter, kind directory.Kind, uuid, remote string, wait time.Duration) {
+	a.d.Metrics.Login(kind, "rate_limited")
+	a.log.Debug("login over the entity's rate", "kind", kind, "uuid", uuid, "remote", remote, "retry_after", wait)
+	w.Header().Set("Retry-After", strconv.Itoa(max(int(wait.Seconds()+0.999), 1)))
+	writeError(w, http.StatusTooManyRequests, "Too many logins for this "+kind.String()+", try again later.")
 }

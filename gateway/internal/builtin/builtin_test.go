@@ -30,3 +30,27 @@ func TestModules(t *testing.T) {
 		}
 	}
 }
+
+// TestModulesShareTheBinary: Modules returns the embedded bytes themselves, equal to what
+// embed.FS.ReadFile copies (this guards the mirror of embed.FS's layout).
+func TestModulesShareTheBinary(t *testing.T) {
+	mods := builtin.Modules()
+	if len(mods) == 0 {
+		t.Skip("no built-in plugins embedded (built without make)")
+	}
+	for id, b := range mods {
+		want, err := builtin.ReadFileForTest(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s: Modules differs from embed.FS.ReadFile (%d vs %d bytes)", id, len(b), len(want))
+		}
+		if &b[0] == &want[0] {
+			t.Errorf("%s: ReadFile did not copy?", id)
+		}
+		if again := builtin.Modules()[id]; &again[0] != &b[0] {
+			t.Errorf("%s: Modules copied the module (two calls, two addresses)", id)
+		}
+	}
+}

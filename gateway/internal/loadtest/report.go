@@ -52,6 +52,12 @@ type Report struct {
 	WarmupSeconds   float64 `json:"warmup_seconds,omitempty"`
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 	IdleWaitSeconds float64 `json:"idle_wait_seconds,omitempty"`
+	// Idle mode connects every tenth client first: IdleWarmClients of them, after which the
+	// server's RSS was ServerRSSWarmMiB; KiBPerConnAfterWarm is the growth per connection of the
+	// other clients (what one more idle connection costs, without what the first sockets set up).
+	IdleWarmClients     int     `json:"idle_warm_clients,omitempty"`
+	ServerRSSWarmMiB    float64 `json:"server_rss_warm_mib,omitempty"`
+	KiBPerConnAfterWarm float64 `json:"kib_per_conn_after_warm,omitempty"`
 
 	// FrameBytes is the mean payload size of the measured frames.
 	FrameBytes              float64 `json:"frame_bytes"`
@@ -169,6 +175,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		line("server cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ServerCPUMicrosPerDelivery, r.ServerCPUCores, r.ServerCPUSeconds)
 	}
 	line("server rss", "%.1f MiB (base %.1f MiB), %.2f KiB/conn", r.ServerRSSMiB, r.ServerRSSBaseMiB, r.KiBPerConn)
+	if r.IdleWarmClients > 0 {
+		line("idle steps", "%.1f MiB after the first %d clients, then %.2f KiB/conn for the other %d",
+			r.ServerRSSWarmMiB, r.IdleWarmClients, r.KiBPerConnAfterWarm, r.Connected-r.IdleWarmClients)
+	}
 	if !r.Idle && r.DurationSeconds > 0 {
 		line("client cpu", "%.2f µs/delivery (%.2f cores, %.1fs)", r.ClientCPUMicrosPerDelivery, r.ClientCPUCores, r.ClientCPUSeconds)
 		line("other cpu", "%.2f cores (other processes on the machine)", r.OtherCPUCores)

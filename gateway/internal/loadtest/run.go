@@ -214,6 +214,7 @@ type harness struct {
 	cfg     Config
 	base    *url.URL
 	clients []*client
+	warmRSS int64 // idle mode: the server's RSS after the first step of clients
 	shards  []counterShard
 	hist    *Histogram
 
@@ -397,7 +398,11 @@ func (h *harness) connectAll(ctx context.Context, rep *Report) (cpuSample, error
 		return cpuSample{}, err
 	}
 	t0 := time.Now()
-	if err := h.connect(ctx, d); err != nil {
+	connect := h.connect
+	if h.cfg.Idle {
+		connect = func(ctx context.Context, d *dialer) error { return h.connectIdle(ctx, d, rep) }
+	}
+	if err := connect(ctx, d); err != nil {
 		return cpuSample{}, err
 	}
 	rep.ConnectSeconds = time.Since(t0).Seconds()
@@ -654,6 +659,9 @@ func (h *harness) finishServer(rep *Report, base, start ProcSample, received int
 	if rep.Connected > 0 {
 		rep.KiBPerConn = float64(end.RSS-base.RSS) / 1024 / float64(rep.Connected)
 	}
+	if n := rep.Connected - rep.IdleWarmClients; rep.IdleWarmClients > 0 && n > 0 {
+		rep.KiBPerConnAfterWarm = float64(end.RSS-h.warmRSS) / 1024 / float64(n)
+	}
 	if !start.At.IsZero() {
 		cpu := (end.CPU - start.CPU).Seconds()
 		rep.ServerCPUSeconds = cpu
@@ -756,6 +764,51 @@ func (h *harness) prelogin(ctx context.Context, d *dialer) error {
 // connect opens every client at ConnectRate (unlimited when negative) with
 // at most ConnectConcurrency in flight.
 func (h *harness) connect(ctx context.Context, d *dialer) error {
+	return h.connectSome(ctx, d, h.clients)
+}
+
+// idleWarmShare: idle mode first connects every idleWarmShare-th client, measures, then the rest.
+const idleWarmShare = 10
+
+// connectIdle opens the clients of idle mode in two steps: every tenth client first (all kinds,
+// so whatever the first sockets of each kind set up — plugins compiled on first use, pools,
+// buffers — is there), then, once the server's traffic settled, the server's RSS is noted and
+// the other clients open. The report then has the RSS per connection from the start and per
+// connection of the second step (what one more idle connection costs).
+func (h *harness) connectIdle(ctx context.Context, d *dialer, rep *Report) error {
+	if len(h.clients) < 2*idleWarmShare || h.cfg.ServerPID <= 0 {
+		return h.connect(ctx, d)
+	}
+	var first, rest []*client
+	for i, c := range h.clients {
+		if i%idleWarmShare == 0 {
+			first = append(first, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	if err := h.connectSome(ctx, d, first); err != nil {
+		return err
+	}
+	if err := h.settle(ctx, rep); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	s, err := ReadProcStat(h.cfg.ServerPID)
+	if err != nil {
+		return err
+	}
+	rep.IdleWarmClients = int(h.connected.Load())
+	rep.ServerRSSWarmMiB = mib(s.RSS)
+	h.warmRSS = s.RSS
+	return h.connectSome(ctx, d, rest)
+}
+
+// connectSome opens the clients cs at ConnectRate (unlimited when negative) with at most
+// ConnectConcurrency in flight.
+func (h *harness) connectSome(ctx context.Context, d *dialer, cs []*client) error {
 	sem := make(chan struct{}, h.cfg.ConnectConcurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -763,7 +816,7 @@ func (h *harness) connect(ctx context.Context, d *dialer) error {
 	if h.cfg.ConnectRate > 0 {
 		interval = float64(time.Second) / h.cfg.ConnectRate
 	}
-	for i, c := range h.clients {
+	for i, c := range cs {
 		if err := sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(i)*interval)))); err != nil {
 			wg.Wait()
 			return err

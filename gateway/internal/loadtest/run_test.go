@@ -106,9 +106,13 @@ func TestRunBareDeliveriesAndIdle(t *testing.T) {
 	require.True(t, rep.Idle)
 	require.Equal(t, 30, rep.Connected)
 	require.Positive(t, rep.ServerRSSMiB)
+	// Two steps: every tenth client first, then the rest.
+	require.Equal(t, 3, rep.IdleWarmClients)
+	require.Positive(t, rep.ServerRSSWarmMiB)
 	var text bytes.Buffer
 	require.NoError(t, rep.WriteText(&text))
 	require.Contains(t, text.String(), "KiB/conn")
+	require.Contains(t, text.String(), "after the first 3 clients")
 }
 
 func TestRunConfigErrors(t *testing.T) {

@@ -211,6 +211,11 @@ type Config struct {
 	// Share, if set, is told of the plugin directory's contents and changes ([Registry.Watch]),
 	// to share them with other nodes (see [Sharer]).
 	Share Sharer
+	// TrimAfterRelease, if set, returns freed memory to the OS (debug.FreeOSMemory) once
+	// [TrimDelay] passed without another version being released: after a reload, or a burst of
+	// them, the process shrinks back to its size before them instead of keeping the freed code
+	// and compilation garbage resident. The gateway sets it; tests measuring timings need not.
+	TrimAfterRelease bool
 }
 
 type nopObserver struct{}

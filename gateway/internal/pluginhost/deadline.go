@@ -28,19 +28,19 @@ func (r *Registry) compile(ctx context.Context, v *version, s Settings) error {
 	if !r.noInstrument {
 		code, err := wasmguard.Instrument(v.data)
 		if err == nil {
-			if err = r.compileIn(ctx, v, s, code, true); err == nil {
+			if err = r.compileInto(ctx, v, s, code, true); err == nil {
 				v.deadline = DeadlineInstrumented
 				return nil
 			}
 		}
-		if cerr := r.compileIn(ctx, v, s, v.data, false); cerr != nil {
+		if cerr := r.compileInto(ctx, v, s, v.data, false); cerr != nil {
 			return cerr
 		}
 		v.p.log.Warn("plugin not instrumented: deadlines use wazero's termination checks (slower calls)", "hash", v.hash[:16], "reason", err)
 		v.deadline = DeadlineChecks
 		return nil
 	}
-	if err := r.compileIn(ctx, v, s, v.data, false); err != nil {
+	if err := r.compileInto(ctx, v, s, v.data, false); err != nil {
 		return err
 	}
 	v.deadline = DeadlineChecks
@@ -48,8 +48,8 @@ func (r *Registry) compile(ctx context.Context, v *version, s Settings) error {
 }
 
 // compileIn compiles code into a new runtime (with the guard's host module when guarded, with
-// wazero's checks otherwise) and sets v.rt and v.cm. On error nothing is left open.
-func (r *Registry) compileIn(ctx context.Context, v *version, s Settings, code []byte, guarded bool) (err error) {
+// wazero's checks otherwise) and returns both. On error nothing is left open.
+func (r *Registry) compileIn(ctx context.Context, v *version, s Settings, code []byte, guarded bool) (_ wazero.Runtime, _ wazero.CompiledModule, err error) {
 	rcfg := wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(memPages(s)).
@@ -61,19 +61,29 @@ func (r *Registry) compileIn(ctx context.Context, v *version, s Settings, code [
 		}
 	}()
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return fmt.Errorf("wasi: %w", err)
+		return nil, nil, fmt.Errorf("wasi: %w", err)
 	}
 	if guarded {
 		if err := wasmguard.Instantiate(ctx, rt); err != nil {
-			return fmt.Errorf("guard module: %w", err)
+			return nil, nil, fmt.Errorf("guard module: %w", err)
 		}
 	}
 	if err := r.hostModule(ctx, rt, v); err != nil {
-		return fmt.Errorf("host module: %w", err)
+		return nil, nil, fmt.Errorf("host module: %w", err)
 	}
 	cm, err := rt.CompileModule(ctx, code)
 	if err != nil {
-		return fmt.Errorf("compile: %w", err)
+		return nil, nil, fmt.Errorf("compile: %w", err)
+	}
+	r.live.compiled.Add(1)
+	return rt, cm, nil
+}
+
+// compileInto is compileIn setting v.rt and v.cm.
+func (r *Registry) compileInto(ctx context.Context, v *version, s Settings, code []byte, guarded bool) error {
+	rt, cm, err := r.compileIn(ctx, v, s, code, guarded)
+	if err != nil {
+		return err
 	}
 	v.rt, v.cm = rt, cm
 	return nil

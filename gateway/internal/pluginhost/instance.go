@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -22,7 +23,8 @@ type instance struct {
 	filter api.Function // nil when not exported
 	rpc    api.Function // nil when not exported
 	stack  [2]uint64
-	req    []byte // request scratch, reused across calls
+	req    []byte        // request scratch, reused across calls
+	live   *atomic.Int64 // the registry's count of open instances ([Registry.Live])
 }
 
 // instantiate creates a fresh instance of v's module and runs _initialize (as a start function).
@@ -31,7 +33,10 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
+	live := &v.p.r.live.instances
+	live.Add(1)
 	in := &instance{
+		live:   live,
 		mod:    mod,
 		mem:    mod.Memory(),
 		buffer: mod.ExportedFunction(abi.ExportBuffer),
@@ -40,13 +45,17 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		rpc:    mod.ExportedFunction(abi.ExportRPC),
 	}
 	if in.mem == nil {
-		_ = mod.Close(context.Background())
+		in.close()
 		return nil, fmt.Errorf("%w: the module exports no memory", ErrInvalid)
 	}
 	return in, nil
 }
 
-func (in *instance) close() { _ = in.mod.Close(context.Background()) }
+// close closes the instance's module (its linear memory goes with it).
+func (in *instance) close() {
+	_ = in.mod.Close(context.Background())
+	in.live.Add(-1)
+}
 
 // call writes req into the guest's buffer, calls fn and returns the result as a view of guest
 // memory, valid until the next call into this instance. Any error means the instance must be

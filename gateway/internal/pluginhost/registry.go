@@ -54,6 +54,10 @@ type Registry struct {
 	retries sync.WaitGroup
 	// kinds maps a filter kind to the plugin serving it, rebuilt on every change.
 	kinds atomic.Pointer[map[directory.Kind]*plugin]
+	// live counts what versions hold open ([Registry.Live]).
+	live liveCounts
+	// trim returns freed memory to the OS a while after versions closed (release.go).
+	trim trimmer
 }
 
 // plugin is one plugin id: its serving version and its statistics across versions.
@@ -192,7 +196,10 @@ func (r *Registry) loadLocked(p *plugin, file string, data []byte) error {
 		return nil
 	}
 	start := time.Now()
-	v, err := r.build(p, file, hash, data)
+	// A version replacing one that served calls is kept warm (calls are coming); any other
+	// (at start, or a plugin nobody called yet) goes cold after validation.
+	cur := p.cur.Load()
+	v, err := r.build(p, file, hash, data, cur != nil && cur.called.Load())
 	if err != nil {
 		p.reject(file, err)
 		return fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
@@ -239,16 +246,18 @@ func (p *plugin) setState(state, lastErr string) {
 	p.smu.Unlock()
 }
 
-// build compiles, validates, initialises and pre-warms a version. On error nothing is left open.
-func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version, err error) {
+// build compiles, validates, initialises and pre-warms a version; unless warm, it then releases
+// the version's code and instance until its first call ([version.goCold]). On error nothing is
+// left open.
+func (r *Registry) build(p *plugin, file, hash string, data []byte, warm bool) (_ *version, err error) {
 	ctx := context.Background()
 	r.mu.Lock()
 	s := r.cfg.Settings[p.id]
 	r.mu.Unlock()
 	v := &version{p: p, hash: hash, file: file, data: data, loadedAt: time.Now()}
 	defer func() {
-		if err != nil && v.rt != nil {
-			_ = v.rt.Close(ctx)
+		if err != nil {
+			v.closeCode()
 		}
 	}()
 	if err := r.compile(ctx, v, s); err != nil { // sets v.rt, v.cm and v.deadline (deadline.go)
@@ -319,9 +328,13 @@ func (r *Registry) build(p *plugin, file, hash string, data []byte) (_ *version,
 		in.close()
 		return nil, fmt.Errorf("InitResult.rpc_module %q is reserved: the gateway serves that module itself", m)
 	}
+	r.live.versions.Add(1)
 	if err := v.prewarm(in); err != nil {
 		v.close()
 		return nil, fmt.Errorf("pre-warm: %w", err)
+	}
+	if !warm {
+		v.goCold()
 	}
 	v.refs.Store(1)
 	return v, nil
@@ -398,7 +411,7 @@ func (r *Registry) Reconfigure(settings map[string]Settings) ([]string, error) {
 			p.loadMu.Unlock()
 			continue
 		}
-		v, err := r.build(p, cur.file, cur.hash, cur.data)
+		v, err := r.build(p, cur.file, cur.hash, cur.data, cur.called.Load())
 		if err != nil {
 			p.loadMu.Unlock()
 			p.log.Error("new settings rejected; the plugin keeps its current settings", "error", err)
@@ -456,7 +469,7 @@ func (r *Registry) rollback(p *plugin, bad *version, cause error) {
 	if to == nil {
 		return
 	}
-	v, err := r.build(p, to.file, to.hash, to.data)
+	v, err := r.build(p, to.file, to.hash, to.data, bad.called.Load())
 	if err != nil {
 		p.log.Error("rollback failed; the quarantined version stays (calls fail closed)", "to", to.hash[:16], "error", err)
 		return
@@ -540,6 +553,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	for _, id := range ids {
 		r.Unload(id)
 	}
+	r.stopTrim()
 	return r.cache.Close(ctx)
 }
 
@@ -796,6 +810,9 @@ type Info struct {
 	TimeoutMillis float64  `json:"timeout_ms,omitempty"`
 	// Deadline says how the per-call deadline is enforced: DeadlineInstrumented or DeadlineChecks.
 	Deadline string `json:"deadline,omitempty"`
+	// Cold: the version was validated but nobody has called it yet, so its code is not loaded
+	// (the first call compiles it, from the on-disk compilation cache when it is there).
+	Cold bool `json:"cold,omitempty"`
 }
 
 func (p *plugin) info() Info {
@@ -822,6 +839,7 @@ func (p *plugin) info() Info {
 		in.PoolSize, in.MemoryPages = v.settings.PoolSize, v.settings.MemoryPages
 		in.TimeoutMillis = float64(v.settings.Timeout) / 1e6
 		in.Deadline = v.deadline
+		in.Cold = v.cold.Load()
 		if v.quarantined.Load() {
 			in.State = StateQuarantined
 		}
