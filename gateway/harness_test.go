@@ -143,10 +143,11 @@ func (e *env) connect(kind directory.Kind, cred string) *sock {
 	return s
 }
 
-// next returns the next frame's JSON (TeraMessage) within 5 s.
+// next returns the next frame's JSON (TeraMessage). The 15 s bound only ends a test whose frame
+// never comes (several gateways compiling plugins under -race on 2 cores can take seconds).
 func (s *sock) next() map[string]any {
 	s.t.Helper()
-	_ = s.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.ws.SetReadDeadline(time.Now().Add(15 * time.Second))
 	mt, data, err := s.ws.ReadMessage()
 	require.NoError(s.t, err)
 	require.Equal(s.t, websocket.TextMessage, mt)
