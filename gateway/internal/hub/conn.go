@@ -71,6 +71,15 @@ type Conn struct {
 	// wait in pending meanwhile ([Conn.FinishReplay]).
 	replaying bool
 	pending   []pendingFrame
+	// replayed is the position the last replay ended at (hasReplayed): a live event at or before
+	// it reaching the connection after the replay (its lane was behind) is a duplicate.
+	replayed    history.Pos
+	hasReplayed bool
+
+	// The frames a routing lane staged for the connection during a batch of events
+	// ([Router.flush]): indexes+1 of the first and last in the lane's arena, 0 when none. Only
+	// the lane of the connection's kind touches them.
+	stageFirst, stageLast int32
 }
 
 // ConnOptions are a connection's options at registration ([Hub.RegisterWith]).
@@ -184,21 +193,60 @@ func (c *Conn) enqueued(r enqueueResult) bool {
 // During a replay it is held back, bounded like the queue, until [Conn.FinishReplay].
 func (c *Conn) sendEvent(f []byte, pos history.Pos, has bool) bool {
 	c.mu.Lock()
-	if !c.replaying || c.closing {
-		r := c.enqueueLocked(f)
-		c.mu.Unlock()
-		return c.enqueued(r)
-	}
-	if len(c.pending) >= c.hub.cfg.MaxQueueFrames {
+	r := c.eventLocked(pendingFrame{f: f, pos: pos, has: has})
+	c.mu.Unlock()
+	return c.enqueued(r)
+}
+
+// eventLocked queues a live event frame, holds it back during a replay, or drops it as a
+// duplicate of the replay that ended; the result is for [Conn.enqueued].
+func (c *Conn) eventLocked(p pendingFrame) enqueueResult {
+	switch {
+	case c.closing || !c.replaying && !c.hasReplayed:
+		return c.enqueueLocked(p.f)
+	case !c.replaying:
+		if p.has && !c.replayed.Less(p.pos) {
+			return enqueueResult{queued: true} // the replay sent it
+		}
+		return c.enqueueLocked(p.f)
+	case len(c.pending) >= c.hub.cfg.MaxQueueFrames:
 		lost := len(c.queue) + len(c.pending) + 1
 		c.pending = nil
 		start := c.startCloseLocked(CloseSlowConsumer, "slow consumer", metrics.DisconnectSlowConsumer, true)
-		c.mu.Unlock()
-		return c.enqueued(enqueueResult{start: start, lost: lost})
+		return enqueueResult{start: start, lost: lost}
 	}
-	c.pending = append(c.pending, pendingFrame{f: f, pos: pos, has: has})
+	c.pending = append(c.pending, p)
+	return enqueueResult{queued: true}
+}
+
+// sendStaged queues the frames a routing lane staged for c during a batch of events, in order,
+// under one lock and with at most one writer start: the writer then finds them together and
+// writes them with one system call. It returns how many were queued (or held back).
+func (c *Conn) sendStaged(arena []stagedFrame, first int32) int {
+	n, dropped := 0, 0
+	var r enqueueResult
+	c.mu.Lock()
+	for i := first; i >= 0; i = arena[i].next {
+		if dropped > 0 {
+			dropped++
+			continue
+		}
+		rr := c.eventLocked(arena[i].pendingFrame)
+		r.start = r.start || rr.start
+		if !rr.queued {
+			r.closing, r.lost = rr.closing, rr.lost
+			dropped = 1
+			continue
+		}
+		n++
+	}
 	c.mu.Unlock()
-	return true
+	c.enqueued(r)
+	if dropped > 1 {
+		// The frames after the one that found the connection closing (or closed it).
+		c.hub.cfg.Metrics.Dropped(metrics.DropClosing, dropped-1)
+	}
+	return n
 }
 
 // Replaying reports whether the connection is still in replay mode.
@@ -218,6 +266,7 @@ func (c *Conn) FinishReplay(last history.Pos) int {
 		return 0
 	}
 	c.replaying = false
+	c.replayed, c.hasReplayed = last, true
 	pending := c.pending
 	c.pending = nil
 	dups := 0

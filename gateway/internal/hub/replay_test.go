@@ -200,3 +200,28 @@ func TestEncodeMessagePosition(t *testing.T) {
 		require.Equal(t, append(append([]byte(nil), pp...), 0xc2, 0x3e, 6, 'a', 'b', 'c', '-', '1', '2'), pq)
 	}
 }
+
+// TestLiveAfterReplayDeduplicated: a live event that reaches the connection after its replay
+// ended (its lane was behind) is dropped when the replay sent it (at or before the replay's last
+// position); later events and events without a position go through.
+func TestLiveAfterReplayDeduplicated(t *testing.T) {
+	h := newTestHub(t, Config{})
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	c := h.RegisterWith(srv, directory.KindUser, "u", directory.Access{}, ConnOptions{Positions: true, Replay: true})
+	require.Zero(t, c.FinishReplay(history.Pos{Lo: 4}))
+	for i, p := range []struct {
+		lo  uint64
+		has bool
+	}{{3, true}, {4, true}, {0, false}, {5, true}} {
+		require.True(t, c.sendEvent(TextFrame([]byte{byte('a' + i)}), history.Pos{Lo: p.lo}, p.has))
+	}
+	r := bufio.NewReader(cli)
+	var got string
+	for range 2 {
+		_, p, err := readFrame(r)
+		require.NoError(t, err)
+		got += string(p)
+	}
+	require.Equal(t, "cd", got)
+}

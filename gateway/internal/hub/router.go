@@ -162,6 +162,19 @@ type worker struct {
 	ds     []filter.Decision
 	cand   filter.Candidates
 	gather gatherScratch
+
+	// staging is set while a lane routes a batch of events (several were waiting): frames are
+	// staged per connection in arena and queued together by [Router.flush].
+	staging bool
+	arena   []stagedFrame
+	staged  []*Conn // the connections with staged frames, in first-staged order
+}
+
+// stagedFrame is a frame staged for a connection during a batch; next is the index of the
+// connection's next staged frame in the arena, -1 for its last.
+type stagedFrame struct {
+	pendingFrame
+	next int32
 }
 
 // ParseDirectTopic splits websocket.<kind>.<uuid>.events into its kind and uuid.
@@ -271,6 +284,9 @@ type position struct {
 
 // send queues an event frame for c: as is during a replay, held back in order with its position
 // for a positioned connection (which may be replaying), as is otherwise.
+//
+// During a batch the frame is staged instead and send reports false: [Router.flush] queues and
+// counts it.
 func (r *Router) send(w *worker, c *Conn, fr []byte, p position) bool {
 	switch {
 	case w.only != nil:
@@ -279,11 +295,42 @@ func (r *Router) send(w *worker, c *Conn, fr []byte, p position) bool {
 			return true
 		}
 		return false
+	case w.staging:
+		i := int32(len(w.arena))
+		w.arena = append(w.arena, stagedFrame{pendingFrame: pendingFrame{f: fr, pos: p.pos, has: p.has}, next: -1})
+		if c.stageLast == 0 {
+			c.stageFirst = i + 1
+			w.staged = append(w.staged, c)
+		} else {
+			w.arena[c.stageLast-1].next = i
+		}
+		c.stageLast = i + 1
+		return false
 	case c.positions:
 		return c.sendEvent(fr, p.pos, p.has)
 	default:
 		return c.Send(fr)
 	}
+}
+
+// flush queues the frames staged during a batch, each connection's together (one lock, one writer
+// wake-up, one write), and counts them delivered.
+func (r *Router) flush(w *worker) {
+	var delivered [directory.KindService + 1]int
+	for _, c := range w.staged {
+		first := c.stageFirst - 1
+		c.stageFirst, c.stageLast = 0, 0
+		delivered[c.kind] += c.sendStaged(w.arena, first)
+	}
+	for k, n := range delivered {
+		if n > 0 {
+			r.metrics.Delivered(directory.Kind(k), n)
+		}
+	}
+	clear(w.staged)
+	w.staged = w.staged[:0]
+	clear(w.arena)
+	w.arena = w.arena[:0]
 }
 
 // filtered is the outcome of [Router.filterKind].
