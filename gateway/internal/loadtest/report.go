@@ -27,6 +27,11 @@ type Report struct {
 	ConnectErrors  int     `json:"connect_errors"`
 	ConnectSeconds float64 `json:"connect_seconds"`
 	ConnectPerSec  float64 `json:"connect_per_sec"`
+	// FirstThousandPerSec and LastThousandPerSec are the opens per second of the first and of
+	// the last thousand opens (zero below 2,000 clients): whether the pace holds as the count
+	// grows.
+	FirstThousandPerSec float64 `json:"first_thousand_per_sec,omitempty"`
+	LastThousandPerSec  float64 `json:"last_thousand_per_sec,omitempty"`
 	// UserLogin is how users logged in ("password" or "token"; gateway
 	// only); participants and devices use their static tokens. TLS is true
 	// for an https server.
@@ -144,6 +149,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		line("login", "none (bare /ws), %s", scheme)
 	}
 	line("connected", "%d in %.1fs (%.0f/s), %d failed, %d disconnected later", r.Connected, r.ConnectSeconds, r.ConnectPerSec, r.ConnectErrors, r.Disconnected)
+	if r.FirstThousandPerSec > 0 {
+		line("connect pace", "first 1000 at %.0f/s, last 1000 at %.0f/s", r.FirstThousandPerSec, r.LastThousandPerSec)
+	}
 	line("connect cpu", "server %.1f µs/open, client %.1f µs/open, other processes %.2f cores", r.ConnectServerCPUMicrosPerOpen, r.ConnectClientCPUMicrosPerOpen, r.ConnectOtherCPUCores)
 	settled := ""
 	if r.SettleTimedOut {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,9 +224,13 @@ type harness struct {
 	winStart, winEnd atomic.Uint64
 
 	connected, connectErrs, disconnected atomic.Int64
-	published, publishErrs               atomic.Int64
-	errMu                                sync.Mutex
-	firstErrs                            []string
+	// openAt holds when each open of the connect phase completed (unix nanoseconds), in
+	// completion order up to openSeq: the pace of the first and last thousand.
+	openAt                 []int64
+	openSeq                atomic.Int64
+	published, publishErrs atomic.Int64
+	errMu                  sync.Mutex
+	firstErrs              []string
 
 	closing atomic.Bool
 	readers sync.WaitGroup
@@ -398,6 +403,7 @@ func (h *harness) connectAll(ctx context.Context, rep *Report) (cpuSample, error
 		return cpuSample{}, err
 	}
 	t0 := time.Now()
+	h.openAt = make([]int64, len(h.clients))
 	connect := h.connect
 	if h.cfg.Idle {
 		connect = func(ctx context.Context, d *dialer) error { return h.connectIdle(ctx, d, rep) }
@@ -412,12 +418,30 @@ func (h *harness) connectAll(ctx context.Context, rep *Report) (cpuSample, error
 		return cpuSample{}, fmt.Errorf("loadtest: no client connected: %v", h.errs())
 	}
 	rep.ConnectPerSec = float64(rep.Connected) / rep.ConnectSeconds
+	rep.FirstThousandPerSec, rep.LastThousandPerSec = paceEnds(h.openAt[:min(int(h.openSeq.Load()), len(h.openAt))], t0, 1000)
 	ce, err := h.sampleCPU()
 	if err != nil {
 		return cpuSample{}, err
 	}
 	h.connectCPU(rep, cs, ce)
 	return ce, nil
+}
+
+// paceEnds returns the opens per second of the first n opens (from start) and of the last n (from
+// the open before them), given the opens' completion times; 0, 0 with fewer than 2n opens.
+func paceEnds(at []int64, start time.Time, n int) (first, last float64) {
+	if len(at) < 2*n {
+		return 0, 0
+	}
+	ts := slices.Clone(at)
+	slices.Sort(ts)
+	if d := time.Duration(ts[n-1] - start.UnixNano()); d > 0 {
+		first = float64(n) / d.Seconds()
+	}
+	if d := time.Duration(ts[len(ts)-1] - ts[len(ts)-1-n]); d > 0 {
+		last = float64(n) / d.Seconds()
+	}
+	return first, last
 }
 
 // finishConnectOnly ends a connect-only run: it waits for the presence traffic to settle and
@@ -835,6 +859,9 @@ func (h *harness) connectSome(ctx context.Context, d *dialer, cs []*client) erro
 				h.connectErrs.Add(1)
 				h.noteErr(err)
 				return
+			}
+			if i := h.openSeq.Add(1) - 1; int(i) < len(h.openAt) {
+				h.openAt[i] = time.Now().UnixNano()
 			}
 			h.connected.Add(1)
 			h.opens.Add(1)

@@ -383,3 +383,25 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestPaceEnds: the pace of the first and last thousand opens, from their completion times.
+func TestPaceEnds(t *testing.T) {
+	start := time.Unix(100, 0)
+	ms := func(d int) int64 { return start.Add(time.Duration(d) * time.Millisecond).UnixNano() }
+	tests := []struct {
+		name        string
+		at          []int64
+		first, last float64
+	}{
+		{name: "too few", at: []int64{ms(1), ms(2)}},
+		{name: "steady", at: []int64{ms(1), ms(2), ms(3), ms(4)}, first: 1000, last: 1000},
+		{name: "slows down, unordered", at: []int64{ms(2), ms(1), ms(20), ms(10)}, first: 1000, last: 2 / 0.018},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first, last := paceEnds(tt.at, start, 2)
+			require.InDelta(t, tt.first, first, 1e-6)
+			require.InDelta(t, tt.last, last, 1e-6)
+		})
+	}
+}
