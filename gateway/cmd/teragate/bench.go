@@ -124,6 +124,7 @@ type benchFlags struct {
 	plotPath     *string
 	sf           *stormOptions
 	rf           *reloadOptions
+	serverPprof  *string
 }
 
 // newBenchFlags defines the bench's flags on fs.
@@ -164,6 +165,7 @@ func newBenchFlags(fs *flag.FlagSet) *benchFlags {
 		plotPath:     fs.String("plot", "", "write a PNG of the run second by second to this file: delivered msgs/s, p50/p99 latency, server RSS and websocket opens/s (a storm is marked)"),
 		sf:           stormFlags(fs),
 		rf:           reloadFlags(fs),
+		serverPprof:  fs.String("server-pprof", "", "the spawned gateway serves Go's runtime profiles on this address (serve --pprof), e.g. 127.0.0.1:6060, to profile it during the run"),
 	}
 }
 
@@ -291,7 +293,7 @@ func (f *benchFlags) prepare(ctx context.Context, cfg *loadtest.Config) (stop fu
 		}
 		srv, err := spawnServer(ctx, cfg.Target, spawnOptions{
 			mix: cfg.Clients, projects: *f.projects, bareMode: *f.bareMode, bareLazy: *f.bareLazy, keep: *f.keep,
-			plugins: *f.pluginsDir, native: *f.native, dir: dir,
+			plugins: *f.pluginsDir, native: *f.native, dir: dir, pprof: *f.serverPprof,
 		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -397,6 +399,8 @@ type spawnOptions struct {
 	keep     bool
 	plugins  string
 	native   bool
+	// pprof, if set, is the address the spawned gateway serves its runtime profiles on.
+	pprof string
 	// dir is the gateway's identities; nil: generated from mix and projects.
 	dir *loadtest.Directory
 }
@@ -456,6 +460,9 @@ func (s *spawned) gatewayArgs(listen string, o spawnOptions) ([]string, error) {
 	args := []string{"serve", "--insecure", "--listen", listen, "--identities", idPath, "--data", dataDir, "--log-level", "warn"}
 	if o.native {
 		args = append(args, "--builtin-plugins=false")
+	}
+	if o.pprof != "" {
+		args = append(args, "--pprof", o.pprof)
 	}
 	if o.plugins != "" {
 		abs, err := filepath.Abs(o.plugins)
