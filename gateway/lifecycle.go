@@ -51,6 +51,7 @@ func (g *Gateway) components() []component {
 		// Last: the gateway accepts logins and websockets once everything behind them runs, and
 		// stops accepting first.
 		{"http", g.serve, g.stopServing},
+		{"memory trim", g.startMemTrim, nil},
 		// The node's record in the admin page's node list has the address it listens on.
 		{"nodes", g.startNodes, g.stopNodes},
 	}

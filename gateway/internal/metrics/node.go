@@ -6,10 +6,12 @@ import (
 )
 
 // NodeTotals is what the node list of the admin page shows of this node's metrics: the open
-// websocket connections, and the cumulative connects and deliveries (all kinds together).
+// websocket connections, and the cumulative connects and deliveries (all kinds together), and the
+// disconnects (all reasons) the memory trimmer watches.
 type NodeTotals struct {
 	Connections int64
 	Connects    uint64
+	Disconnects uint64
 	Deliveries  uint64
 }
 
@@ -24,7 +26,11 @@ func (m *Metrics) NodeTotals() NodeTotals {
 		connects += value(m.connectsTotal[k])
 		deliv += value(m.deliveries[k])
 	}
-	t.Connections, t.Connects, t.Deliveries = int64(conns), uint64(connects), uint64(deliv)
+	var disc float64
+	for _, c := range m.disconnects {
+		disc += value(c)
+	}
+	t.Connections, t.Connects, t.Disconnects, t.Deliveries = int64(conns), uint64(connects), uint64(disc), uint64(deliv)
 	return t
 }
 
