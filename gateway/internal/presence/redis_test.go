@@ -14,6 +14,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/testutil"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -50,7 +51,7 @@ func newClusterNode(t *testing.T, url, id string) *clusterNode {
 // announce opens (or closes) one socket of the user on the node.
 func (n *clusterNode) announce(t *testing.T, uuid string, on bool) {
 	t.Helper()
-	payload, err := EncodeModuleMessage("websocket.user."+uuid, TopicMessages, userConn(uuid, on))
+	payload, err := EncodeModuleMessage("websocket.user."+uuid, topic.UserManagerMessages, userConn(uuid, on))
 	require.NoError(t, err)
 	require.NoError(t, n.c.Announce(context.Background(), directory.KindUser, uuid, on, payload))
 }
@@ -74,7 +75,7 @@ func TestRedisClusterKilledNode(t *testing.T) {
 	dead := newClusterNode(t, srv.URL, "dead")
 	var mu sync.Mutex
 	var disconnects int
-	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
+	_, err := a.bus.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
 		var te opentera.TeraEvent
 		if proto.Unmarshal(m.Payload, &te) != nil {
 			return
@@ -131,7 +132,7 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	b := newClusterNode(t, srv.URL, "b")
 	var mu sync.Mutex
 	var connects, greets int
-	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
+	_, err := a.bus.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
 		var te opentera.TeraEvent
 		if proto.Unmarshal(m.Payload, &te) != nil {
 			return
@@ -162,7 +163,7 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects == 1 && greets == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.Never(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects != 1 || greets != 1 }, 200*time.Millisecond, 10*time.Millisecond)
 
-	payload, err := EncodeModuleMessage("websocket.user."+alice, TopicMessages, userConn(alice, true))
+	payload, err := EncodeModuleMessage("websocket.user."+alice, topic.UserManagerMessages, userConn(alice, true))
 	require.NoError(t, err)
 	var msg opentera.TeraModuleMessage
 	require.NoError(t, proto.Unmarshal(stamp(payload, 77), &msg))
