@@ -142,7 +142,16 @@ func hashOf(data []byte) string {
 }
 
 // ValidID reports whether id can name a plugin: lower-case letters, digits, '_', '-' and '.',
-// starting with a letter, at most 100 bytes ("filter.user", "rpc.sessions").
+// starting with a letter, at most 100 bytes ("filter.user", "rpc.sessions"). It is the one rule
+// for plugin ids: the plugins directory (<id>.wasm), PUT/DELETE /api/plugins/{id} and the
+// plugin_config keys all check it.
+//
+// It differs on purpose from the station role name rule (stations.ValidRoleName: 1 to 100 of
+// A-Z a-z 0-9 '_' '-'): a plugin id is "<kind>.<name>", the dot is part of its syntax ("filter.user"
+// serves user connections), and it is a metric label and a log scope, kept lower case; a role
+// name is one flat name chosen by stations' configurations and carried in the station protocol,
+// where upper case has been accepted from the start. Either rule narrowed to the other would
+// refuse names that were valid until now.
 func ValidID(id string) bool {
 	if id == "" || len(id) > 100 || id[0] < 'a' || id[0] > 'z' {
 		return false
