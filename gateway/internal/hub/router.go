@@ -458,9 +458,6 @@ func (e *encoder) frameFor(c *Conn) []byte {
 	return e.encode(int(c.format), c.format, "")
 }
 
-// frame returns the plain frame in format f.
-func (e *encoder) frame(f Format) []byte { return e.encode(int(f), f, "") }
-
 func (e *encoder) encode(slot int, f Format, pos string) []byte {
 	if e.frames[slot] != nil || e.failed[slot] {
 		return e.frames[slot]
