@@ -170,11 +170,19 @@ func (s *Service) ownedRoom(r *http.Request, raw []byte) (caller, Room, error) {
 	if err != nil {
 		return c, Room{}, err
 	}
-	room, err := s.store.Room(r.Context(), r.PathValue("token"), s.now())
-	if errors.Is(err, ErrNotFound) {
-		return c, room, tokenNotFound()
-	}
+	_, room, err := s.pathRoom(r)
 	return c, room, err
+}
+
+// pathRoom returns the request's {token} and its room; an unknown or expired token is
+// [tokenNotFound].
+func (s *Service) pathRoom(r *http.Request) (string, Room, error) {
+	token := r.PathValue("token")
+	room, err := s.store.Room(r.Context(), token, s.now())
+	if errors.Is(err, ErrNotFound) {
+		err = tokenNotFound()
+	}
+	return token, room, err
 }
 
 // PATCH /rooms/{token}
@@ -281,11 +289,7 @@ func (s *Service) deleteRoom(r *http.Request, token string) error {
 
 // GET /rooms/{token}
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	token := r.PathValue("token")
-	room, err := s.store.Room(r.Context(), token, s.now())
-	if errors.Is(err, ErrNotFound) {
-		err = tokenNotFound()
-	}
+	token, room, err := s.pathRoom(r)
 	if err != nil {
 		s.writeErr(w, err)
 		return

@@ -16,11 +16,7 @@ func (s *Service) action(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	token := r.PathValue("token")
-	room, err := s.store.Room(r.Context(), token, s.now())
-	if errors.Is(err, ErrNotFound) {
-		err = tokenNotFound()
-	}
+	token, room, err := s.pathRoom(r)
 	if err != nil {
 		s.writeErr(w, err)
 		return
