@@ -13,6 +13,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -44,9 +45,9 @@ func (e *env) returnValue(method string) string {
 // moduleMessage sends data to the user manager as a session service would.
 func (e *env) moduleMessage(m proto.Message) {
 	e.t.Helper()
-	payload, err := presence.EncodeModuleMessage("serviceVideoRehabService", presence.TopicMessages, m)
+	payload, err := presence.EncodeModuleMessage("serviceVideoRehabService", topic.UserManagerMessages, m)
 	require.NoError(e.t, err)
-	require.NoError(e.t, e.gw.Publish(context.Background(), presence.TopicMessages, payload))
+	require.NoError(e.t, e.gw.Publish(context.Background(), topic.UserManagerMessages, payload))
 }
 
 // TestTwoSocketsStayOnlineUntilBothClose opens two real websockets for alice: she stays online

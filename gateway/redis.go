@@ -14,6 +14,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // redisDialTimeout bounds the first PING of New: a wrong --redis fails the start, clearly.
@@ -151,7 +152,7 @@ func (g *Gateway) rpcLease() rpc.Lease {
 // cluster's ownership hashes.
 func (g *Gateway) busReconnected(patterns []string) {
 	g.metrics.RedisReconnect("bus")
-	if g.cluster == nil || g.pres == nil || !slices.Contains(patterns, presence.TopicMessages) {
+	if g.cluster == nil || g.pres == nil || !slices.Contains(patterns, topic.UserManagerMessages) {
 		return
 	}
 	ttl := time.Duration(g.cfg.RedisNodeTTL)

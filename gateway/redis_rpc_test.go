@@ -18,6 +18,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/testutil"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -109,7 +110,7 @@ func TestPresenceRPCOrder(t *testing.T) {
 		if !connected {
 			typ = opentera.DeviceEvent_DEVICE_DISCONNECTED
 		}
-		payload, err := presence.EncodeModuleMessage("test", presence.TopicMessages, &opentera.DeviceEvent{DeviceUuid: directory.DemoRobot1UUID, Type: typ})
+		payload, err := presence.EncodeModuleMessage("test", topic.UserManagerMessages, &opentera.DeviceEvent{DeviceUuid: directory.DemoRobot1UUID, Type: typ})
 		require.NoError(t, err)
 		return payload
 	}
@@ -130,7 +131,7 @@ func TestPresenceRPCOrder(t *testing.T) {
 		rc := countReplies(t, client, "test.order")
 		check(t, func(msg, req []byte) {
 			pipe := client.Pipeline()
-			pipe.Publish(context.Background(), presence.TopicMessages, msg)
+			pipe.Publish(context.Background(), topic.UserManagerMessages, msg)
 			pipe.Publish(context.Background(), userManagerRPC, req)
 			_, err := pipe.Exec(context.Background())
 			require.NoError(t, err)
@@ -150,7 +151,7 @@ func TestPresenceRPCOrder(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(sub)
 		check(t, func(msg, req []byte) {
-			require.NoError(t, e.gw.Publish(context.Background(), presence.TopicMessages, msg))
+			require.NoError(t, e.gw.Publish(context.Background(), topic.UserManagerMessages, msg))
 			require.NoError(t, e.gw.Publish(context.Background(), userManagerRPC, req))
 		}, rc, func(n int64) {
 			require.Eventually(t, func() bool { return rc.n.Load() >= n }, 10*time.Second, time.Millisecond)

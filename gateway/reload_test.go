@@ -23,7 +23,9 @@ func serverCert(t *testing.T, url string) string {
 	resp, err := c.Get(url + "/healthz")
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "healthz: %s", b)
+	require.JSONEq(t, `{"status": "ok"}`, string(b))
 	return resp.TLS.PeerCertificates[0].SerialNumber.String()
 }
 

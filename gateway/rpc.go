@@ -8,6 +8,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/presence"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // UserManagerModule is the module name of the built-in presence methods (OpenTera's user
@@ -49,7 +50,7 @@ func (g *Gateway) initRPC() error {
 		// the presence messages published before them.
 		External: []string{presence.Module},
 	})
-	g.pres.Also(rpc.Pattern(presence.Module), p.bus.Handler(presence.Module))
+	g.pres.Also(topic.RPC(presence.Module), p.bus.Handler(presence.Module))
 	g.api.Handle("POST /api/rpc/{module}", "rpc", rpc.HTTPHandler(rpc.HTTPConfig{
 		Router: p.router, Authenticate: g.api.RPCCaller, Logger: g.log.Named("rpc"), MaxBodyBytes: g.cfg.MaxBodyBytes,
 	}))

@@ -9,6 +9,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 var kindTitle = map[directory.Kind]string{
@@ -250,11 +251,11 @@ func (a *API) logout(kind directory.Kind) http.HandlerFunc {
 
 // Disconnect publishes CMD_CLIENT_DISCONNECT for uuid on the TwistedModule command topic.
 func (a *API) Disconnect(r *http.Request, uuid string) error {
-	topic, payload, err := presence.EncodeDisconnect("module.TeraServer.FlaskModule.messages", uuid)
+	channel, payload, err := presence.EncodeDisconnect(topic.FlaskMessages, uuid)
 	if err != nil {
 		return err
 	}
-	return a.publish(r.Context(), "logout", topic, payload)
+	return a.publish(r.Context(), "logout", channel, payload)
 }
 
 // rateLimited answers a login over its entity's rate ([LoginRate]): 429 with Retry-After, the

@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
-	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/gateway/internal/transport"
 	"github.com/teragate/teragate/proto/opentera"
-	"google.golang.org/protobuf/proto"
 )
 
 // websocket serves GET /wss/{kind}?id=<ticket>[&format=proto][&resume=1[&since=<position>]].
@@ -102,7 +103,7 @@ func (a *API) greet(c *hub.Conn, ev proto.Message) {
 	evAny, err := opentera.NewAny(ev)
 	if err == nil {
 		var f []byte
-		header := &opentera.TeraEvent_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Topic: presence.TopicEvents}
+		header := &opentera.TeraEvent_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Topic: topic.UserManagerEvents}
 		if f, err = hub.EncodeEvent(header, evAny, nil, c.Format()); err == nil {
 			if c.Send(f) {
 				a.d.Metrics.Delivered(c.Kind(), 1)

@@ -51,7 +51,7 @@ type embedFS struct{ files *[]embedFile }
 type embedFile struct {
 	name string
 	data string
-	hash [16]byte
+	hash [16]byte //lint:ignore U1000 never read, but part of the layout embedFile mirrors
 }
 
 // embedded returns the embedded data of the file name without copying it, or nil.

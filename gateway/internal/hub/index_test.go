@@ -12,6 +12,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -132,7 +133,7 @@ func TestIndexHammer(t *testing.T) {
 			default:
 				p = participantEvent(t, e.uuid)
 			}
-			r.routeEvents(w, bus.Message{Channel: TopicUserManagerEvents, Payload: p}, 0, "")
+			r.routeEvents(w, bus.Message{Channel: topic.UserManagerEvents, Payload: p}, 0, "")
 		}
 	}()
 	wg.Wait() // the connect/disconnect goroutines finish on their own
@@ -145,7 +146,7 @@ func TestIndexHammer(t *testing.T) {
 		for _, m := range []proto.Message{&opentera.UserEvent{UserUuid: e.uuid}, &opentera.ParticipantEvent{ParticipantUuid: e.uuid}, &opentera.DeviceEvent{DeviceUuid: e.uuid}} {
 			an, err := opentera.NewAny(m)
 			require.NoError(t, err)
-			wd.events = append(wd.events, filter.DecodeEvent(TopicUserManagerEvents, an))
+			wd.events = append(wd.events, filter.DecodeEvent(topic.UserManagerEvents, an))
 		}
 	}
 	checkNarrowing(t, []*narrowWorld{wd}, func(*narrowWorld, directory.Kind) filter.Filter { return native })

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -136,13 +136,13 @@ func (r *Router) enqueue(k directory.Kind, job func(w *worker)) bool {
 func (r *Router) dispatch(m bus.Message, family string) {
 	switch family {
 	case "direct":
-		k, uuid, ok := ParseDirectTopic(m.Channel)
+		k, uuid, ok := topic.ParseDirect(m.Channel)
 		if !ok {
 			return // websocket.<type>.<uuid> answer topics and others: not events for sockets
 		}
 		r.enqueue(k, func(w *worker) { r.routeEvents(w, m, k, uuid) })
 	case "command":
-		uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
+		uuid := topic.CommandTarget(m.Channel)
 		if !isDisconnect(r, m) {
 			return
 		}

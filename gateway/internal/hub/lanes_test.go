@@ -10,6 +10,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // laneEnv is a router whose user lane the test drives by hand, with n admin sockets that count
@@ -47,7 +48,7 @@ func newLaneEnv(t *testing.T, n int) *laneEnv {
 }
 
 func (e *laneEnv) event(t *testing.T) bus.Message {
-	return bus.Message{Channel: TopicUserManagerEvents, Payload: stopEvent(t)}
+	return bus.Message{Channel: topic.UserManagerEvents, Payload: stopEvent(t)}
 }
 
 func (e *laneEnv) eventJob(t *testing.T) func(*worker) {

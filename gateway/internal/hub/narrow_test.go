@@ -23,6 +23,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/metrics"
 	"github.com/teragate/teragate/gateway/internal/pluginhost"
 	"github.com/teragate/teragate/gateway/internal/pluginhost/wasmbuild"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 	pluginv1 "github.com/teragate/teragate/proto/plugin/v1"
 )
@@ -145,11 +146,11 @@ func newNarrowWorld(t *testing.T, name string, doc *dirDoc, docB *dirDoc, mode s
 	for _, m := range msgs {
 		an, err := opentera.NewAny(m)
 		require.NoError(t, err)
-		wd.events = append(wd.events, filter.DecodeEvent(TopicUserManagerEvents, an))
+		wd.events = append(wd.events, filter.DecodeEvent(topic.UserManagerEvents, an))
 	}
 	wd.events = append(wd.events,
-		filter.DecodeEvent(TopicUserManagerEvents, &anypb.Any{TypeUrl: "type.googleapis.com/opentera.protobuf.NoSuchEvent", Value: []byte{1}}),
-		filter.DecodeEvent(TopicUserManagerEvents, &anypb.Any{TypeUrl: opentera.TypeURL(&opentera.UserEvent{}), Value: []byte{0xff}}))
+		filter.DecodeEvent(topic.UserManagerEvents, &anypb.Any{TypeUrl: "type.googleapis.com/opentera.protobuf.NoSuchEvent", Value: []byte{1}}),
+		filter.DecodeEvent(topic.UserManagerEvents, &anypb.Any{TypeUrl: opentera.TypeURL(&opentera.UserEvent{}), Value: []byte{0xff}}))
 	return wd
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/history"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // ErrReplayClosed is returned by [Router.Replay] when the connection closed during the replay.
@@ -61,7 +62,7 @@ func (r *Router) Replay(ctx context.Context, c *Conn, h history.Store, after his
 // replayOne routes one recorded event to w.only as the router routes its family.
 func (r *Router) replayOne(w *worker, e history.Entry) {
 	m := bus.Message{Channel: e.Channel, Payload: e.Payload, Position: e.Token}
-	if k, uuid, ok := ParseDirectTopic(e.Channel); ok {
+	if k, uuid, ok := topic.ParseDirect(e.Channel); ok {
 		if k == w.only.kind && uuid == w.only.uuid {
 			r.routeEvents(w, m, k, uuid)
 		}
@@ -75,11 +76,11 @@ func (r *Router) replayOne(w *worker, e history.Entry) {
 // Recorded reports whether channel is one the event history keeps: the families whose events
 // the router delivers to sockets (user manager, service and direct events; not commands).
 func Recorded(channel string) bool {
-	if channel == TopicUserManagerEvents {
+	if channel == topic.UserManagerEvents {
 		return true
 	}
-	if _, _, ok := ParseDirectTopic(channel); ok {
+	if _, _, ok := topic.ParseDirect(channel); ok {
 		return true
 	}
-	return bus.Match(PatternServiceEvents, channel)
+	return bus.Match(topic.PatternServiceEvents, channel)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -51,9 +52,9 @@ func (e *replayEnv) publishStop(t *testing.T, session string) history.Token {
 	t.Helper()
 	a, err := opentera.NewAny(&opentera.StopSessionEvent{SessionUuid: session})
 	require.NoError(t, err)
-	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Topic: TopicUserManagerEvents}, Events: []*anypb.Any{a}})
+	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Topic: topic.UserManagerEvents}, Events: []*anypb.Any{a}})
 	require.NoError(t, err)
-	require.NoError(t, e.bus.Publish(t.Context(), TopicUserManagerEvents, p))
+	require.NoError(t, e.bus.Publish(t.Context(), topic.UserManagerEvents, p))
 	head, err := e.hist.Head(t.Context())
 	require.NoError(t, err)
 	return head

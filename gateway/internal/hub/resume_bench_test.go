@@ -11,6 +11,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // BenchmarkHistoryFanout measures the cost of the event history on the whole live path: publish
@@ -48,7 +49,7 @@ func BenchmarkHistoryFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := pub.Publish(ctx, TopicUserManagerEvents, payload); err != nil {
+				if err := pub.Publish(ctx, topic.UserManagerEvents, payload); err != nil {
 					b.Fatal(err)
 				}
 				if i%512 == 511 { // keep the lanes from overflowing
@@ -90,7 +91,7 @@ func BenchmarkHistoryRecord(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				// A fresh payload per event, as the bus gets from its publishers.
 				p := append([]byte(nil), payload...)
-				if err := pub.Publish(ctx, TopicUserManagerEvents, p); err != nil {
+				if err := pub.Publish(ctx, topic.UserManagerEvents, p); err != nil {
 					b.Fatal(err)
 				}
 			}

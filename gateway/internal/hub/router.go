@@ -23,20 +23,8 @@ import (
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/history"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
-)
-
-// Topic families the router subscribes to, once per node.
-const (
-	// TopicUserManagerEvents carries presence and session events for every connection kind.
-	TopicUserManagerEvents = "module.TeraServer.UserManagerModule.events"
-	// PatternServiceEvents matches the events services emit (e.g. ArchiveEvent from the
-	// FileTransferService), filtered for every connection kind.
-	PatternServiceEvents = "service.*.events"
-	// PatternDirect matches websocket.<kind>.<uuid>.events, events for one client.
-	PatternDirect = "websocket.*"
-	// TopicCommandsPrefix + uuid carries TeraModuleMessages with ServerCommands for that uuid.
-	TopicCommandsPrefix = "module.TeraServer.TwistedModule.events."
 )
 
 var socketKinds = [...]directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice}
@@ -104,10 +92,10 @@ func (r *Router) Filter(k directory.Kind) filter.Filter {
 // the hub.
 func (r *Router) Start(ctx context.Context) error {
 	fams := map[string]string{ // pattern → family ([Router.dispatch])
-		TopicUserManagerEvents:    "user_manager",
-		PatternServiceEvents:      "service",
-		PatternDirect:             "direct",
-		TopicCommandsPrefix + "*": "command",
+		topic.UserManagerEvents:    "user_manager",
+		topic.PatternServiceEvents: "service",
+		topic.PatternDirect:        "direct",
+		topic.PatternCommands:      "command",
 	}
 	patterns := make([]string, 0, len(fams)+1)
 	for p := range fams {
@@ -177,34 +165,8 @@ type stagedFrame struct {
 	next int32
 }
 
-// ParseDirectTopic splits websocket.<kind>.<uuid>.events into its kind and uuid.
-func ParseDirectTopic(ch string) (directory.Kind, string, bool) {
-	rest, ok := strings.CutPrefix(ch, "websocket.")
-	if !ok {
-		return 0, "", false
-	}
-	rest, ok = strings.CutSuffix(rest, ".events")
-	if !ok {
-		return 0, "", false
-	}
-	ks, uuid, ok := strings.Cut(rest, ".")
-	if !ok || uuid == "" {
-		return 0, "", false
-	}
-	k, ok := directory.ParseKind(ks)
-	if !ok || k == directory.KindService {
-		return 0, "", false
-	}
-	return k, uuid, true
-}
-
-// DirectTopic returns the topic of direct events to one client.
-func DirectTopic(k directory.Kind, uuid string) string {
-	return "websocket." + k.String() + "." + uuid + ".events"
-}
-
 func (r *Router) routeDirect(w *worker, m bus.Message) {
-	k, uuid, ok := ParseDirectTopic(m.Channel)
+	k, uuid, ok := topic.ParseDirect(m.Channel)
 	if !ok {
 		return // websocket.<type>.<uuid> answer topics and others: not events for sockets
 	}
@@ -217,7 +179,7 @@ func (r *Router) routeCommand(_ *worker, m bus.Message) {
 	if !isDisconnect(r, m) {
 		return
 	}
-	uuid := strings.TrimPrefix(m.Channel, TopicCommandsPrefix)
+	uuid := topic.CommandTarget(m.Channel)
 	n := r.hub.CloseEntity(0, uuid, CloseDisconnect, "CMD_CLIENT_DISCONNECT", metrics.DisconnectCommand)
 	r.log.Debug("client disconnect command", "uuid", uuid, "sockets", n)
 }
@@ -542,9 +504,6 @@ func (e *encoder) frameFor(c *Conn) []byte {
 	}
 	return e.encode(int(c.format), c.format, "")
 }
-
-// frame returns the plain frame in format f.
-func (e *encoder) frame(f Format) []byte { return e.encode(int(f), f, "") }
 
 func (e *encoder) encode(slot int, f Format, pos string) []byte {
 	if e.frames[slot] != nil || e.failed[slot] {

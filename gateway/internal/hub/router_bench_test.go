@@ -15,6 +15,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -39,7 +40,7 @@ func stopEvent(b testing.TB) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: TopicUserManagerEvents}, Events: []*anypb.Any{a}})
+	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: topic.UserManagerEvents}, Events: []*anypb.Any{a}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func participantEvent(b testing.TB, uuid string) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: TopicUserManagerEvents}, Events: []*anypb.Any{a}})
+	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: topic.UserManagerEvents}, Events: []*anypb.Any{a}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func BenchmarkRouterFanout(b *testing.B) {
 						payload = participantEvent(b, directory.DemoPatUUID)
 					}
 					w := &worker{}
-					msg := bus.Message{Channel: TopicUserManagerEvents, Payload: payload}
+					msg := bus.Message{Channel: topic.UserManagerEvents, Payload: payload}
 					events := b.N/n + 1
 					b.ReportAllocs()
 					b.ResetTimer()
@@ -178,8 +179,8 @@ func BenchmarkRouterEventMix(b *testing.B) {
 			var msgs []bus.Message
 			for i := 0; i < 1000; i++ {
 				msgs = append(msgs,
-					bus.Message{Channel: TopicUserManagerEvents, Payload: participantEvent(b, doc.Participants[(i*37)%len(doc.Participants)].UUID)},
-					bus.Message{Channel: TopicUserManagerEvents, Payload: userEvent(b, doc.Users[(i*37)%len(doc.Users)].UUID)})
+					bus.Message{Channel: topic.UserManagerEvents, Payload: participantEvent(b, doc.Participants[(i*37)%len(doc.Participants)].UUID)},
+					bus.Message{Channel: topic.UserManagerEvents, Payload: userEvent(b, doc.Users[(i*37)%len(doc.Users)].UUID)})
 			}
 			w := &worker{}
 			b.ReportAllocs()
@@ -205,7 +206,7 @@ func userEvent(b testing.TB, uuid string) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: TopicUserManagerEvents}, Events: []*anypb.Any{a}})
+	p, err := proto.Marshal(&opentera.TeraEvent{Header: &opentera.TeraEvent_Header{Version: 1, Time: 1732145425.5, Topic: topic.UserManagerEvents}, Events: []*anypb.Any{a}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,14 +7,15 @@ import (
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/filter"
 	"github.com/teragate/teragate/gateway/internal/metrics"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // FuzzRouteBusPayload feeds arbitrary bus payloads to every topic family of the router: undecodable
 // bytes are counted and dropped, never a panic, and sockets keep working.
 func FuzzRouteBusPayload(f *testing.F) {
-	f.Add(TopicUserManagerEvents, stopEvent(f))
+	f.Add(topic.UserManagerEvents, stopEvent(f))
 	f.Add("websocket.user."+directory.DemoAliceUUID+".events", participantEvent(f, directory.DemoPatUUID))
-	f.Add(TopicCommandsPrefix+directory.DemoAliceUUID, []byte{0x12, 0x04, 0x0a, 0x02, 0x08, 0x02})
+	f.Add(topic.CommandsPrefix+directory.DemoAliceUUID, []byte{0x12, 0x04, 0x0a, 0x02, 0x08, 0x02})
 	f.Add("service.x.events", []byte{0xff, 0xff})
 	snap := directory.Demo()
 	native := &filter.Native{}
@@ -40,7 +41,7 @@ func FuzzRouteBusPayload(f *testing.F) {
 		r, w := setup()
 		m := bus.Message{Channel: channel, Payload: payload}
 		switch {
-		case len(channel) > len(TopicCommandsPrefix) && channel[:len(TopicCommandsPrefix)] == TopicCommandsPrefix:
+		case len(channel) > len(topic.CommandsPrefix) && channel[:len(topic.CommandsPrefix)] == topic.CommandsPrefix:
 			r.routeCommand(w, m)
 		case len(channel) > 10 && channel[:10] == "websocket.":
 			r.routeDirect(w, m)

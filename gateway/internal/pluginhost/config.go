@@ -11,6 +11,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/sdk/abi"
 )
 
@@ -91,10 +92,10 @@ const (
 // events to clients, the user manager's event and message topics and service topics. Command
 // topics (module.TeraServer.TwistedModule.*, which disconnect clients) are not among them.
 var DefaultPublishTopics = []string{
-	"websocket.*",
-	"module.TeraServer.UserManagerModule.events",
-	"module.TeraServer.UserManagerModule.messages",
-	"service.*",
+	topic.PatternDirect,
+	topic.UserManagerEvents,
+	topic.UserManagerMessages,
+	topic.PatternServices,
 }
 
 func (s Settings) withDefaults(hasFilter bool) Settings {

@@ -441,7 +441,7 @@ func (cr *compiledRule) eval(rs []filter.Recipient, out []filter.Decision, sess 
 		sub  directory.Subject
 	}
 	var small [4]resolved
-	subs := small[:0]
+	var subs []resolved
 	if len(cr.clauses) <= len(small) {
 		subs = small[:len(cr.clauses)]
 	} else {

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,4 +106,83 @@ func (r *Registry) readLoad(ctx context.Context, id, dir, name string) ([]byte, 
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, id, err)
 	}
 	return data, r.load(id, path, data)
+}
+
+// LoadDir loads every <id>.wasm file of dir (an empty dir means none), then the built-ins whose
+// id has no loaded file: a rejected file leaves its id to the built-in. Plugins compile in
+// parallel, GOMAXPROCS at a time. Rejected files are logged and reported by [Registry.Infos];
+// the error joins them.
+func (r *Registry) LoadDir(dir string) error { return r.loadDir(context.Background(), dir) }
+
+func (r *Registry) loadDir(ctx context.Context, dir string) error {
+	_, err := r.loadDirFiles(ctx, dir)
+	return err
+}
+
+// loadDirFiles is loadDir that also returns the bytes of each file that loaded, by id.
+func (r *Registry) loadDirFiles(ctx context.Context, dir string) (map[string][]byte, error) {
+	var files []string
+	if dir != "" {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("pluginhost: %w", err)
+		}
+		for _, e := range ents {
+			if _, ok := idOfFile(e.Name()); ok { // a directory named <id>.wasm is rejected with its reason
+				files = append(files, e.Name())
+			}
+		}
+	}
+	var (
+		mu     sync.Mutex
+		errs   []error
+		loaded = map[string]bool{}
+		bytes  = map[string][]byte{}
+	)
+	parallel(len(files), func(i int) {
+		id, _ := idOfFile(files[i])
+		data, err := r.readLoad(ctx, id, dir, files[i])
+		mu.Lock()
+		loaded[id] = err == nil
+		if err == nil {
+			bytes[id] = data
+		}
+		errs = append(errs, err)
+		mu.Unlock()
+	})
+	var ids []string
+	for id := range r.cfg.Builtin {
+		if !loaded[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	parallel(len(ids), func(i int) {
+		if _, err := r.LoadBuiltin(ids[i]); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	return bytes, errors.Join(errs...)
+}
+
+// parallel runs f(0)…f(n-1), GOMAXPROCS at a time, and waits for them.
+func parallel(n int, f func(i int)) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+func idOfFile(name string) (string, bool) {
+	id, ok := strings.CutSuffix(name, ".wasm")
+	return id, ok && ValidID(id)
 }

@@ -11,11 +11,12 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // Announce tells the user manager that a connection of the entity opened (connected) or closed,
 // as OpenTera's websocket protocols do: a TeraModuleMessage from websocket.<kind>.<uuid> with the
-// entity's CONNECTED or DISCONNECTED event, on [TopicMessages]. With a [Cluster] it goes through
+// entity's CONNECTED or DISCONNECTED event, on [topic.UserManagerMessages]. With a [Cluster] it goes through
 // the cluster, which also records the connection as this node's (so other nodes count it, and
 // reap it if this node dies). Every kind of connection — client websockets and station
 // websockets alike — is announced here. An entity unknown to the directory is not announced.
@@ -34,7 +35,7 @@ func (r *Registry) Announce(ctx context.Context, kind directory.Kind, uuid strin
 	if ev == nil {
 		return nil
 	}
-	payload, err := EncodeModuleMessage("websocket."+kind.String()+"."+uuid, TopicMessages, ev)
+	payload, err := EncodeModuleMessage(topic.Socket(kind, uuid), topic.UserManagerMessages, ev)
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func (r *Registry) Announce(ctx context.Context, kind directory.Kind, uuid strin
 	if r.cfg.Cluster != nil {
 		err = r.cfg.Cluster.Announce(ctx, kind, uuid, connected, payload)
 	} else {
-		err = r.cfg.Bus.Publish(ctx, TopicMessages, payload)
+		err = r.cfg.Bus.Publish(ctx, topic.UserManagerMessages, payload)
 	}
 	if errors.Is(err, bus.ErrClosed) {
 		return nil // shutting down: nobody is left to tell

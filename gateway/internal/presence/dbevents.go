@@ -11,24 +11,16 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
-// PatternDatabaseEvents matches the topics on which OpenTera's database module publishes a
-// TeraEvent holding a DatabaseEvent for every change of a record: …events.user,
-// …events.participant, …events.device (and other objects, which the user manager ignores).
-const PatternDatabaseEvents = "module.TeraServer.DatabaseModule.events.*"
-
-// TopicCommandsPrefix is where a CMD_CLIENT_DISCONNECT for an entity is published (OpenTera's
-// TwistedModule): every node closes the entity's sockets with 4000.
-const TopicCommandsPrefix = "module.TeraServer.TwistedModule.events."
-
 // EncodeDisconnect returns the topic and payload of a CMD_CLIENT_DISCONNECT for uuid from source:
 // published, it closes the entity's sockets with 4000 on every node (and OpenTera's).
-func EncodeDisconnect(source, uuid string) (topic string, payload []byte, err error) {
-	topic = TopicCommandsPrefix + uuid
-	payload, err = EncodeModuleMessage(source, topic, &opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
-	return topic, payload, err
+func EncodeDisconnect(source, uuid string) (channel string, payload []byte, err error) {
+	channel = topic.Commands(uuid)
+	payload, err = EncodeModuleMessage(source, channel, &opentera.ServerCommand{Type: opentera.ServerCommand_CMD_CLIENT_DISCONNECT})
+	return channel, payload, err
 }
 
 // onDatabaseEvent is OpenTera's user manager's reaction to database events: a user, participant
@@ -95,9 +87,9 @@ func (r *Registry) block(ctx context.Context, c *claim, k key, why string) {
 	if !c.ok(ctx) {
 		return
 	}
-	topic, payload, err := EncodeDisconnect("module.TeraServer.UserManagerModule", k.uuid)
+	channel, payload, err := EncodeDisconnect(topic.UserManagerModule, k.uuid)
 	if err == nil {
-		err = r.cfg.Bus.Publish(ctx, topic, payload)
+		err = r.cfg.Bus.Publish(ctx, channel, payload)
 	}
 	if err != nil && !errors.Is(err, bus.ErrClosed) {
 		r.log.Error("publishing a disconnect command", "uuid", k.uuid, "error", err)
@@ -115,7 +107,7 @@ func (r *Registry) unblock(k key, why string) {
 }
 
 // Blocked reports whether a database event disabled or deleted the entity (see
-// [PatternDatabaseEvents]); the gateway refuses its logins and tokens meanwhile.
+// [topic.PatternDatabaseEvents]); the gateway refuses its logins and tokens meanwhile.
 func (r *Registry) Blocked(kind directory.Kind, uuid string) bool {
 	r.blockMu.Lock()
 	defer r.blockMu.Unlock()

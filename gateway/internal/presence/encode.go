@@ -10,6 +10,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -85,12 +86,12 @@ func (r *Registry) publishAny(ctx context.Context, m proto.Message, a *anypb.Any
 			return
 		}
 	}
-	payload, err := encodeAny(TopicEvents, a)
+	payload, err := encodeAny(topic.UserManagerEvents, a)
 	if err != nil {
 		r.log.Error("encoding presence event", "error", err)
 		return
 	}
-	if err := r.cfg.Bus.Publish(ctx, TopicEvents, payload); err != nil {
+	if err := r.cfg.Bus.Publish(ctx, topic.UserManagerEvents, payload); err != nil {
 		if errors.Is(err, bus.ErrClosed) {
 			r.log.Debug("presence event not published: bus closed (shutting down)")
 			return

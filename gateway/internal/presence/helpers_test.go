@@ -10,6 +10,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -26,7 +27,7 @@ func newTestReg(t *testing.T) *testReg {
 	b := bus.NewMemory(bus.MemoryConfig{})
 	tr := &testReg{t: t, b: b, events: make(chan proto.Message, 1024),
 		r: New(Config{Bus: b, Directory: directory.NewStore(directory.Demo())})}
-	_, err := b.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
+	_, err := b.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
 		var te opentera.TeraEvent
 		if err := proto.Unmarshal(m.Payload, &te); err != nil {
 			t.Error(err)
@@ -50,9 +51,9 @@ func newTestReg(t *testing.T) *testReg {
 func (tr *testReg) feed(ms ...proto.Message) {
 	tr.t.Helper()
 	for _, m := range ms {
-		payload, err := EncodeModuleMessage("test", TopicMessages, m)
+		payload, err := EncodeModuleMessage("test", topic.UserManagerMessages, m)
 		require.NoError(tr.t, err)
-		tr.r.onMessage(bus.Message{Pattern: TopicMessages, Channel: TopicMessages, Payload: payload})
+		tr.r.onMessage(bus.Message{Pattern: topic.UserManagerMessages, Channel: topic.UserManagerMessages, Payload: payload})
 	}
 }
 

@@ -12,14 +12,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
-)
-
-// Module topics of the user manager.
-const (
-	// TopicMessages is where the user manager receives TeraModuleMessages.
-	TopicMessages = "module.TeraServer.UserManagerModule.messages"
-	// TopicEvents is where it publishes presence events.
-	TopicEvents = "module.TeraServer.UserManagerModule.events"
+	"github.com/teragate/teragate/gateway/internal/topic"
 )
 
 // Config configures a [Registry].
@@ -46,7 +39,7 @@ type Cluster interface {
 	// payload. Of all the nodes consuming the same message exactly one claims it.
 	Claim(ctx context.Context, payload []byte) bool
 	// Snapshot returns every open connection of the cluster, counted per entity, and atomically
-	// with that read publishes marker on [TopicMessages]: the messages before the marker are in
+	// with that read publishes marker on [topic.UserManagerMessages]: the messages before the marker are in
 	// the snapshot, the ones after it are not.
 	Snapshot(ctx context.Context, marker []byte) ([]Count, error)
 	// Announce publishes payload, the module message announcing that a connection of the entity
@@ -153,7 +146,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	if r.cfg.Cluster != nil {
 		r.syncCounts = make(chan snapshot, 1)
 	}
-	patterns := []string{TopicMessages, PatternDatabaseEvents}
+	patterns := []string{topic.UserManagerMessages, topic.PatternDatabaseEvents}
 	for p := range r.also {
 		patterns = append(patterns, p)
 	}
@@ -162,7 +155,7 @@ func (r *Registry) Start(ctx context.Context) error {
 			f(m)
 			return
 		}
-		if m.Pattern == PatternDatabaseEvents {
+		if m.Pattern == topic.PatternDatabaseEvents {
 			r.onDatabaseEvent(m)
 			return
 		}

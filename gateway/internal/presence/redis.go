@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -164,13 +165,13 @@ return 1`)
 // lost, and tells every replica to reload the snapshot.
 func (c *RedisCluster) rewrite(ctx context.Context) error {
 	msg, err := proto.Marshal(&opentera.TeraModuleMessage{Head: &opentera.TeraModuleMessage_Header{
-		Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Seq: c.seq.Add(1), Source: ResyncSource, Dest: TopicMessages}})
+		Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Seq: c.seq.Add(1), Source: ResyncSource, Dest: topic.UserManagerMessages}})
 	if err != nil {
 		return err
 	}
 	c.ownMu.Lock()
 	defer c.ownMu.Unlock()
-	args := []any{TopicMessages, msg}
+	args := []any{topic.UserManagerMessages, msg}
 	for f, n := range c.own {
 		args = append(args, f, n)
 	}
@@ -246,7 +247,7 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`)
 
 // Announce records that a socket of the entity opened (or closed) on this node and publishes
-// payload, its CONNECTED (DISCONNECTED) module message, on [TopicMessages].
+// payload, its CONNECTED (DISCONNECTED) module message, on [topic.UserManagerMessages].
 func (c *RedisCluster) Announce(ctx context.Context, kind directory.Kind, uuid string, connected bool, payload []byte) error {
 	delta := "1"
 	if !connected {
@@ -255,7 +256,7 @@ func (c *RedisCluster) Announce(ctx context.Context, kind directory.Kind, uuid s
 	f := field(kind, uuid)
 	c.ownMu.RLock()
 	defer c.ownMu.RUnlock()
-	err := announceScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id, redisReapedPrefix + c.id}, f, delta, TopicMessages, payload).Err()
+	err := announceScript.Run(ctx, c.cfg.Client, []string{redisConnsPrefix + c.id, redisReapedPrefix + c.id}, f, delta, topic.UserManagerMessages, payload).Err()
 	// The socket is open (closed) here whether or not Redis heard of it: own follows the sockets,
 	// and a rewrite after Redis comes back tells the cluster.
 	c.ownLock.Lock()
@@ -294,7 +295,7 @@ return out`)
 
 // Snapshot implements [Cluster].
 func (c *RedisCluster) Snapshot(ctx context.Context, marker []byte) ([]Count, error) {
-	flat, err := snapshotScript.Run(ctx, c.cfg.Client, []string{redisNodes}, TopicMessages, marker, redisConnsPrefix).StringSlice()
+	flat, err := snapshotScript.Run(ctx, c.cfg.Client, []string{redisNodes}, topic.UserManagerMessages, marker, redisConnsPrefix).StringSlice()
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +359,7 @@ func (c *RedisCluster) reap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		args := []any{id, TopicMessages}
+		args := []any{id, topic.UserManagerMessages}
 		snap := c.cfg.Directory.Current()
 		for f, v := range conns {
 			kind, uuid, ok := parseField(f)
@@ -371,7 +372,7 @@ func (c *RedisCluster) reap(ctx context.Context) error {
 				continue
 			}
 			for range n {
-				payload, err := c.encode("websocket."+kind.String()+"."+uuid, ev)
+				payload, err := c.encode(topic.Socket(kind, uuid), ev)
 				if err != nil {
 					return err
 				}
@@ -400,7 +401,7 @@ func (c *RedisCluster) encode(source string, m proto.Message) ([]byte, error) {
 		return nil, err
 	}
 	return proto.Marshal(&opentera.TeraModuleMessage{
-		Head: &opentera.TeraModuleMessage_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Seq: c.seq.Add(1), Source: source, Dest: TopicMessages},
+		Head: &opentera.TeraModuleMessage_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Seq: c.seq.Add(1), Source: source, Dest: topic.UserManagerMessages},
 		Data: []*anypb.Any{a},
 	})
 }

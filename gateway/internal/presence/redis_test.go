@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/testutil"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -50,7 +52,7 @@ func newClusterNode(t *testing.T, url, id string) *clusterNode {
 // announce opens (or closes) one socket of the user on the node.
 func (n *clusterNode) announce(t *testing.T, uuid string, on bool) {
 	t.Helper()
-	payload, err := EncodeModuleMessage("websocket.user."+uuid, TopicMessages, userConn(uuid, on))
+	payload, err := EncodeModuleMessage("websocket.user."+uuid, topic.UserManagerMessages, userConn(uuid, on))
 	require.NoError(t, err)
 	require.NoError(t, n.c.Announce(context.Background(), directory.KindUser, uuid, on, payload))
 }
@@ -72,23 +74,7 @@ func TestRedisClusterKilledNode(t *testing.T) {
 	a := newClusterNode(t, srv.URL, "a")
 	b := newClusterNode(t, srv.URL, "b")
 	dead := newClusterNode(t, srv.URL, "dead")
-	var mu sync.Mutex
-	var disconnects int
-	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
-		var te opentera.TeraEvent
-		if proto.Unmarshal(m.Payload, &te) != nil {
-			return
-		}
-		for _, x := range te.GetEvents() {
-			var ev opentera.UserEvent
-			if x.UnmarshalTo(&ev) == nil && ev.GetType() == opentera.UserEvent_USER_DISCONNECTED {
-				mu.Lock()
-				disconnects++
-				mu.Unlock()
-			}
-		}
-	})
-	require.NoError(t, err)
+	disconnects := countUserEvents(t, a.bus, opentera.UserEvent_USER_DISCONNECTED)
 	alice := directory.DemoAliceUUID
 	a.announce(t, alice, true)
 	dead.announce(t, alice, true)
@@ -112,13 +98,11 @@ func TestRedisClusterKilledNode(t *testing.T) {
 	for _, n := range []*clusterNode{a, b} {
 		require.Eventually(t, func() bool { return !n.r.Online(directory.KindUser, alice) }, 5*time.Second, 5*time.Millisecond)
 	}
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return disconnects == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return disconnects.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
 	// A node that starts now sees only bob (the dead node's hash is gone).
 	c := newClusterNode(t, srv.URL, "c")
 	require.Equal(t, []string{bob}, c.r.OnlineList(directory.KindUser))
-	mu.Lock()
-	require.Equal(t, 1, disconnects, "USER_DISCONNECTED once, not once per node")
-	mu.Unlock()
+	require.EqualValues(t, 1, disconnects.Load(), "USER_DISCONNECTED once, not once per node")
 }
 
 // TestRedisClusterIdenticalAnnounces: two sockets of one entity announced in the same
@@ -129,23 +113,9 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	a := newClusterNode(t, srv.URL, "a")
 	b := newClusterNode(t, srv.URL, "b")
+	connects := countUserEvents(t, a.bus, opentera.UserEvent_USER_CONNECTED)
 	var mu sync.Mutex
-	var connects, greets int
-	_, err := a.bus.Subscribe(context.Background(), TopicEvents, func(m bus.Message) {
-		var te opentera.TeraEvent
-		if proto.Unmarshal(m.Payload, &te) != nil {
-			return
-		}
-		for _, x := range te.GetEvents() {
-			var ev opentera.UserEvent
-			if x.UnmarshalTo(&ev) == nil && ev.GetType() == opentera.UserEvent_USER_CONNECTED {
-				mu.Lock()
-				connects++
-				mu.Unlock()
-			}
-		}
-	})
-	require.NoError(t, err)
+	var greets int
 	alice := directory.DemoAliceUUID
 	greet := func(ev proto.Message) {
 		require.Equal(t, opentera.UserEvent_USER_CONNECTED, ev.(*opentera.UserEvent).GetType())
@@ -159,10 +129,10 @@ func TestRedisClusterIdenticalAnnounces(t *testing.T) {
 	for _, n := range []*clusterNode{a, b} {
 		require.Eventually(t, func() bool { return n.r.Connections(directory.KindUser, alice) == 2 }, 5*time.Second, 5*time.Millisecond)
 	}
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects == 1 && greets == 1 }, 5*time.Second, 5*time.Millisecond)
-	require.Never(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects != 1 || greets != 1 }, 200*time.Millisecond, 10*time.Millisecond)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects.Load() == 1 && greets == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Never(t, func() bool { mu.Lock(); defer mu.Unlock(); return connects.Load() != 1 || greets != 1 }, 200*time.Millisecond, 10*time.Millisecond)
 
-	payload, err := EncodeModuleMessage("websocket.user."+alice, TopicMessages, userConn(alice, true))
+	payload, err := EncodeModuleMessage("websocket.user."+alice, topic.UserManagerMessages, userConn(alice, true))
 	require.NoError(t, err)
 	var msg opentera.TeraModuleMessage
 	require.NoError(t, proto.Unmarshal(stamp(payload, 77), &msg))
@@ -202,4 +172,25 @@ func TestRedisClusterHeartbeats(t *testing.T) {
 	require.Eventually(t, func() bool { return slices.Equal(live(), []string{"a", "b"}) }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, b.c.Stop(ctx))
 	require.Equal(t, []string{"a"}, live())
+}
+
+// countUserEvents counts the UserEvents of type typ that b receives on the user manager's events
+// topic.
+func countUserEvents(t *testing.T, b *bus.Redis, typ opentera.UserEvent_EventType) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	_, err := b.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
+		var te opentera.TeraEvent
+		if proto.Unmarshal(m.Payload, &te) != nil {
+			return
+		}
+		for _, x := range te.GetEvents() {
+			var ev opentera.UserEvent
+			if x.UnmarshalTo(&ev) == nil && ev.GetType() == typ {
+				n.Add(1)
+			}
+		}
+	})
+	require.NoError(t, err)
+	return &n
 }

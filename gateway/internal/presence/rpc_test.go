@@ -18,6 +18,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -48,7 +49,7 @@ func rpcOverBus(t *testing.T, tr *testReg, router *rpc.Router, id uint64, method
 	require.NoError(t, err)
 	payload, err := proto.Marshal(&opentera.RPCMessage{Method: method, ReplyTo: replyTo, Id: id, Timestamp: 1.5, Args: a})
 	require.NoError(t, err)
-	require.NoError(t, tr.b.Publish(context.Background(), rpc.Pattern(Module), payload))
+	require.NoError(t, tr.b.Publish(context.Background(), topic.RPC(Module), payload))
 	select {
 	case r := <-replies:
 		return r
@@ -277,8 +278,8 @@ func BenchmarkRegistryUpdate(b *testing.B) {
 		r := New(Config{Bus: nopBus{}, Directory: directory.NewStore(directory.Demo())})
 		payloads := make([][]byte, 2*n)
 		for i := range uuids {
-			payloads[2*i], _ = EncodeModuleMessage("websocket.user."+uuids[i], TopicMessages, userConn(uuids[i], true))
-			payloads[2*i+1], _ = EncodeModuleMessage("websocket.user."+uuids[i], TopicMessages, userConn(uuids[i], false))
+			payloads[2*i], _ = EncodeModuleMessage("websocket.user."+uuids[i], topic.UserManagerMessages, userConn(uuids[i], true))
+			payloads[2*i+1], _ = EncodeModuleMessage("websocket.user."+uuids[i], topic.UserManagerMessages, userConn(uuids[i], false))
 		}
 		b.ReportAllocs()
 		i := 0
@@ -286,7 +287,7 @@ func BenchmarkRegistryUpdate(b *testing.B) {
 			// connect uuid k, ..., then disconnect them: i%2n walks connects then disconnects
 			k := i % (2 * n)
 			p := payloads[2*(k%n)+k/n]
-			r.onMessage(bus.Message{Channel: TopicMessages, Payload: p})
+			r.onMessage(bus.Message{Channel: topic.UserManagerMessages, Payload: p})
 			i++
 		}
 	})
@@ -329,7 +330,7 @@ func BenchmarkStatusUsers(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				buf, err = rpc.AppendReply(buf[:0], MethodStatusUsers, 0, rpc.Pattern(Module), v, nil)
+				buf, err = rpc.AppendReply(buf[:0], MethodStatusUsers, 0, topic.RPC(Module), v, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

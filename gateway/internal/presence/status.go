@@ -9,6 +9,7 @@ import (
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/rpc"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -87,9 +88,9 @@ func (r *Registry) updateClustered(ctx context.Context, uuid, status string, ts 
 	if d, ok := r.cfg.Directory.Current().Device(uuid); ok {
 		ev.DeviceName = d.Name
 	}
-	payload, err := EncodeModuleMessage("teragate.presence", TopicMessages, ev)
+	payload, err := EncodeModuleMessage("teragate.presence", topic.UserManagerMessages, ev)
 	if err == nil {
-		err = r.cfg.Bus.Publish(ctx, TopicMessages, payload)
+		err = r.cfg.Bus.Publish(ctx, topic.UserManagerMessages, payload)
 	}
 	if err != nil {
 		r.log.Error("publishing a device status to the cluster", "uuid", uuid, "error", err)

@@ -3,12 +3,10 @@ package rooms_test
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,7 +297,3 @@ func (f *fixture) metric(name, label string) float64 {
 	f.t.Fatalf("metric %s{%s} not found", name, label)
 	return 0
 }
-
-var errNoField = errors.New("no such field")
-
-func query(v url.Values) string { return "?" + v.Encode() }

@@ -20,6 +20,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/presence"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -345,10 +346,6 @@ func (s *Service) publish(ctx context.Context, channel string, m proto.Message, 
 	}
 }
 
-func directTopic(k directory.Kind, uuid string) string {
-	return "websocket." + k.String() + "." + uuid + ".events"
-}
-
 func busyKindOf(p Participant) directory.Kind {
 	switch p.Kind {
 	case directory.KindUser, directory.KindParticipant, directory.KindDevice:
@@ -371,8 +368,8 @@ func (s *Service) presenceJoin(ctx context.Context, room Room, p Participant) {
 	default:
 		ev.SessionDevices = []string{p.UUID}
 	}
-	s.publish(ctx, presence.TopicMessages, ev, true)
-	s.publish(ctx, directTopic(k, p.UUID), ev, false)
+	s.publish(ctx, topic.UserManagerMessages, ev, true)
+	s.publish(ctx, topic.Direct(k, p.UUID), ev, false)
 }
 
 func (s *Service) presenceLeave(ctx context.Context, room Room, p Participant) {
@@ -389,15 +386,15 @@ func (s *Service) presenceLeave(ctx context.Context, room Room, p Participant) {
 	default:
 		ev.LeavingDevices = []string{p.UUID}
 	}
-	s.publish(ctx, presence.TopicMessages, ev, true)
+	s.publish(ctx, topic.UserManagerMessages, ev, true)
 }
 
 func (s *Service) presenceStop(ctx context.Context, room Room, ps []Participant) {
 	ev := &opentera.StopSessionEvent{SessionUuid: room.SessionID}
-	s.publish(ctx, presence.TopicMessages, ev, true)
+	s.publish(ctx, topic.UserManagerMessages, ev, true)
 	for _, p := range ps {
 		if k := busyKindOf(p); k != 0 {
-			s.publish(ctx, directTopic(k, p.UUID), ev, false)
+			s.publish(ctx, topic.Direct(k, p.UUID), ev, false)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/teragate/teragate/gateway/internal/bus"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -134,9 +135,9 @@ func (s *BusServer) sync() error {
 		}
 		if !slices.Contains(s.cfg.External, m) {
 			module := m
-			sub, err := s.cfg.Bus.Subscribe(context.Background(), Pattern(m), func(msg bus.Message) { s.serve(module, msg) })
+			sub, err := s.cfg.Bus.Subscribe(context.Background(), topic.RPC(m), func(msg bus.Message) { s.serve(module, msg) })
 			if err != nil {
-				errs = append(errs, fmt.Errorf("rpc: subscribe %s: %w", Pattern(m), err))
+				errs = append(errs, fmt.Errorf("rpc: subscribe %s: %w", topic.RPC(m), err))
 				continue
 			}
 			s.subs[m] = sub
@@ -145,7 +146,7 @@ func (s *BusServer) sync() error {
 		if s.cfg.Lease != nil {
 			s.cfg.Lease.Hold(m)
 		}
-		s.log.Debug("serving RPC module on the bus", "module", m, "channel", Pattern(m))
+		s.log.Debug("serving RPC module on the bus", "module", m, "channel", topic.RPC(m))
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -64,7 +65,7 @@ func HTTPHandler(cfg HTTPConfig) http.HandlerFunc {
 			return
 		}
 		module := r.PathValue("module")
-		pattern := Pattern(module)
+		pattern := topic.RPC(module)
 		bp := bufPool.Get().(*[]byte)
 		defer func() {
 			if cap(*bp) <= 64<<10 {

@@ -10,10 +10,6 @@ const (
 	ReplyError = "Error"
 )
 
-// Pattern returns the bus channel of module's RPC requests, module.<name>.rpc, which is also the
-// "pattern" of its replies.
-func Pattern(module string) string { return "module." + module + ".rpc" }
-
 // AppendReply appends the JSON reply of a call, byte-compatible with OpenTera's:
 //
 //	{"method": <method>, "id": <id>, "pattern": <pattern>, "status": "OK", "return_value": <value>}

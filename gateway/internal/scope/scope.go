@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 )
 
@@ -151,22 +152,11 @@ func Named(m proto.Message) []Entity {
 }
 
 // DirectTarget splits a direct topic websocket.<kind>.<uuid>.events into the entity it
-// addresses.
-func DirectTarget(topic string) (Entity, bool) {
-	rest, ok := strings.CutPrefix(topic, "websocket.")
-	if !ok {
-		return Entity{}, false
-	}
-	rest, ok = strings.CutSuffix(rest, ".events")
-	if !ok {
-		return Entity{}, false
-	}
-	ks, uuid, ok := strings.Cut(rest, ".")
-	if !ok || uuid == "" || strings.Contains(uuid, ".") {
-		return Entity{}, false
-	}
-	k, ok := directory.ParseKind(ks)
-	if !ok || k == directory.KindService {
+// addresses. Unlike [topic.ParseDirect] it refuses a uuid holding a dot: a service's publication
+// names one entity exactly.
+func DirectTarget(channel string) (Entity, bool) {
+	k, uuid, ok := topic.ParseDirect(channel)
+	if !ok || strings.Contains(uuid, ".") {
 		return Entity{}, false
 	}
 	return Entity{k, uuid}, true
@@ -191,11 +181,8 @@ var directOnly = map[string]bool{
 	"opentera.protobuf.StopSessionEvent":      true,
 }
 
-// ServiceTopic is the topic a service owns: service.<name>.events.
-func ServiceTopic(name string) string { return "service." + name + ".events" }
-
 // CheckServicePublish decides whether the service named name, with this scope, may publish
-// events on topic. A trusted scope (an admin service) may publish anything. A limited one may
+// events on channel. A trusted scope (an admin service) may publish anything. A limited one may
 // publish
 //
 //   - on its own topic service.<name>.events: JoinSessionEvent and ArchiveEvent, whose audience
@@ -206,20 +193,20 @@ func ServiceTopic(name string) string { return "service." + name + ".events" }
 // and every entity an event names must be reachable. Anything else (module.* topics, other
 // services' topics, presence announcements, server commands, undecodable types) wraps
 // [ErrDenied] with the reason.
-func (s Scope) CheckServicePublish(name, topic string, events []*anypb.Any) error {
+func (s Scope) CheckServicePublish(name, channel string, events []*anypb.Any) error {
 	if !s.limited {
 		return nil
 	}
-	target, direct := DirectTarget(topic)
+	target, direct := DirectTarget(channel)
 	switch {
 	case direct:
 		if !s.Reaches(target.Kind, target.UUID) {
-			return fmt.Errorf("%w: topic %q addresses %s %q, outside this service's access", ErrDenied, topic, target.Kind, target.UUID)
+			return fmt.Errorf("%w: topic %q addresses %s %q, outside this service's access", ErrDenied, channel, target.Kind, target.UUID)
 		}
-	case name != "" && topic == ServiceTopic(name):
+	case name != "" && channel == topic.Service(name):
 	default:
 		return fmt.Errorf("%w: a service without admin may publish only on %q and on websocket.<kind>.<uuid>.events of entities it reaches, not on %q",
-			ErrDenied, ServiceTopic(name), topic)
+			ErrDenied, topic.Service(name), channel)
 	}
 	for i, a := range events {
 		m, err := a.UnmarshalNew()

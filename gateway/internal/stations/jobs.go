@@ -154,7 +154,7 @@ func (m *Manager) handleOffer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := json.Unmarshal(body, &req); err != nil || !roleName.MatchString(req.Role) || len(req.Job) > 200 {
+	if err := json.Unmarshal(body, &req); err != nil || !ValidRoleName(req.Role) || len(req.Job) > 200 {
 		m.writeJSON(w, http.StatusBadRequest, "Want {\"role\": <role>, \"job\": <optional id>, \"config\": {...}}.")
 		return
 	}

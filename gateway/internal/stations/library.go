@@ -145,18 +145,10 @@ func validateRole(data []byte) error {
 	return nil
 }
 
-// roleOfFile returns the role name of a file name "<role>.wasm" (letters, digits, '-', '_').
+// roleOfFile returns the role name of a file name "<role>.wasm" ([ValidRoleName]).
 func roleOfFile(name string) (string, bool) {
 	role, ok := strings.CutSuffix(name, ".wasm")
-	if !ok || role == "" || len(role) > 100 {
-		return "", false
-	}
-	for _, r := range role {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return "", false
-		}
-	}
-	return role, true
+	return role, ok && ValidRoleName(role)
 }
 
 // Limits of a role plugin file: a larger file, or one whose read takes longer, is rejected.
@@ -283,11 +275,28 @@ func (m *Manager) RemoveRole(role string) bool { return m.lib.remove(role) }
 // role whose last file or upload was refused.
 func (m *Manager) RoleVersions() ([]RoleVersion, map[string]string) { return m.lib.list() }
 
-// ValidRoleName reports whether name can name a role: letters, digits, '-' and '_', at most 100
-// bytes.
+// ValidRoleName reports whether name can name a role: 1 to 100 of A-Z a-z 0-9 '_' '-'. It is the
+// one rule for role names: the roles directory (<role>.wasm), PUT/DELETE /api/roles/{name}, a
+// station's Register and admin edits, and job offers all check it.
+//
+// It differs on purpose from the plugin id rule ([pluginhost.ValidID]: lower case, '.', first
+// a letter): a role name is chosen by a station's configuration and travels in the station
+// protocol as a key of its roles, where upper case has been accepted from the start (stored
+// station records may hold such names), and a role is one flat name with no kind prefix, whereas
+// a plugin id is "<kind>.<name>" (the dot is part of its syntax: "filter.user" serves user
+// connections) and is a metric label and a log scope. Either rule narrowed to the other would
+// refuse names that were valid until now.
 func ValidRoleName(name string) bool {
-	_, ok := roleOfFile(name + ".wasm")
-	return ok
+	if name == "" || len(name) > 100 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // watchReady loads the roles directory once and follows it until ctx is done (creating it if

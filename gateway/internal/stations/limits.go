@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -78,9 +77,6 @@ const (
 	maxTextLen     = 4096 // a job's program and error, a result's message: longer is cut
 )
 
-// roleName is the syntax of a role name (it names <role>.wasm in the roles directory).
-var roleName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
-
 // badConfig is an invalid role configuration; it wraps [ErrBadConfig] and names the offending
 // roles.
 type badConfig struct {
@@ -117,7 +113,7 @@ func quote(s string) string {
 
 // checkRole checks a role name.
 func checkRole(role string) error {
-	if !roleName.MatchString(role) {
+	if !ValidRoleName(role) {
 		return badf(nil, "bad role name %s (want 1 to 100 of A-Z a-z 0-9 _ -)", quote(role))
 	}
 	return nil

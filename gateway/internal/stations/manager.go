@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,7 @@ import (
 	"github.com/teragate/teragate/gateway/internal/auth"
 	"github.com/teragate/teragate/gateway/internal/bus"
 	"github.com/teragate/teragate/gateway/internal/directory"
-	"github.com/teragate/teragate/gateway/internal/hub"
+	"github.com/teragate/teragate/gateway/internal/topic"
 	"github.com/teragate/teragate/proto/opentera"
 	stationv1 "github.com/teragate/teragate/proto/station/v1"
 	stationsdk "github.com/teragate/teragate/sdk/station"
@@ -208,7 +207,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}()
 	if m.cfg.Bus != nil {
-		sub, err := m.cfg.Bus.Subscribe(ctx, hub.TopicCommandsPrefix+"*", m.onCommand)
+		sub, err := m.cfg.Bus.Subscribe(ctx, topic.PatternCommands, m.onCommand)
 		if err != nil {
 			return err
 		}
@@ -383,7 +382,7 @@ const CloseDisconnect = 4000
 
 // onCommand closes a station's connection on CMD_CLIENT_DISCONNECT for its uuid.
 func (m *Manager) onCommand(msg bus.Message) {
-	uuid := strings.TrimPrefix(msg.Channel, hub.TopicCommandsPrefix)
+	uuid := topic.CommandTarget(msg.Channel)
 	var mm opentera.TeraModuleMessage
 	if proto.Unmarshal(msg.Payload, &mm) != nil {
 		return
