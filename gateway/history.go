@@ -53,6 +53,3 @@ func (g *Gateway) positionChannel() string {
 	}
 	return history.DefaultPositionChannel
 }
-
-// History returns the event history, or nil when none is kept.
-func (g *Gateway) History() history.Store { return g.hist }

@@ -76,8 +76,5 @@ func (g *Gateway) stopStations(ctx context.Context) error {
 	}
 }
 
-// StationsReady is closed once the roles directory has been loaded.
-func (g *Gateway) StationsReady() <-chan struct{} { return g.stations.Ready() }
-
 // RolesDir returns the directory of station role plugins (<role>.wasm) the gateway watches.
 func (g *Gateway) RolesDir() string { return g.stations.RolesDir() }
