@@ -244,3 +244,24 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 	require.NoError(t, err)
 	return a
 }
+
+// TestDialContextCancelEnds: cancelling Dial's ctx ends a Conn blocked reading an idle websocket
+// (what Ctrl-C does in `teragate ws --user`): Events closes and Err is the context's error.
+func TestDialContextCancelEnds(t *testing.T) {
+	gw := startGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := client.Login(ctx, gw.URL(), client.KindUser, client.Basic("alice", "alice-demo"))
+	require.NoError(t, err)
+	conn, err := c.Dial(ctx)
+	require.NoError(t, err)
+	<-conn.Events() // the greeting; then the socket is idle
+	cancel()
+	select {
+	case <-conn.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Conn did not end when its context was cancelled")
+	}
+	for range conn.Events() {
+	}
+	require.ErrorIs(t, conn.Err(), context.Canceled)
+}

@@ -95,8 +95,15 @@ func (c *Client) Dial(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, cancel)
 	conn := &Conn{c: c, events: make(chan *Event, c.o.eventQueue), ctx: cctx, cancel: cancel, done: make(chan struct{}), ws: ws}
+	// ctx done ends the Conn: cancel, and close the websocket a read is blocked on.
+	stop := context.AfterFunc(ctx, func() {
+		cancel()
+		conn.mu.Lock()
+		cur := conn.ws
+		conn.mu.Unlock()
+		_ = cur.Close()
+	})
 	c.hook(StateConnected, nil)
 	go func() {
 		defer stop()
@@ -220,10 +227,10 @@ func (cn *Conn) run(ws *websocket.Conn) {
 		}
 		delay = cn.c.o.backoffMin
 		cn.mu.Lock()
-		if cn.closed {
+		if cn.closed || cn.ctx.Err() != nil {
 			cn.mu.Unlock()
 			_ = ws.Close()
-			cn.finish(nil)
+			cn.finish(cn.ctx.Err())
 			return
 		}
 		cn.ws = ws

@@ -43,6 +43,7 @@ Examples:
   teragate bench --connect-only --user-login token --clients 10000
   teragate bench --url http://127.0.0.1:4040 --pid 1234 --identities ids.yaml
   teragate bench --storm --clients 10000 --plot storm.png
+  teragate bench --storm --storm-resume --clients 1000
   teragate bench --storm-restart --clients 10000 --storm-user-sockets 1000
   teragate bench --plugin-reloads 100
 
@@ -56,6 +57,9 @@ try. The report gives the time until all are back (and for the first and last
 thousand), the refused logins by status, whether the gateway's online lists
 (TeraServer.UserManagerModule online_*) match the open sockets, and the
 events delivered to the sockets that were connected when they were published.
+With --storm-resume the clients resume after reconnecting (resume=1, then
+since=<last position>), and the report adds, for them, the events expected
+against those delivered, the duplicates and the ResumeFailed frames.
 --plot draws any run second by second.
 
 A reload run (--plugin-reloads N) writes the module of --reload-id (the
@@ -664,6 +668,7 @@ type stormOptions struct {
 	userSockets            *int
 	before, after, timeout *time.Duration
 	backoffMin, backoffMax *time.Duration
+	resume                 *bool
 }
 
 // stormFlags declares the storm flags on fs.
@@ -677,6 +682,7 @@ func stormFlags(fs *flag.FlagSet) *stormOptions {
 		timeout:     fs.Duration("storm-timeout", 60*time.Second, "in a storm, longest wait for every client to be back"),
 		backoffMin:  fs.Duration("storm-backoff-min", 250*time.Millisecond, "in a storm, first reconnection delay (sdk/client's default; each failure doubles it, each wait is drawn between half and all of it)"),
 		backoffMax:  fs.Duration("storm-backoff-max", 30*time.Second, "in a storm, longest reconnection delay (sdk/client's default)"),
+		resume:      fs.Bool("storm-resume", false, "in a storm, the clients resume: they open with resume=1, keep the last position and reconnect with since=<it>; the report adds, for them, the events expected (every event published from each client's first socket on) against those delivered, the duplicates and the ResumeFailed frames"),
 	}
 }
 
@@ -706,6 +712,6 @@ func (o *stormOptions) config() *loadtest.StormConfig {
 	}
 	return &loadtest.StormConfig{
 		Mode: mode, Before: *o.before, After: *o.after, Timeout: *o.timeout,
-		BackoffMin: *o.backoffMin, BackoffMax: *o.backoffMax,
+		BackoffMin: *o.backoffMin, BackoffMax: *o.backoffMax, Resume: *o.resume,
 	}
 }

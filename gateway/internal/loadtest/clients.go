@@ -139,6 +139,7 @@ type client struct {
 	kind   Kind
 	entity int // index in the directory's list of that kind
 	ws     *websocket.Conn
+	query  string // appended to the websocket_url's query (resume=1&since=…)
 }
 
 // loginResponse holds the login reply fields the bench uses.
@@ -216,11 +217,10 @@ func (d *dialer) open(ctx context.Context, c *client) error {
 		}
 		wsURL = lr.WebsocketURL
 		if d.format == FormatProto {
-			if strings.Contains(wsURL, "?") {
-				wsURL += "&format=proto"
-			} else {
-				wsURL += "?format=proto"
-			}
+			wsURL = addQuery(wsURL, "format=proto")
+		}
+		if c.query != "" {
+			wsURL = addQuery(wsURL, c.query)
 		}
 	}
 	ws, resp, err := d.ws.DialContext(ctx, wsURL, nil)
@@ -369,4 +369,12 @@ func readFrame(ws *websocket.Conn, buf []byte) (int, []byte, error) {
 			return typ, buf, err
 		}
 	}
+}
+
+// addQuery appends q to the query of u.
+func addQuery(u, q string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + q
+	}
+	return u + "?" + q
 }

@@ -54,6 +54,12 @@ type StormConfig struct {
 	// between half and all of the delay. Zero values mean sdk/client's
 	// defaults, 250ms and 30s.
 	BackoffMin, BackoffMax time.Duration
+	// Resume makes the clients resume after reconnecting: they open their
+	// websocket with resume=1, keep the position of the last frame and
+	// reconnect with since=<it>. The report then counts, per client, the
+	// events published since its first socket was live against those
+	// delivered (each once), the duplicates and the ResumeFailed frames.
+	Resume bool
 }
 
 func (c *StormConfig) fill(target Target) error {
@@ -136,7 +142,12 @@ func newStorm(h *harness, d *dialer, start time.Time) *storm {
 		allBack: make(chan struct{}), statuses: map[string]int64{},
 	}
 	for _, c := range h.clients {
-		s.clients = append(s.clients, &stormClient{c: c})
+		sc := &stormClient{c: c}
+		if s.cfg.Resume {
+			c.query = "resume=1"
+			sc.seen = map[string]struct{}{}
+		}
+		s.clients = append(s.clients, sc)
 	}
 	return s
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/teragate/teragate/gateway"
 )
@@ -115,6 +116,7 @@ func TestRunStorm(t *testing.T) {
 			require.Equal(t, [2]int{1, 1}, sr.Online["user"])
 			require.Equal(t, [2]int{45, 45}, sr.Online["device"])
 			require.Positive(t, sr.ReceivedDeliveries)
+			require.Nil(t, sr.Resume, "resume figures only with StormConfig.Resume")
 			require.LessOrEqual(t, sr.ReceivedDeliveries, sr.ExpectedDeliveries, "a socket received an event published while it was not live")
 			require.GreaterOrEqual(t, sr.LostOnBroken, int64(0))
 			require.LessOrEqual(t, sr.LostOnBroken, sr.LostDeliveries)
@@ -134,6 +136,61 @@ func TestRunStorm(t *testing.T) {
 			require.Contains(t, progress.String(), "back=")
 		})
 	}
+}
+
+// TestRunStormResume: with Resume, every client resumes after the drop: each
+// receives every event published from its first socket on, once, in JSON and
+// binary frames. After a restart (the in-memory history is gone) every client
+// is told ResumeFailed.
+func TestRunStormResume(t *testing.T) {
+	for _, tc := range []struct {
+		mode   StormMode
+		format Format
+	}{{StormDrop, FormatJSON}, {StormDrop, FormatProto}, {StormRestart, FormatJSON}} {
+		t.Run(string(tc.mode)+"/"+string(tc.format), func(t *testing.T) {
+			dir, err := StormDirectory(18)
+			require.NoError(t, err)
+			g := startStormGateway(t, dir)
+			rep, err := Run(context.Background(), Config{
+				BaseURL: g.url(), Dir: dir, Clients: Mix{Users: 2, Devices: 18}, Format: tc.format,
+				Deliveries: 1000, Settle: 300 * time.Millisecond, ConnectConcurrency: 8,
+				ServerPID: os.Getpid(),
+				Storm: &StormConfig{
+					Mode: tc.mode, Restart: g.restart, Before: 500 * time.Millisecond, After: 500 * time.Millisecond,
+					Timeout: 60 * time.Second, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second, Resume: true,
+				},
+			})
+			require.NoError(t, err)
+			sr := rep.Storm
+			require.True(t, sr.AllBack, "back %d, errors: %v", sr.Back, rep.Errors)
+			r := sr.Resume
+			require.NotNil(t, r)
+			require.Positive(t, r.Expected)
+			require.Zero(t, r.Duplicates)
+			if tc.mode == StormRestart {
+				require.Equal(t, int64(20), r.ResumeFailed, "every client is told")
+				return
+			}
+			require.Zero(t, r.ResumeFailed)
+			require.Equal(t, r.Expected, r.Delivered, "errors: %v", rep.Errors)
+			require.Zero(t, r.Missing)
+			var text strings.Builder
+			require.NoError(t, rep.WriteText(&text))
+			require.Contains(t, text.String(), "missing 0, duplicates 0, ResumeFailed 0")
+		})
+	}
+}
+
+func TestFramePosition(t *testing.T) {
+	require.Equal(t, "ab12-7", framePosition([]byte(`{"message":{"@type":"x", "header":{"time":1}},"position":"ab12-7"}`), false))
+	require.Equal(t, "ab12-8", framePosition([]byte(`{"message":{"@type":"type.googleapis.com/teragate.v1.ResumeFailed", "reason":"unknown", "position" : "ab12-8"}}`), false))
+	require.Empty(t, framePosition([]byte(`{"message":{}}`), false))
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	b = protowire.AppendBytes(b, []byte{0x0a, 0x00})
+	require.Empty(t, framePosition(b, true))
+	b = protowire.AppendTag(b, positionField, protowire.BytesType)
+	b = protowire.AppendString(b, "ab12-9")
+	require.Equal(t, "ab12-9", framePosition(b, true))
 }
 
 func TestStormConfigErrors(t *testing.T) {

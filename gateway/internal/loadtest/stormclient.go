@@ -1,10 +1,12 @@
 package loadtest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,14 @@ type stormClient struct {
 	ivals    []interval // when each of its websockets was live
 	received int64      // bench events received while live
 	early    int64      // those of them received on a socket opened before the storm
+
+	// With StormConfig.Resume (owned by the client's goroutine too).
+	firstLive float64             // when its first websocket was live (Unix s)
+	lastPos   string              // position of the last frame received
+	seen      map[string]struct{} // positions of the bench events received
+	unique    int64               // bench events since firstLive received, once each
+	dups      int64               // bench events received again
+	failed    int64               // ResumeFailed frames
 }
 
 // interval is a span of Unix seconds [from, to) during which a websocket was
@@ -75,8 +85,14 @@ func (s *storm) read(sc *stormClient, ws *websocket.Conn) {
 		now := time.Now()
 		if live == 0 {
 			live = unixSeconds(now)
+			if sc.firstLive == 0 {
+				sc.firstLive = live
+			}
 		}
 		t, ours, ok := parseFrame(b, typ == websocket.BinaryMessage)
+		if sc.seen != nil {
+			s.resumeFrame(sc, b, typ == websocket.BinaryMessage, t, ours && ok)
+		}
 		switch {
 		case !ours:
 			sh.other.Add(1)
@@ -129,7 +145,10 @@ func (s *storm) reconnect(sc *stormClient) *websocket.Conn {
 			return nil
 		}
 		s.attempts.Add(1)
-		tmp := &client{idx: sc.c.idx, kind: sc.c.kind, entity: sc.c.entity}
+		tmp := &client{idx: sc.c.idx, kind: sc.c.kind, entity: sc.c.entity, query: sc.c.query}
+		if sc.seen != nil && sc.lastPos != "" {
+			tmp.query = "resume=1&since=" + url.QueryEscape(sc.lastPos)
+		}
 		if err := s.d.open(s.ctx, tmp); err != nil {
 			s.failed(err)
 			continue
@@ -226,4 +245,66 @@ func abort(ws *websocket.Conn) {
 		_ = tc.SetLinger(0)
 	}
 	_ = ws.Close()
+}
+
+// resumeFrame does a resuming client's accounting of a frame: its position
+// becomes the one to resume from, and a bench event published since the
+// client's first socket was live counts once (again: a duplicate).
+func (s *storm) resumeFrame(sc *stormClient, b []byte, binary bool, t float64, bench bool) {
+	if bytes.Contains(b, resumeFailedType) {
+		sc.failed++
+	}
+	pos := framePosition(b, binary)
+	if pos == "" {
+		return
+	}
+	sc.lastPos = pos
+	if !bench || t < sc.firstLive {
+		return
+	}
+	if _, dup := sc.seen[pos]; dup {
+		sc.dups++
+		return
+	}
+	sc.seen[pos] = struct{}{}
+	sc.unique++
+}
+
+var (
+	resumeFailedType = []byte("teragate.v1.ResumeFailed")
+	positionKey      = []byte(`"position"`)
+)
+
+// positionField is the field of TeraMessage holding the event's position in
+// binary frames (hub.PositionField).
+const positionField = 1000
+
+// framePosition returns the position of a frame: the last "position" string
+// of a JSON frame (a ResumeFailed's is in its message), field 1000 of a
+// binary TeraMessage; "" without one.
+func framePosition(b []byte, binary bool) string {
+	if binary {
+		v, ok := findBytesField(b, positionField)
+		if !ok {
+			return ""
+		}
+		return string(v)
+	}
+	i := bytes.LastIndex(b, positionKey)
+	if i < 0 {
+		return ""
+	}
+	b = bytes.TrimLeft(b[i+len(positionKey):], " \t\r\n")
+	if len(b) == 0 || b[0] != ':' {
+		return ""
+	}
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	if len(b) == 0 || b[0] != '"' {
+		return ""
+	}
+	j := bytes.IndexByte(b[1:], '"')
+	if j < 0 {
+		return ""
+	}
+	return string(b[1 : 1+j])
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -75,6 +76,23 @@ type StormReport struct {
 	ReceivedDeliveries int64 `json:"received_deliveries"`
 	LostDeliveries     int64 `json:"lost_deliveries"`
 	LostOnBroken       int64 `json:"lost_on_broken_sockets"`
+
+	// Resume is set when the clients resumed (StormConfig.Resume).
+	Resume *StormResume `json:"resume,omitempty"`
+}
+
+// StormResume holds the resume figures of a storm whose clients resumed:
+// every event goes to every socket, so each client is entitled to every
+// event published from its first socket being live to the end (Expected,
+// summed over the clients); Delivered counts those that arrived, each once,
+// Duplicates those that arrived again, Missing the difference, and
+// ResumeFailed the reconnections the gateway could not resume.
+type StormResume struct {
+	Expected     int64 `json:"expected"`
+	Delivered    int64 `json:"delivered"`
+	Missing      int64 `json:"missing"`
+	Duplicates   int64 `json:"duplicates"`
+	ResumeFailed int64 `json:"resume_failed"`
 }
 
 // finish fills the report from the run's counters; the clients have
@@ -128,6 +146,21 @@ func (s *storm) deliveries(sr *StormReport) {
 	}
 	sr.LostDeliveries = sr.ExpectedDeliveries - sr.ReceivedDeliveries
 	sr.LostOnBroken = earlyExpected - early
+	if !s.cfg.Resume {
+		return
+	}
+	r := &StormResume{}
+	for _, sc := range s.clients {
+		if sc.firstLive == 0 {
+			continue
+		}
+		r.Expected += int64(countIn(s.pubTimes, interval{from: sc.firstLive, to: math.Inf(1)}))
+		r.Delivered += sc.unique
+		r.Duplicates += sc.dups
+		r.ResumeFailed += sc.failed
+	}
+	r.Missing = r.Expected - r.Delivered
+	sr.Resume = r
 }
 
 // backFigures fills the times clients took to come back.
@@ -186,6 +219,10 @@ func (sr *StormReport) writeText(line func(name, format string, args ...any)) {
 	line("presence", "%s: %s", consistentText(sr), onlineText(sr.Online))
 	line("storm events", "%d published (%d failed), deliveries to live sockets expected %d, received %d, lost %d (%d on the sockets the storm broke, in flight then)",
 		sr.PublishedEvents, sr.PublishErrors, sr.ExpectedDeliveries, sr.ReceivedDeliveries, sr.LostDeliveries, sr.LostOnBroken)
+	if r := sr.Resume; r != nil {
+		line("storm resume", "resuming clients: events expected %d (published from each client's first socket on), delivered %d, missing %d, duplicates %d, ResumeFailed %d",
+			r.Expected, r.Delivered, r.Missing, r.Duplicates, r.ResumeFailed)
+	}
 }
 
 func refusedText(m map[string]int64) string {
