@@ -42,6 +42,11 @@ type Conn struct {
 	nc     net.Conn
 	// vectored is set for plain TCP connections, which take several frames in one writev.
 	vectored bool
+	// deadlineAt is when the writer last set the write deadline (only the writer touches it):
+	// a deadline set less than a quarter of WriteTimeout ago is not set again, which saves a
+	// timer update per wake-up on a busy socket (a write may then block for 3/4 of WriteTimeout
+	// at least, the whole of it at most).
+	deadlineAt time.Time
 	// positions is set for connections that asked for positioned event frames (resume=1).
 	positions bool
 
@@ -414,8 +419,9 @@ func (c *Conn) writeLoop() {
 		closing := c.closing
 		c.mu.Unlock()
 
-		if !closing {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if now := time.Now(); !closing && now.Sub(c.deadlineAt) > timeout/4 {
+			_ = c.nc.SetWriteDeadline(now.Add(timeout))
+			c.deadlineAt = now
 		}
 		err := c.writeBatch(batch)
 		clear(batch)
