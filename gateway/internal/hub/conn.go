@@ -71,6 +71,12 @@ type Conn struct {
 	// wait in pending meanwhile ([Conn.FinishReplay]).
 	replaying bool
 	pending   []pendingFrame
+	// replayed is the position of the last event the replay sent (set by FinishReplay): a live
+	// event at or before it that reaches the connection later (the router delivers an event
+	// after recording it, and may lag behind a replay that read it) is dropped, not sent twice.
+	replayed    history.Pos
+	hasReplayed bool
+	lateDups    int
 }
 
 // ConnOptions are a connection's options at registration ([Hub.RegisterWith]).
@@ -184,6 +190,11 @@ func (c *Conn) enqueued(r enqueueResult) bool {
 // During a replay it is held back, bounded like the queue, until [Conn.FinishReplay].
 func (c *Conn) sendEvent(f []byte, pos history.Pos, has bool) bool {
 	c.mu.Lock()
+	if has && c.hasReplayed && !c.replayed.Less(pos) {
+		c.lateDups++
+		c.mu.Unlock()
+		return true
+	}
 	if !c.replaying || c.closing {
 		r := c.enqueueLocked(f)
 		c.mu.Unlock()
@@ -218,6 +229,7 @@ func (c *Conn) FinishReplay(last history.Pos) int {
 		return 0
 	}
 	c.replaying = false
+	c.replayed, c.hasReplayed = last, true
 	pending := c.pending
 	c.pending = nil
 	dups := 0
@@ -420,4 +432,12 @@ func (c *Conn) writeBatch(batch [][]byte) error {
 		return err
 	}
 	return nil
+}
+
+// LateDuplicates returns how many live events reached the connection after its replay ended
+// though the replay had sent them, and were dropped.
+func (c *Conn) LateDuplicates() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lateDups
 }
