@@ -80,6 +80,7 @@ type Conn struct {
 	// it reaching the connection after the replay (its lane was behind) is a duplicate.
 	replayed    history.Pos
 	hasReplayed bool
+	lateDups    int // live events dropped as duplicates of the replay that ended
 
 	// The frames a routing lane staged for the connection during a batch of events
 	// ([Router.flush]): indexes+1 of the first and last in the lane's arena, 0 when none. Only
@@ -211,6 +212,7 @@ func (c *Conn) eventLocked(p pendingFrame) enqueueResult {
 		return c.enqueueLocked(p.f)
 	case !c.replaying:
 		if p.has && !c.replayed.Less(p.pos) {
+			c.lateDups++
 			return enqueueResult{queued: true} // the replay sent it
 		}
 		return c.enqueueLocked(p.f)
@@ -475,4 +477,12 @@ func (c *Conn) writeBatch(batch [][]byte) error {
 		return err
 	}
 	return nil
+}
+
+// LateDuplicates returns how many live events reached the connection after its replay ended
+// though the replay had sent them, and were dropped.
+func (c *Conn) LateDuplicates() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lateDups
 }

@@ -48,6 +48,7 @@ func BenchmarkHistoryFanout(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				if err := pub.Publish(ctx, topic.UserManagerEvents, payload); err != nil {
 					b.Fatal(err)
@@ -63,6 +64,7 @@ func BenchmarkHistoryFanout(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		})
 	}
 }
@@ -88,6 +90,7 @@ func BenchmarkHistoryRecord(b *testing.B) {
 			runtime.ReadMemStats(&before)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				// A fresh payload per event, as the bus gets from its publishers.
 				p := append([]byte(nil), payload...)
@@ -96,6 +99,7 @@ func BenchmarkHistoryRecord(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			kept := min(b.N, 10000)
