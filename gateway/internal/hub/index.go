@@ -115,6 +115,9 @@ func (x *index) take(set *connSet, pos int) {
 // gatherScratch is one router worker's scratch for [Hub.appendCandidates].
 type gatherScratch struct {
 	projects, uuids []string
+	// conns and rs are isCandidate's buffers.
+	conns []*Conn
+	rs    []filter.Recipient
 }
 
 // appendCandidates appends to conns the open connections of kind k that cand describes (cand.All
@@ -122,6 +125,16 @@ type gatherScratch struct {
 // which they are indexed. A subject of cand.Visible is resolved in every snapshot the
 // connections' handles belong to, so a connection whose handle predates a reload is still found
 // when its snapshot lets it see the subject.
+// isCandidate reports whether c is among the candidates cand describes for kind k: what
+// appendCandidates would gather, for one connection.
+func (h *Hub) isCandidate(c *Conn, k directory.Kind, cand *filter.Candidates, g *gatherScratch) bool {
+	g.conns, g.rs = h.appendCandidates(g.conns[:0], g.rs[:0], k, cand, g)
+	found := slices.Contains(g.conns, c)
+	clear(g.conns)
+	clear(g.rs)
+	return found
+}
+
 func (h *Hub) appendCandidates(conns []*Conn, rs []filter.Recipient, k directory.Kind, cand *filter.Candidates, g *gatherScratch) ([]*Conn, []filter.Recipient) {
 	if !k.Valid() {
 		return conns, rs

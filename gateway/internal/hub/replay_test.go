@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,4 +253,65 @@ func TestLiveAfterReplayDeduplicated(t *testing.T) {
 		got += string(p)
 	}
 	require.Equal(t, "cd", got)
+}
+
+// countingNarrower is a narrowing filter whose candidates are the entities in uuids; it counts
+// the calls of each method and delivers to every recipient it is asked about.
+type countingNarrower struct {
+	uuids                        atomic.Pointer[[]string]
+	decide, candidates, decideCs atomic.Int64
+}
+
+func (f *countingNarrower) Decide(_ context.Context, _ *filter.Event, _ directory.Kind, rs []filter.Recipient, out []filter.Decision) error {
+	f.decide.Add(1)
+	for i := range rs {
+		out[i] = filter.Decision{Verdict: filter.Keep}
+	}
+	return nil
+}
+
+func (f *countingNarrower) Candidates(_ context.Context, _ *filter.Event, _ directory.Kind, c *filter.Candidates) error {
+	f.candidates.Add(1)
+	c.UUIDs = append(c.UUIDs, *f.uuids.Load()...)
+	return nil
+}
+
+func (f *countingNarrower) DecideCandidates(_ context.Context, _ *filter.Event, _ directory.Kind, _ *filter.Candidates, rs []filter.Recipient, out []filter.Decision) error {
+	f.decideCs.Add(1)
+	for i := range rs {
+		out[i] = filter.Decision{Verdict: filter.Keep}
+	}
+	return nil
+}
+
+// TestReplayNarrows: a replay asks a narrowing filter for its candidates and decides only when
+// the replaying connection is one of them (with a cached rule, neither costs a guest call).
+func TestReplayNarrows(t *testing.T) {
+	e := newReplayEnv(t)
+	f := &countingNarrower{}
+	f.uuids.Store(&[]string{"someone-else"})
+	e.r.SetFilter(directory.KindUser, f)
+	var pos []history.Token
+	for _, s := range []string{"e1", "e2", "e3"} {
+		pos = append(pos, e.publishStop(t, s))
+	}
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	c := e.hub.RegisterWith(srv, directory.KindUser, "u1", directory.Access{}, ConnOptions{Format: FormatJSON, Positions: true, Replay: true})
+	// (The live routing of e1..e3 may still be asking the filter too.)
+	before := f.candidates.Load()
+	res, err := e.r.Replay(t.Context(), c, e.hist, history.Token{Epoch: pos[0].Epoch, Stream: pos[0].Stream})
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Events)
+	require.Zero(t, res.Sent, "u1 is no candidate")
+	require.GreaterOrEqual(t, f.candidates.Load()-before, int64(3))
+	require.Zero(t, f.decide.Load()+f.decideCs.Load(), "no decision for a connection that is no candidate")
+
+	f.uuids.Store(&[]string{"u1"})
+	go func() { _, _ = bufio.NewReader(cli).Discard(1 << 20) }()
+	res, err = e.r.Replay(t.Context(), c, e.hist, history.Token{Epoch: pos[0].Epoch, Stream: pos[0].Stream})
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Sent)
+	require.GreaterOrEqual(t, f.decideCs.Load(), int64(3))
+	require.Zero(t, f.decide.Load(), "the narrowing decision, never Decide")
 }

@@ -311,7 +311,10 @@ func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid 
 	w.conns, w.rs = w.conns[:0], w.rs[:0]
 	f := r.Filter(k)
 	nf, narrow := f.(filter.Narrower)
-	if !narrow || uuid != "" || w.only != nil {
+	// A replay (w.only) of a family event asks a narrowing filter too: with a cached rule the
+	// candidates and the decision cost no guest call, where Decide would cost one per replayed
+	// event and socket (ten thousand sockets resuming at once each replay thousands of events).
+	if !narrow || uuid != "" || w.only != nil && w.only.kind != k {
 		if c := w.only; c != nil {
 			if c.kind == k && (uuid == "" || c.uuid == uuid) {
 				w.conns = append(w.conns, c)
@@ -348,17 +351,28 @@ func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid 
 		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
 		return filtered{}, false
 	}
-	if w.cand.All {
+	switch {
+	case w.only != nil:
+		if w.cand.All || r.hub.isCandidate(w.only, k, &w.cand, &w.gather) {
+			c := w.only
+			w.conns = append(w.conns, c)
+			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+		}
+	case w.cand.All:
 		w.conns = r.hub.AppendKind(w.conns, k)
 		for _, c := range w.conns {
 			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
 		}
-	} else {
+	default:
 		w.conns, w.rs = r.hub.appendCandidates(w.conns, w.rs, k, &w.cand, &w.gather)
 	}
 	// The sockets the index let the router skip count as filtered, as when every socket was
-	// a candidate (the count may race with connects and disconnects; never below zero).
-	res := filtered{skipped: max(r.hub.Count(k)-len(w.conns), 0)}
+	// a candidate (the count may race with connects and disconnects; never below zero). A
+	// replay counts nothing of the others.
+	res := filtered{}
+	if w.only == nil {
+		res.skipped = max(r.hub.Count(k)-len(w.conns), 0)
+	}
 	if len(w.conns) == 0 {
 		r.metrics.FilterCall(k, time.Since(start).Seconds(), false)
 		r.metrics.Dropped(metrics.DropFiltered, res.skipped)
