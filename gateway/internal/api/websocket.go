@@ -68,10 +68,13 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	err = a.d.Transport.ServeWith(w, r, kind, uuid, access, opts, transport.Hooks{
 		Opened: func(c *hub.Conn) {
-			if opts.Replay {
-				a.resume(c, since)
-			}
+			// Announced first, so presence counts the socket at once and a close during the
+			// replay follows its open. The replay runs beside the read loop, which must start
+			// now: a replay of thousands of events takes longer than the pong timeout.
 			a.announce(c, true)
+			if opts.Replay {
+				go a.resume(c, since)
+			}
 		},
 		Closed: func(c *hub.Conn) { a.announce(c, false) },
 	})
@@ -105,7 +108,9 @@ func (a *API) greet(c *hub.Conn, ev proto.Message) {
 		var f []byte
 		header := &opentera.TeraEvent_Header{Version: 1, Time: float64(time.Now().UnixMicro()) / 1e6, Topic: topic.UserManagerEvents}
 		if f, err = hub.EncodeEvent(header, evAny, nil, c.Format()); err == nil {
-			if c.Send(f) {
+			// As a live event: a resuming socket gets it after its replay (or its
+			// ResumeFailed), which comes first.
+			if c.SendEvent(f) {
 				a.d.Metrics.Delivered(c.Kind(), 1)
 			}
 			return

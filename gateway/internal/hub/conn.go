@@ -204,6 +204,10 @@ func (c *Conn) sendEvent(f []byte, pos history.Pos, has bool) bool {
 	return c.enqueued(r)
 }
 
+// SendEvent queues f, a live event frame without a history position (a greeting): as [Conn.Send],
+// except that it is held back, in order with the live events, while the connection replays.
+func (c *Conn) SendEvent(f []byte) bool { return c.sendEvent(f, history.Pos{}, false) }
+
 // eventLocked queues a live event frame, holds it back during a replay, or drops it as a
 // duplicate of the replay that ended; the result is for [Conn.enqueued].
 func (c *Conn) eventLocked(p pendingFrame) enqueueResult {
