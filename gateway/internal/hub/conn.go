@@ -300,24 +300,43 @@ func (c *Conn) FinishReplay(last history.Pos) int {
 	return dups
 }
 
-// waitRoom waits until the queue is at most half full (a replay paces itself on the client),
-// the connection closes or ctx is done; it reports whether there is room.
-func (c *Conn) waitRoom(ctx context.Context) bool {
+// hasRoom reports whether the queue is at most half full: a replay paces itself on the client.
+func (c *Conn) hasRoom() bool {
 	cfg := &c.hub.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) < cfg.MaxQueueFrames/2 && c.queued < cfg.MaxQueueBytes/2
+}
+
+// isClosing reports whether the connection is closing.
+func (c *Conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// waitRoom waits until the queue has room ([Conn.hasRoom]), the connection closes, ctx is done
+// or, when limit is positive, limit has passed; it reports whether there is room.
+func (c *Conn) waitRoom(ctx context.Context, limit time.Duration) bool {
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
+	var expired <-chan time.Time
+	if limit > 0 {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	for {
-		c.mu.Lock()
-		closing, n, b := c.closing, len(c.queue), c.queued
-		c.mu.Unlock()
-		switch {
-		case closing:
+		if c.hasRoom() {
+			return !c.isClosing()
+		}
+		if c.isClosing() {
 			return false
-		case n < cfg.MaxQueueFrames/2 && b < cfg.MaxQueueBytes/2:
-			return true
 		}
 		select {
 		case <-ctx.Done():
+			return false
+		case <-expired:
 			return false
 		case <-t.C:
 		}

@@ -115,6 +115,7 @@ func (x *index) take(set *connSet, pos int) {
 // gatherScratch is one router worker's scratch for [Hub.appendCandidates].
 type gatherScratch struct {
 	projects, uuids []string
+	sets            []*connSet
 	// conns and rs are isCandidate's buffers.
 	conns []*Conn
 	rs    []filter.Recipient
@@ -196,4 +197,92 @@ func (h *Hub) appendCandidates(conns []*Conn, rs []filter.Recipient, k directory
 		rs = append(rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
 	}
 	return conns, rs
+}
+
+// appendCandidatesAmong is appendCandidates restricted to the connections among (all of kind k,
+// each open at most once in it) for which in reports true: a replay routes an event to the
+// connections that are replaying it, not to every candidate. It takes whichever way is cheaper:
+// testing each of among against the sets cand resolves to, or gathering the candidates and
+// keeping those in among.
+func (h *Hub) appendCandidatesAmong(conns []*Conn, rs []filter.Recipient, k directory.Kind, cand *filter.Candidates, g *gatherScratch, among []*Conn, in func(*Conn) bool) ([]*Conn, []filter.Recipient) {
+	if !k.Valid() || len(among) == 0 {
+		return conns, rs
+	}
+	x := &h.ix
+	x.mu.RLock()
+	sets, uuids, size := h.resolveLocked(k, cand, g)
+	if len(among) > size {
+		x.mu.RUnlock()
+		start := len(conns)
+		conns, rs = h.appendCandidates(conns, rs, k, cand, g)
+		n := start
+		for i := start; i < len(conns); i++ {
+			if in(conns[i]) {
+				conns[n], rs[n] = conns[i], rs[i]
+				n++
+			}
+		}
+		clear(conns[n:])
+		clear(rs[n:])
+		return conns[:n], rs[:n]
+	}
+	for _, c := range among {
+		if c.candidateLocked(sets, cand.UUIDs, uuids) {
+			conns = append(conns, c)
+			rs = append(rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+		}
+	}
+	x.mu.RUnlock()
+	clear(g.sets)
+	g.sets = g.sets[:0]
+	clear(g.projects)
+	clear(g.uuids)
+	return conns, rs
+}
+
+// resolveLocked resolves cand for kind k into the index sets and the entity uuids whose
+// connections are its candidates (as appendCandidates gathers them; x.mu held), with an upper
+// bound of their number of connections. The sets are in g.sets, the uuids are cand.UUIDs and
+// the returned slice (g.uuids), valid until g is reused.
+func (h *Hub) resolveLocked(k directory.Kind, cand *filter.Candidates, g *gatherScratch) (sets []*connSet, uuids []string, size int) {
+	x := &h.ix
+	admins := cand.Admins
+	g.projects, g.uuids = g.projects[:0], g.uuids[:0]
+	for _, e := range cand.Visible {
+		for snap := range x.snaps {
+			sub, _ := snap.Subject(e.Kind, e.UUID)
+			var ok bool
+			g.projects, g.uuids, ok = sub.AppendAudience(g.projects, g.uuids)
+			admins = admins || ok
+		}
+	}
+	g.sets = g.sets[:0]
+	if admins {
+		g.sets = append(g.sets, &x.admins[k])
+	}
+	for i, p := range g.projects {
+		if slices.Contains(g.projects[:i], p) {
+			continue
+		}
+		if set := x.byProject[k][p]; set != nil {
+			g.sets = append(g.sets, set)
+		}
+	}
+	for _, s := range g.sets {
+		size += len(s.conns)
+	}
+	// An entity rarely has more than a few sockets; the bound only chooses a strategy.
+	size += 4 * (len(cand.UUIDs) + len(g.uuids))
+	return g.sets, g.uuids, size
+}
+
+// candidateLocked reports whether c is in one of sets or its entity in one of the uuid lists
+// (the index's read lock held, so its slots are stable).
+func (c *Conn) candidateLocked(sets []*connSet, uuids, more []string) bool {
+	for _, sl := range c.ixSlots {
+		if slices.Contains(sets, sl.set) {
+			return true
+		}
+	}
+	return slices.Contains(uuids, c.uuid) || slices.Contains(more, c.uuid)
 }

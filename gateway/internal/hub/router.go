@@ -52,9 +52,10 @@ type Router struct {
 	metrics *metrics.Metrics
 	filters [directory.KindService + 1]atomic.Pointer[filterSlot]
 
-	mu    sync.Mutex
-	subs  []bus.Subscription
-	lanes lanes
+	mu      sync.Mutex
+	subs    []bus.Subscription
+	lanes   lanes
+	replays replayQueue
 }
 
 type filterSlot struct{ f filter.Filter }
@@ -142,9 +143,9 @@ func (r *Router) Stop(ctx context.Context) error {
 // worker holds the router's scratch buffers (the handler of one subscription never runs
 // concurrently with itself).
 type worker struct {
-	// only, when set, is the one connection a replay routes to ([Router.Replay]).
-	only   *Conn
-	sent   int // frames queued to only
+	// replay, when set, is the replay run the worker routes recorded events for: only its
+	// active members are recipients ([Router.Replay]).
+	replay *replayRun
 	conns  []*Conn
 	rs     []filter.Recipient
 	ds     []filter.Decision
@@ -251,12 +252,8 @@ type position struct {
 // counts it.
 func (r *Router) send(w *worker, c *Conn, fr []byte, p position) bool {
 	switch {
-	case w.only != nil:
-		if c.Send(fr) {
-			w.sent++
-			return true
-		}
-		return false
+	case w.replay != nil:
+		return r.sendReplay(w, c, fr)
 	case w.staging:
 		i := int32(len(w.arena))
 		w.arena = append(w.arena, stagedFrame{pendingFrame: pendingFrame{f: fr, pos: p.pos, has: p.has}, next: -1})
@@ -308,71 +305,112 @@ type filtered struct {
 // event whose filter is a [filter.Narrower] visits only the candidates the filter describes,
 // gathered from the hub's index; otherwise every socket of the kind is a candidate.
 func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid string) (filtered, bool) {
+	if w.replay != nil {
+		return r.filterReplay(w, ev, k, uuid)
+	}
 	w.conns, w.rs = w.conns[:0], w.rs[:0]
 	f := r.Filter(k)
 	nf, narrow := f.(filter.Narrower)
-	// A replay (w.only) of a family event asks a narrowing filter too: with a cached rule the
-	// candidates and the decision cost no guest call, where Decide would cost one per replayed
-	// event and socket (ten thousand sockets resuming at once each replay thousands of events).
-	if !narrow || uuid != "" || w.only != nil && w.only.kind != k {
-		if c := w.only; c != nil {
-			if c.kind == k && (uuid == "" || c.uuid == uuid) {
-				w.conns = append(w.conns, c)
-			}
-		} else if uuid == "" {
+	if !narrow || uuid != "" {
+		if uuid == "" {
 			w.conns = r.hub.AppendKind(w.conns, k)
 		} else {
 			w.conns = r.hub.AppendEntity(w.conns, k, uuid)
 		}
-		if len(w.conns) == 0 {
-			return filtered{}, false
-		}
-		for _, c := range w.conns {
-			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
-		}
-		res := filtered{err: ErrNoFilter}
-		start := time.Now()
-		if f != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
-			res.err = r.decide(ctx, f, ev, k, w.rs, r.decisions(w))
-			cancel()
-		}
-		res.took = time.Since(start)
-		return res, true
+		return r.decideAll(w, f, ev, k)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
 	defer cancel()
 	w.cand.Reset()
 	if err := r.candidates(ctx, nf, ev, k, &w.cand); err != nil {
-		r.metrics.FilterCall(k, time.Since(start).Seconds(), true)
-		n := r.hub.Count(k)
-		r.metrics.Dropped(metrics.DropFilterError, n)
-		r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
+		r.candidatesFailed(ev, k, time.Since(start), r.hub.Count(k), err)
 		return filtered{}, false
 	}
-	switch {
-	case w.only != nil:
-		if w.cand.All || r.hub.isCandidate(w.only, k, &w.cand, &w.gather) {
-			c := w.only
-			w.conns = append(w.conns, c)
-			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
-		}
-	case w.cand.All:
+	if w.cand.All {
 		w.conns = r.hub.AppendKind(w.conns, k)
 		for _, c := range w.conns {
 			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
 		}
-	default:
+	} else {
 		w.conns, w.rs = r.hub.appendCandidates(w.conns, w.rs, k, &w.cand, &w.gather)
 	}
 	// The sockets the index let the router skip count as filtered, as when every socket was
-	// a candidate (the count may race with connects and disconnects; never below zero). A
-	// replay counts nothing of the others.
-	res := filtered{}
-	if w.only == nil {
-		res.skipped = max(r.hub.Count(k)-len(w.conns), 0)
+	// a candidate (the count may race with connects and disconnects; never below zero).
+	res := filtered{skipped: max(r.hub.Count(k)-len(w.conns), 0)}
+	return r.decideNarrowed(ctx, w, nf, ev, k, start, res)
+}
+
+// filterReplay is filterKind for a replay run: the recipients are the run's active members of
+// kind k that the live path would have gathered (a narrowing filter's candidates among them).
+// A replay counts nothing of the other sockets.
+func (r *Router) filterReplay(w *worker, ev *filter.Event, k directory.Kind, uuid string) (filtered, bool) {
+	run := w.replay
+	w.conns, w.rs = w.conns[:0], w.rs[:0]
+	among := run.active[k]
+	if len(among) == 0 {
+		return filtered{}, false
 	}
+	f := r.Filter(k)
+	nf, narrow := f.(filter.Narrower)
+	if uuid != "" {
+		all, n := r.hub.AppendEntity(w.conns, k, uuid), 0
+		for _, c := range all {
+			if run.in(c) {
+				all[n] = c
+				n++
+			}
+		}
+		clear(all[n:])
+		w.conns = all[:n]
+		return r.decideAll(w, f, ev, k)
+	}
+	if !narrow {
+		w.conns = append(w.conns, among...)
+		return r.decideAll(w, f, ev, k)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
+	defer cancel()
+	w.cand.Reset()
+	if err := r.candidates(ctx, nf, ev, k, &w.cand); err != nil {
+		r.candidatesFailed(ev, k, time.Since(start), len(among), err)
+		return filtered{}, false
+	}
+	if w.cand.All {
+		for _, c := range among {
+			w.conns = append(w.conns, c)
+			w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+		}
+	} else {
+		w.conns, w.rs = r.hub.appendCandidatesAmong(w.conns, w.rs, k, &w.cand, &w.gather, among, run.in)
+	}
+	return r.decideNarrowed(ctx, w, nf, ev, k, start, filtered{})
+}
+
+// decideAll runs kind k's filter (nil: fail closed) on every connection in w.conns; it reports
+// false when there is none.
+func (r *Router) decideAll(w *worker, f filter.Filter, ev *filter.Event, k directory.Kind) (filtered, bool) {
+	if len(w.conns) == 0 {
+		return filtered{}, false
+	}
+	for _, c := range w.conns {
+		w.rs = append(w.rs, filter.Recipient{Kind: c.kind, UUID: c.uuid, Access: c.Access()})
+	}
+	res := filtered{err: ErrNoFilter}
+	start := time.Now()
+	if f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
+		res.err = r.decide(ctx, f, ev, k, w.rs, r.decisions(w))
+		cancel()
+	}
+	res.took = time.Since(start)
+	return res, true
+}
+
+// decideNarrowed runs a narrowing filter on the candidates gathered in w.conns and w.rs; with
+// none, it counts res.skipped filtered and reports false.
+func (r *Router) decideNarrowed(ctx context.Context, w *worker, nf filter.Narrower, ev *filter.Event, k directory.Kind, start time.Time, res filtered) (filtered, bool) {
 	if len(w.conns) == 0 {
 		r.metrics.FilterCall(k, time.Since(start).Seconds(), false)
 		r.metrics.Dropped(metrics.DropFiltered, res.skipped)
@@ -381,6 +419,14 @@ func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid 
 	res.err = r.decideCandidates(ctx, nf, ev, k, &w.cand, w.rs, r.decisions(w))
 	res.took = time.Since(start)
 	return res, true
+}
+
+// candidatesFailed counts and logs a narrowing filter's failure to name the candidates of an
+// event: its n possible recipients are dropped.
+func (r *Router) candidatesFailed(ev *filter.Event, k directory.Kind, took time.Duration, n int, err error) {
+	r.metrics.FilterCall(k, took.Seconds(), true)
+	r.metrics.Dropped(metrics.DropFilterError, n)
+	r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
 }
 
 // decisions returns the worker's decision slice for its len(w.rs) recipients, cleared.
