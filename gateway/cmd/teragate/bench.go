@@ -129,6 +129,7 @@ type benchFlags struct {
 	sf           *stormOptions
 	rf           *reloadOptions
 	serverPprof  *string
+	serverRedis  *string
 }
 
 // newBenchFlags defines the bench's flags on fs.
@@ -170,6 +171,7 @@ func newBenchFlags(fs *flag.FlagSet) *benchFlags {
 		sf:           stormFlags(fs),
 		rf:           reloadFlags(fs),
 		serverPprof:  fs.String("server-pprof", "", "the spawned gateway serves Go's runtime profiles on this address (serve --pprof), e.g. 127.0.0.1:6060, to profile it during the run"),
+		serverRedis:  fs.String("server-redis", "", "the spawned gateway runs in Redis mode on this Redis URL (serve --redis), e.g. redis://127.0.0.1:6379/0: its bus, presence and event history are in Redis"),
 	}
 }
 
@@ -297,7 +299,7 @@ func (f *benchFlags) prepare(ctx context.Context, cfg *loadtest.Config) (stop fu
 		}
 		srv, err := spawnServer(ctx, cfg.Target, spawnOptions{
 			mix: cfg.Clients, projects: *f.projects, bareMode: *f.bareMode, bareLazy: *f.bareLazy, keep: *f.keep,
-			plugins: *f.pluginsDir, native: *f.native, dir: dir, pprof: *f.serverPprof,
+			plugins: *f.pluginsDir, native: *f.native, dir: dir, pprof: *f.serverPprof, redis: *f.serverRedis,
 		})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -405,6 +407,8 @@ type spawnOptions struct {
 	native   bool
 	// pprof, if set, is the address the spawned gateway serves its runtime profiles on.
 	pprof string
+	// redis, if set, is the Redis URL the spawned gateway runs with.
+	redis string
 	// dir is the gateway's identities; nil: generated from mix and projects.
 	dir *loadtest.Directory
 }
@@ -467,6 +471,9 @@ func (s *spawned) gatewayArgs(listen string, o spawnOptions) ([]string, error) {
 	}
 	if o.pprof != "" {
 		args = append(args, "--pprof", o.pprof)
+	}
+	if o.redis != "" {
+		args = append(args, "--redis", o.redis)
 	}
 	if o.plugins != "" {
 		abs, err := filepath.Abs(o.plugins)
