@@ -217,6 +217,7 @@ func (c *Conn) eventLocked(p pendingFrame) enqueueResult {
 	case !c.replaying:
 		if p.has && !c.replayed.Less(p.pos) {
 			c.lateDups++
+			c.hub.cfg.Metrics.ResumeDuplicates(1)
 			return enqueueResult{queued: true} // the replay sent it
 		}
 		return c.enqueueLocked(p.f)

@@ -71,6 +71,7 @@ func (r *Router) Replay(ctx context.Context, c *Conn, h history.Store, after his
 			return m.res, m.err
 		}
 		m.res.Alone, m.done = true, nil
+		r.metrics.ResumeLeftShared()
 		ents = nil // go on alone from m.res.Last
 	}
 	run := newReplayRun(ctx, h, m.res.Last, true)

@@ -15,6 +15,7 @@ type resumeMetrics struct {
 	replayed   prometheus.Counter
 	frames     prometheus.Counter
 	duplicates prometheus.Counter
+	alone      prometheus.Counter
 }
 
 func (m *Metrics) resumeM() *resumeMetrics {
@@ -30,7 +31,9 @@ func (m *Metrics) resumeM() *resumeMetrics {
 			Help: "Event frames sent to resuming connections from the history (after filtering)."})
 		r.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "resume_duplicates_dropped_total",
 			Help: "Live events held back during a replay and dropped because the replay had sent them."})
-		m.reg.MustRegister(r.resumes, r.failed, r.replayed, r.frames, r.duplicates)
+		r.alone = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "resume_left_shared_total",
+			Help: "Resuming connections that left a shared replay, their client too slow for the others, and finished their replay alone."})
+		m.reg.MustRegister(r.resumes, r.failed, r.replayed, r.frames, r.duplicates, r.alone)
 		for _, res := range []string{"ok", "failed", "interrupted"} {
 			r.resumes.WithLabelValues(res)
 		}
@@ -47,6 +50,13 @@ func (m *Metrics) ResumeOK(events, frames, duplicates int) {
 	r.frames.Add(float64(frames))
 	r.duplicates.Add(float64(duplicates))
 }
+
+// ResumeDuplicates counts n live events dropped because a replay had sent them, found after the
+// replay ended (their routing was behind the replay).
+func (m *Metrics) ResumeDuplicates(n int) { m.resumeM().duplicates.Add(float64(n)) }
+
+// ResumeLeftShared counts a resuming connection that left a shared replay to finish alone.
+func (m *Metrics) ResumeLeftShared() { m.resumeM().alone.Inc() }
 
 // ResumeFailed counts a resume answered with ResumeFailed for reason.
 func (m *Metrics) ResumeFailed(reason string) {
