@@ -267,6 +267,73 @@ func resumeStream(t *testing.T, pub *env, subs ...*env) {
 	require.Equal(t, want, got, "every event once, in order, across the drops")
 }
 
+// TestResumeManyAtOnce: sockets that come back together from far behind (more than a replay page
+// of events published while they were away) are replayed in one shared run: each still gets, once
+// and in order, every event it may see after its own position, and none about paula.
+func TestResumeManyAtOnce(t *testing.T) {
+	e := startGateway(t, nil)
+	const sockets, n = 6, hub.ReplayPage + 32
+	id := func(i int) string { return fmt.Sprintf("many-%03d", i) }
+	since := make([]string, sockets)
+	for i := range sockets {
+		ws := e.resumeConnect(directory.KindUser, "alice:alice-demo", alice, "")
+		_, f := untilMarker(t, ws, e.marker(fmt.Sprintf("before-%d", i)))
+		since[i] = f.pos
+		_ = ws.Close()
+	}
+	// Socket i missed everything after its own marker: the sockets' positions differ.
+	for i := range n {
+		if i%4 == 0 {
+			e.publish(umEvents, &opentera.ParticipantEvent{ParticipantUuid: paula, Type: opentera.ParticipantEvent_PARTICIPANT_CONNECTED})
+		}
+		e.publish(umEvents, &opentera.StopSessionEvent{SessionUuid: id(i)})
+	}
+	end := e.marker("end")
+
+	var wg sync.WaitGroup
+	got := make([][]string, sockets)
+	errs := make(chan error, sockets)
+	for i := range sockets {
+		ws := e.resumeDial(directory.KindUser, "alice:alice-demo", since[i], "")
+		defer ws.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+			for {
+				_, data, err := ws.ReadMessage()
+				if err != nil {
+					errs <- fmt.Errorf("socket %d after %d events: %w", i, len(got[i]), err)
+					return
+				}
+				s := string(data)
+				switch {
+				case strings.Contains(s, paula):
+					errs <- fmt.Errorf("socket %d was sent an event about paula: %s", i, s)
+					return
+				case strings.Contains(s, end):
+					return
+				}
+				if j := strings.Index(s, "many-"); j >= 0 {
+					got[i] = append(got[i], s[j:j+8])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = id(i)
+	}
+	for i := range sockets {
+		require.Equal(t, want, got[i], "socket %d: every event once, in order", i)
+	}
+}
+
 // TestResumeFailed: a position the gateway cannot resume from gives a ResumeFailed first frame
 // with the reason and the position the stream continues from, then live events after it.
 func TestResumeFailed(t *testing.T) {
