@@ -267,12 +267,12 @@ func resumeStream(t *testing.T, pub *env, subs ...*env) {
 	require.Equal(t, want, got, "every event once, in order, across the drops")
 }
 
-// TestResumeManyAtOnce: sockets that come back together from far behind (more than a replay page
-// of events published while they were away) are replayed in one shared run: each still gets, once
+// TestResumeManyAtOnce: sockets that come back together from far behind (more than a connection
+// replays alone, published while they were away) are replayed in one shared run: each still gets, once
 // and in order, every event it may see after its own position, and none about paula.
 func TestResumeManyAtOnce(t *testing.T) {
 	e := startGateway(t, nil)
-	const sockets, n = 6, hub.ReplayPage + 32
+	const sockets, n = 6, 3 * hub.ReplayAloneMax
 	id := func(i int) string { return fmt.Sprintf("many-%03d", i) }
 	since := make([]string, sockets)
 	for i := range sockets {

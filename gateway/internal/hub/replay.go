@@ -16,9 +16,12 @@ import (
 // ErrReplayClosed is returned by [Router.Replay] when the connection closed during the replay.
 var ErrReplayClosed = errors.New("hub: connection closed during the replay")
 
-// ReplayPage is how many recorded events [Router.Replay] reads at a time. A connection with at
-// most this many events to replay replays them alone; one further behind joins a shared replay.
+// ReplayPage is how many recorded events [Router.Replay] reads at a time.
 const ReplayPage = 256
+
+// ReplayAloneMax is the most events a connection replays alone: one further behind joins the
+// shared replay. Its first read is this small, since every connection of a storm makes one.
+const ReplayAloneMax = 32
 
 const (
 	// replayStall is the longest a shared replay waits for one connection's queue to have room
@@ -52,18 +55,18 @@ type ReplayResult struct {
 // with its access now — in order, pacing itself on the connection's queue. It does not end the
 // replay mode: the caller calls [Conn.FinishReplay] with the result's Last.
 //
-// A connection with more than a page of events to replay joins the shared replay of h: the
+// A connection with more than ReplayAloneMax events to replay joins the shared replay of h: the
 // connections that resume at about the same time (every client of a node after a network blip)
 // are routed each recorded event together, as the live path routes it to all of them, so an
 // event is read, decoded and narrowed once rather than once per connection. A connection too
 // slow to keep up with the others goes on alone from where it was.
 func (r *Router) Replay(ctx context.Context, c *Conn, h history.Store, after history.Token) (ReplayResult, error) {
-	ents, err := h.Read(ctx, after, ReplayPage)
+	ents, err := h.Read(ctx, after, ReplayAloneMax+1)
 	if err != nil {
 		return ReplayResult{Last: after}, err
 	}
 	m := &member{c: c, ctx: ctx, h: h, after: after, res: ReplayResult{Last: after, Started: true}}
-	if len(ents) == ReplayPage {
+	if len(ents) > ReplayAloneMax {
 		m.done = make(chan struct{})
 		r.replays.enqueue(r, m)
 		<-m.done
@@ -76,7 +79,7 @@ func (r *Router) Replay(ctx context.Context, c *Conn, h history.Store, after his
 	}
 	run := newReplayRun(ctx, h, m.res.Last, true)
 	run.join(m)
-	r.runReplay(run, ents)
+	r.runReplay(run, ents, ReplayAloneMax+1)
 	return m.res, m.err
 }
 
@@ -216,15 +219,17 @@ func (run *replayRun) check() {
 }
 
 // runReplay routes the history from run.cursor to its newest event to the run's members, first
-// (when set) being the first page already read; members queued meanwhile whose position the run
-// has not passed join it between pages. Every member has left when it returns.
-func (r *Router) runReplay(run *replayRun, first []history.Entry) {
+// (when set) being the first page already read, with the limit it was read with; members queued
+// meanwhile whose position the run has not passed join it between pages. Every member has left
+// when it returns.
+func (r *Router) runReplay(run *replayRun, first []history.Entry, limit int) {
 	w := &worker{replay: run}
 	for len(run.members) > 0 {
 		ents, err := first, error(nil)
 		if first == nil {
+			limit = ReplayPage
 			ctx, cancel := context.WithTimeout(run.ctx, replayReadTimeout)
-			ents, err = run.h.Read(ctx, run.cursor, ReplayPage)
+			ents, err = run.h.Read(ctx, run.cursor, limit)
 			cancel()
 		}
 		first = nil
@@ -242,7 +247,7 @@ func (r *Router) runReplay(run *replayRun, first []history.Entry) {
 			run.cursor.Pos = e.Pos
 			run.sweep()
 		}
-		if len(ents) < ReplayPage {
+		if len(ents) < limit {
 			for _, m := range run.members {
 				run.leave(m, nil)
 			}
@@ -364,7 +369,7 @@ func (q *replayQueue) loop(r *Router) {
 		q.mu.Unlock()
 		run.cursor.Pos = run.waiting[0].after.Pos
 		run.check()
-		r.runReplay(run, nil)
+		r.runReplay(run, nil, 0)
 	}
 }
 
