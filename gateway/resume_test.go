@@ -272,7 +272,7 @@ func resumeStream(t *testing.T, pub *env, subs ...*env) {
 // and in order, every event it may see after its own position, and none about paula.
 func TestResumeManyAtOnce(t *testing.T) {
 	e := startGateway(t, nil)
-	const sockets, n = 6, 3 * hub.ReplayAloneMax
+	const sockets, n = 6, 2 * hub.ReplayAloneMax
 	id := func(i int) string { return fmt.Sprintf("many-%03d", i) }
 	since := make([]string, sockets)
 	for i := range sockets {
@@ -283,7 +283,7 @@ func TestResumeManyAtOnce(t *testing.T) {
 	}
 	// Socket i missed everything after its own marker: the sockets' positions differ.
 	for i := range n {
-		if i%4 == 0 {
+		if i%8 == 0 {
 			e.publish(umEvents, &opentera.ParticipantEvent{ParticipantUuid: paula, Type: opentera.ParticipantEvent_PARTICIPANT_CONNECTED})
 		}
 		e.publish(umEvents, &opentera.StopSessionEvent{SessionUuid: id(i)})
