@@ -345,13 +345,26 @@ func (c *Conn) waitRoom(ctx context.Context, limit time.Duration) bool {
 }
 
 // ping queues a ping frame; pings bypass the queue bounds.
-func (c *Conn) ping() {
+func (c *Conn) ping() { c.control(pingFrame) }
+
+// Pong queues a pong frame answering a client's ping with its payload (at most 125 bytes): as
+// pings, pongs bypass the queue bounds, and go in order with the frames queued before them (the
+// writer is the only one writing to the connection while it is open).
+func (c *Conn) Pong(payload []byte) {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	c.control(frame(opPong, payload))
+}
+
+// control queues a control frame bypassing the queue bounds, unless the connection is closing.
+func (c *Conn) control(f []byte) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, pingFrame)
+	c.queue = append(c.queue, f)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()

@@ -8,6 +8,7 @@ const (
 	opBinary = 0x2
 	opClose  = 0x8
 	opPing   = 0x9
+	opPong   = 0xA
 )
 
 // Close codes teragate sends. 1000–1015 are RFC 6455's; 4000 is OpenTera's.

@@ -1,18 +1,16 @@
 package transport
 
 import (
-	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/teragate/teragate/gateway/internal/directory"
 	"github.com/teragate/teragate/gateway/internal/hub"
-	"github.com/teragate/teragate/gateway/internal/metrics"
 )
 
 // NotAllowed is the text OpenTera answers to any data a client sends on its websocket.
@@ -68,10 +66,10 @@ func New(h *hub.Hub, cfg Config) *Transport {
 	t := &Transport{cfg: cfg, hub: h, log: cfg.Logger}
 	t.up = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   256,
-		WriteBufferSize:  1024,
-		// Frames are written by the hub, never through gorilla's writer; a pool keeps gorilla
-		// from pinning a write buffer per idle connection.
+		// gorilla only does the handshake (the hub writes frames, readFrames reads them): its
+		// Conn reuses net/http's hijacked reader (ReadBufferSize 0) and pins no write buffer
+		// (a pool), and it is dropped once the upgrade is done.
+		WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     cfg.CheckOrigin,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
@@ -96,54 +94,26 @@ func (t *Transport) ServeWith(w http.ResponseWriter, r *http.Request, kind direc
 	if err != nil {
 		return err
 	}
-	c := t.hub.RegisterWith(ws.NetConn(), kind, uuid, access, o)
+	// gorilla's Conn is left here: the hub writes to the connection and readFrames reads it
+	// (gorilla has read nothing past the handshake).
+	nc := ws.NetConn()
+	c := t.hub.RegisterWith(nc, kind, uuid, access, o)
 	if hooks.Opened != nil {
 		hooks.Opened(c)
 	}
-	go t.readLoop(ws, c, hooks)
+	go t.readLoop(nc, c, hooks)
 	return nil
 }
 
-func (t *Transport) readLoop(ws *websocket.Conn, c *hub.Conn, hooks Hooks) {
-	ws.SetReadLimit(t.cfg.ReadLimit)
-	ws.SetPongHandler(func(string) error { c.Touch(); return nil })
-	ws.SetPingHandler(func(data string) error {
-		c.Touch()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-		if err == websocket.ErrCloseSent {
-			return nil
-		}
-		return err
-	})
-	for {
-		mt, r, err := ws.NextReader()
-		valid := true
-		if err == nil && mt == websocket.TextMessage {
-			// A text message must be UTF-8 (RFC 6455 §8.1); the read limit bounds it.
-			var b []byte
-			if b, err = io.ReadAll(r); err == nil {
-				valid = utf8.Valid(b)
-			}
-		} else if err == nil {
-			// Read the whole message: the read limit is enforced on every fragment.
-			_, err = io.Copy(io.Discard, r)
-		}
-		if err != nil {
-			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, hub.CloseDisconnect, hub.CloseSlowConsumer) {
-				t.log.Debug("websocket read ended", "kind", c.Kind(), "uuid", c.UUID(), "conn", c.ID(), "error", err)
-			}
-			break
-		}
-		c.Touch()
-		if !valid {
-			c.Close(websocket.CloseInvalidFramePayloadData, "text message is not UTF-8", metrics.DisconnectProtocol)
-			continue // until the client answers the close (or the hub gives up on it)
-		}
-		if mt == websocket.TextMessage || mt == websocket.BinaryMessage {
-			c.Send(notAllowedFrame)
-		}
+// readLoop is a connection's one goroutine while it is idle: it reads the client's frames until
+// the connection ends, then takes it out of the hub.
+func (t *Transport) readLoop(nc net.Conn, c *hub.Conn, hooks Hooks) {
+	f := &frameReader{nc: nc, buf: make([]byte, readBufSize)}
+	err := t.readFrames(f, c)
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, hub.CloseDisconnect, hub.CloseSlowConsumer) {
+		t.log.Debug("websocket read ended", "kind", c.Kind(), "uuid", c.UUID(), "conn", c.ID(), "error", err)
 	}
-	_ = ws.Close()
+	_ = nc.Close()
 	if t.hub.Remove(c) && hooks.Closed != nil {
 		hooks.Closed(c)
 	}
