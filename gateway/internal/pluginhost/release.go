@@ -58,7 +58,13 @@ type trimmer struct {
 }
 
 // codeReleased is called after a version's runtime and compiled module closed.
-func (r *Registry) codeReleased() {
+func (r *Registry) codeReleased() { r.scheduleTrim() }
+
+// scheduleTrim returns freed memory to the OS TrimDelay after the last call, when
+// [Config.TrimAfterRelease] is set: after a version's code was released, and after a cold
+// version was compiled for its first call (compiling a Go guest leaves tens of MiB of garbage,
+// which would otherwise stay resident until the heap reached twice its live size).
+func (r *Registry) scheduleTrim() {
 	if !r.cfg.TrimAfterRelease {
 		return
 	}
@@ -201,4 +207,5 @@ func (v *version) warmUp(ch chan struct{}) {
 		return
 	}
 	v.p.log.Debug("plugin compiled for its first call", "hash", v.hash[:16], "took", time.Since(start))
+	r.scheduleTrim()
 }

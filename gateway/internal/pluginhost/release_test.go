@@ -170,6 +170,23 @@ func TestTrimAfterRelease(t *testing.T) {
 	require.Equal(t, int64(1), e.r.trim.runs.Load(), "one burst, one trim")
 }
 
+// TestTrimAfterWarmUp: compiling a cold version for its first call schedules one trim too (the
+// compilation's garbage is returned, as a release's is).
+func TestTrimAfterWarmUp(t *testing.T) {
+	wasm, cfg := goodEcho(t)
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, Timeout: 10 * time.Second}})
+	e.r.cfg.TrimAfterRelease = true
+	require.NoError(t, e.r.Load("filter.user", versionN(wasm, 1)))
+	f := e.r.Filter(directory.KindUser, nil, nil)
+	rs := e.recipients(3)
+	for range 3 {
+		require.NoError(t, f.Decide(context.Background(), participantEvent(directory.DemoPatUUID), directory.KindUser, rs, make([]filter.Decision, len(rs))))
+	}
+	require.Eventually(t, func() bool { return e.r.trim.runs.Load() == 1 }, 4*TrimDelay, 20*time.Millisecond)
+	time.Sleep(TrimDelay + 200*time.Millisecond)
+	require.Equal(t, int64(1), e.r.trim.runs.Load(), "one warm-up, one trim")
+}
+
 // TestColdVersion: a version nobody called holds no code or instance after validation; its first
 // call compiles it (other callers wait for the same warm-up) and it then stays warm; a version
 // replacing a called one is built warm; a caller whose context ends during the warm-up gets
