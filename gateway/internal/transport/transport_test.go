@@ -233,6 +233,9 @@ func TestIdleConnectionCost(t *testing.T) {
 	t.Logf("stack per idle socket: %.0f bytes", perConn)
 	// 2 KiB per socket, plus the slack of the runtime's stack pools (freed stacks of the
 	// connections' short-lived goroutines share spans with the readers'): below 3.5 KiB. A
-	// reader that waits inside gorilla's NextReader has a 4 KiB stack (4.1 KiB here).
+	// reader that waits inside gorilla's NextReader has a 4 KiB stack (4.4 KiB here).
+	if raceEnabled {
+		return
+	}
 	require.Less(t, perConn, 3.5*1024, "an idle socket's reader stack grew past 2 KiB")
 }
