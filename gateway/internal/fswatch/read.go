@@ -154,7 +154,7 @@ func readBeneath(dir, name string, max int64) ([]byte, error) {
 	if fi.Size() > max {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, fi.Size(), max)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	data, err := readSized(io.LimitReader(f, max+1), fi.Size())
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +162,27 @@ func readBeneath(dir, name string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, max)
 	}
 	return data, nil
+}
+
+// readSized reads r to its end into a slice sized for size bytes, the file's size when it was
+// opened, plus one to see that it grew (then the slice grows as append does). io.ReadAll's
+// doubling would leave up to twice the file's size allocated, and a plugin version keeps its
+// bytes as long as it serves.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, 0, size+1)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // kindOf names a non-regular file mode for error messages.
