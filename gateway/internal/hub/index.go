@@ -157,33 +157,18 @@ func (h *Hub) appendCandidates(conns []*Conn, rs []filter.Recipient, k directory
 			sources++
 		}
 	}
-	admins := cand.Admins
-	g.projects, g.uuids = g.projects[:0], g.uuids[:0]
-	for _, e := range cand.Visible {
-		for snap := range x.snaps {
-			sub, _ := snap.Subject(e.Kind, e.UUID)
-			var ok bool
-			g.projects, g.uuids, ok = sub.AppendAudience(g.projects, g.uuids)
-			admins = admins || ok
-		}
-	}
-	if admins {
-		appendSet(x.admins[k].conns)
-	}
-	for i, p := range g.projects {
-		if slices.Contains(g.projects[:i], p) {
-			continue
-		}
-		if set := x.byProject[k][p]; set != nil {
-			appendSet(set.conns)
-		}
+	sets, uuids, _ := h.resolveLocked(k, cand, g)
+	for _, set := range sets {
+		appendSet(set.conns)
 	}
 	for _, u := range cand.UUIDs {
 		appendEntity(u)
 	}
-	for _, u := range g.uuids {
+	for _, u := range uuids {
 		appendEntity(u)
 	}
+	clear(g.sets)
+	g.sets = g.sets[:0]
 	clear(g.projects)
 	clear(g.uuids)
 	if sources > 1 {

@@ -322,9 +322,7 @@ func (r *Router) filterKind(w *worker, ev *filter.Event, k directory.Kind, uuid 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
 	defer cancel()
-	w.cand.Reset()
-	if err := r.candidates(ctx, nf, ev, k, &w.cand); err != nil {
-		r.candidatesFailed(ev, k, time.Since(start), r.hub.Count(k), err)
+	if !r.narrow(ctx, w, nf, ev, k, start, r.hub.Count(k)) {
 		return filtered{}, false
 	}
 	if w.cand.All {
@@ -372,9 +370,7 @@ func (r *Router) filterReplay(w *worker, ev *filter.Event, k directory.Kind, uui
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FilterTimeout)
 	defer cancel()
-	w.cand.Reset()
-	if err := r.candidates(ctx, nf, ev, k, &w.cand); err != nil {
-		r.candidatesFailed(ev, k, time.Since(start), len(among), err)
+	if !r.narrow(ctx, w, nf, ev, k, start, len(among)) {
 		return filtered{}, false
 	}
 	if w.cand.All {
@@ -421,12 +417,18 @@ func (r *Router) decideNarrowed(ctx context.Context, w *worker, nf filter.Narrow
 	return res, true
 }
 
-// candidatesFailed counts and logs a narrowing filter's failure to name the candidates of an
-// event: its n possible recipients are dropped.
-func (r *Router) candidatesFailed(ev *filter.Event, k directory.Kind, took time.Duration, n int, err error) {
-	r.metrics.FilterCall(k, took.Seconds(), true)
+// narrow asks a narrowing filter for ev's candidates of kind k into w.cand. When it fails, the n
+// possible recipients are dropped, counted and logged, and narrow reports false.
+func (r *Router) narrow(ctx context.Context, w *worker, nf filter.Narrower, ev *filter.Event, k directory.Kind, start time.Time, n int) bool {
+	w.cand.Reset()
+	err := r.candidates(ctx, nf, ev, k, &w.cand)
+	if err == nil {
+		return true
+	}
+	r.metrics.FilterCall(k, time.Since(start).Seconds(), true)
 	r.metrics.Dropped(metrics.DropFilterError, n)
 	r.log.Warn("filter failed, batch dropped", "kind", k, "event", ev.Name(), "topic", ev.Topic, "recipients", n, "error", err)
+	return false
 }
 
 // decisions returns the worker's decision slice for its len(w.rs) recipients, cleared.
