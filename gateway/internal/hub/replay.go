@@ -161,6 +161,16 @@ func (run *replayRun) activate(pos history.Pos) {
 	}
 }
 
+// anyActive reports whether some member is routed the next event (none: it need not be decoded).
+func (run *replayRun) anyActive() bool {
+	for _, cs := range run.active {
+		if len(cs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // in reports whether c is routed the event being replayed.
 func (run *replayRun) in(c *Conn) bool {
 	m := run.members[c]
@@ -241,7 +251,9 @@ func (r *Router) runReplay(run *replayRun, first []history.Entry, limit int) {
 		}
 		for _, e := range ents {
 			run.activate(e.Pos)
-			r.replayOne(w, e)
+			if run.anyActive() {
+				r.replayOne(w, e)
+			}
 			run.events++
 			run.prev, run.hasPrev = e.Pos, true
 			run.cursor.Pos = e.Pos
