@@ -171,6 +171,7 @@ func startRun(t *testing.T, dir string, debounce time.Duration, slow func(key st
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	written := make(chan struct{})
 	go func() {
 		done <- fswatch.Run(ctx, fswatch.Config{
 			Dir: dir,
@@ -308,6 +309,7 @@ func TestRunOverflowIsLoggedCountedAndRescanned(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	written := make(chan struct{})
 	go func() {
 		done <- fswatch.Run(ctx, fswatch.Config{
 			Dir: dir,
@@ -326,6 +328,7 @@ func TestRunOverflowIsLoggedCountedAndRescanned(t *testing.T) {
 				for _, k := range []string{"p1", "p2", "p3"} {
 					write(t, dir, k+".wasm", k)
 				}
+				close(written)
 			},
 			Changed: func(_ context.Context, key string) {
 				mu.Lock()
@@ -340,6 +343,13 @@ func TestRunOverflowIsLoggedCountedAndRescanned(t *testing.T) {
 			},
 		})
 	}()
+	// Writing tens of thousands of files takes long on a loaded machine (make test runs packages
+	// in parallel, under the race detector): the waits below start once they are written.
+	select {
+	case <-written:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("writing the files took more than 2 minutes")
+	}
 	eventually(t, "overflow reported", overflowed.Load)
 	require.Contains(t, logs.String(), "directory watch error")
 	eventually(t, "the plugins whose events were lost loaded by the rescan", func() bool {
