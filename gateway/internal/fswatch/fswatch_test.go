@@ -171,7 +171,6 @@ func startRun(t *testing.T, dir string, debounce time.Duration, slow func(key st
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
-	written := make(chan struct{})
 	go func() {
 		done <- fswatch.Run(ctx, fswatch.Config{
 			Dir: dir,
