@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -73,16 +72,24 @@ func readSessions(t *testing.T, r *bufio.Reader, n int) (sessions, positions []s
 			Message  json.RawMessage `json:"message"`
 		}
 		require.NoError(t, json.Unmarshal(payload, &top), "%s", payload)
-		var tm opentera.TeraMessage
-		require.NoError(t, protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(payload, &tm))
-		var te opentera.TeraEvent
-		require.NoError(t, tm.GetMessage().UnmarshalTo(&te))
-		var ev opentera.StopSessionEvent
-		require.NoError(t, te.GetEvents()[0].UnmarshalTo(&ev))
-		sessions = append(sessions, ev.GetSessionUuid())
+		s, err := sessionOf(payload)
+		require.NoError(t, err, "%s", payload)
+		sessions = append(sessions, s)
 		positions = append(positions, top.Position)
 	}
 	return sessions, positions
+}
+
+// readPayloads reads n frames and returns their payloads, concatenated.
+func readPayloads(t *testing.T, r *bufio.Reader, n int) string {
+	t.Helper()
+	var got string
+	for range n {
+		_, p, err := readFrame(r)
+		require.NoError(t, err)
+		got += string(p)
+	}
+	return got
 }
 
 // pendingLen is how many live frames a replaying connection holds back.
@@ -155,13 +162,7 @@ func TestFinishReplayKeepsLater(t *testing.T) {
 		require.True(t, c.sendEvent(TextFrame([]byte{byte('a' + i)}), history.Pos{Lo: p.lo}, p.has))
 	}
 	require.Equal(t, 2, c.FinishReplay(history.Pos{Lo: 4}))
-	r := bufio.NewReader(cli)
-	var got string
-	for range 3 {
-		_, p, err := readFrame(r)
-		require.NoError(t, err)
-		got += string(p)
-	}
+	got := readPayloads(t, bufio.NewReader(cli), 3)
 	require.Equal(t, "cde", got)
 }
 
@@ -182,13 +183,7 @@ func TestLateLiveDuplicateDropped(t *testing.T) {
 		require.True(t, c.sendEvent(TextFrame([]byte{byte('a' + i)}), history.Pos{Lo: p.lo}, p.has))
 	}
 	require.Equal(t, 2, c.LateDuplicates())
-	r := bufio.NewReader(cli)
-	var got string
-	for range 2 {
-		_, p, err := readFrame(r)
-		require.NoError(t, err)
-		got += string(p)
-	}
+	got := readPayloads(t, bufio.NewReader(cli), 2)
 	require.Equal(t, "cd", got)
 }
 
@@ -245,13 +240,7 @@ func TestLiveAfterReplayDeduplicated(t *testing.T) {
 	}{{3, true}, {4, true}, {0, false}, {5, true}} {
 		require.True(t, c.sendEvent(TextFrame([]byte{byte('a' + i)}), history.Pos{Lo: p.lo}, p.has))
 	}
-	r := bufio.NewReader(cli)
-	var got string
-	for range 2 {
-		_, p, err := readFrame(r)
-		require.NoError(t, err)
-		got += string(p)
-	}
+	got := readPayloads(t, bufio.NewReader(cli), 2)
 	require.Equal(t, "cd", got)
 }
 
