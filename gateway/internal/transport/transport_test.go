@@ -203,7 +203,7 @@ func TestIdleConnectionCost(t *testing.T) {
 		return ms.StackInuse
 	}
 	// The HTTP test server's own goroutine exists before the first socket.
-	baseG := runtime.NumGoroutine()
+	_, _, baseOthers := connGoroutines()
 	baseStack := stacks()
 
 	conns := make([]*websocket.Conn, n)
@@ -224,11 +224,19 @@ func TestIdleConnectionCost(t *testing.T) {
 		readPong(t, ws)
 	}
 	cancel()
+	// Counted from the goroutines' stacks, not from runtime.NumGoroutine against a baseline: an
+	// unrelated goroutine ending meanwhile (the previous tests' servers) made that count one short.
 	// (Polled here: require.Eventually's condition runs on a goroutine of its own.)
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine()-baseG != n && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
+	var readers, writers, others int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		readers, writers, others = connGoroutines()
+		if readers == n && writers == 0 && others-baseOthers <= 0 || time.Now().After(deadline) {
+			break
+		}
 	}
-	require.Equal(t, n, runtime.NumGoroutine()-baseG, "goroutines for %d idle sockets: want one each", n)
+	require.Equal(t, n, readers, "reader goroutines for %d idle sockets: want one each", n)
+	require.Zero(t, writers, "writer goroutines while nothing is queued")
+	require.LessOrEqual(t, others-baseOthers, 0, "other goroutines started for idle sockets")
 	perConn := float64(stacks()-baseStack) / n
 	t.Logf("stack per idle socket: %.0f bytes", perConn)
 	// 2 KiB per socket, plus the slack of the runtime's stack pools (freed stacks of the
@@ -238,4 +246,22 @@ func TestIdleConnectionCost(t *testing.T) {
 		return
 	}
 	require.Less(t, perConn, 3.5*1024, "an idle socket's reader stack grew past 2 KiB")
+}
+
+// connGoroutines counts the goroutines in a connection's read loop, in its write loop, and all
+// the others.
+func connGoroutines() (readers, writers, others int) {
+	buf := make([]byte, 16<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		switch {
+		case strings.Contains(g, "transport.(*Transport).readLoop("):
+			readers++
+		case strings.Contains(g, "hub.(*Conn).writeLoop("):
+			writers++
+		default:
+			others++
+		}
+	}
+	return readers, writers, others
 }
