@@ -319,9 +319,11 @@ func TestRunOverflowIsLoggedCountedAndRescanned(t *testing.T) {
 			Debounce: 10 * time.Millisecond,
 			Logger:   hclog.New(&hclog.LoggerOptions{Output: logs}),
 			// While the initial load runs, nobody reads the events: the kernel queue overflows,
-			// and the events of the three plugins written last are lost.
+			// and the events of the three plugins written last are lost. fsnotify's reader takes
+			// up to 64 KiB of events (2,048 of these names) out of the queue before it blocks on
+			// its channel, so the writes go that far beyond the queue's length.
 			Initial: func(context.Context, []string) {
-				for i := range n + 100 {
+				for i := range n + 4096 {
 					require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprint(i, ".txt")), nil, 0o600))
 				}
 				for _, k := range []string{"p1", "p2", "p3"} {
