@@ -34,7 +34,9 @@ var ErrNoFilter = errors.New("hub: no filter for this kind")
 
 // RouterConfig configures a [Router].
 type RouterConfig struct {
-	// FilterTimeout is the deadline of one filter call. Zero value means 1s.
+	// FilterTimeout is the deadline of one filter call. Zero value means 1s. A filter may run a
+	// call past it while its code is made ready (a plugin's first call compiles it): the event
+	// is then delivered late rather than dropped.
 	FilterTimeout time.Duration
 	// Logger is the router's logger. Nil means the hub's.
 	Logger hclog.Logger

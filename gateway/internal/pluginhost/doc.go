@@ -19,7 +19,10 @@
 // # Calls and failures
 //
 // A call takes an instance from the pool (waiting with the caller's context when all are busy),
-// runs the export under a per-call deadline, and returns the instance. A looping guest is stopped:
+// runs the export under a per-call deadline, and returns the instance. A call that waits for an
+// instance being made (a cold version compiling for its first call, a new instance's init) waits
+// up to the init timeout even past the caller's deadline, so a filter's first call after start
+// delays its event rather than dropping it; only the caller's cancellation ends that wait early. A looping guest is stopped:
 // modules are rewritten by wasmguard to call the host's tick, which ends a call whose context is
 // done, every ~16,384 units of work (a module the rewriter refuses runs under wazero's
 // WithCloseOnContextDone instead; [Info].Deadline says which). An instance that trapped, timed out, reported an

@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
@@ -236,4 +237,66 @@ func TestColdVersion(t *testing.T) {
 	require.False(t, info.Cold, "replaces a called version: built warm")
 	require.Eventually(t, func() bool { return e.r.Live() == Live{Versions: 1, CompiledModules: 1, Instances: 1} },
 		5*time.Second, 10*time.Millisecond, "the old version released")
+}
+
+// TestColdVersionOutlastsTheCallerDeadline: the first call of a cold version whose deadline ends
+// before the warm-up does still gets its answer (the router would otherwise drop the event), and so
+// do the calls that wait for the instances being made meanwhile; a cancelled caller does not wait.
+func TestColdVersionOutlastsTheCallerDeadline(t *testing.T) {
+	wasm, cfg := goodEcho(t)
+	e := newEnv(t, map[string]Settings{"filter.user": {Config: cfg, PoolSize: 1, MaxFailures: 1, Timeout: 10 * time.Second}})
+	require.NoError(t, e.r.Load("filter.user", versionN(wasm, 1)))
+	info, _ := e.r.Info("filter.user")
+	require.True(t, info.Cold)
+	f := e.r.Filter(directory.KindUser, nil, nil)
+	rs := e.recipients(3)
+
+	tests := []struct {
+		name    string
+		ctx     func() (context.Context, context.CancelFunc)
+		wantErr error
+	}{
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, ErrBusy},
+		// Compiling a Go guest takes far longer than a microsecond: every one of these calls
+		// outlives its deadline waiting for the warm-up or for the one instance being made.
+		{"deadline during the warm-up", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Microsecond)
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := tt.ctx()
+					defer cancel()
+					out := make([]filter.Decision, len(rs))
+					err := f.Decide(ctx, participantEvent(directory.DemoPatUUID), directory.KindUser, rs, out)
+					if tt.wantErr != nil {
+						if !errors.Is(err, tt.wantErr) {
+							t.Errorf("got %v, want %v", err, tt.wantErr)
+						}
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if out[0].Verdict != filter.Keep || out[1].Verdict != filter.Drop {
+						t.Errorf("wrong verdicts %v", verdicts(out))
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+	info, _ = e.r.Info("filter.user")
+	require.Equal(t, StateActive, info.State, "waits are not failures")
+	require.False(t, info.Cold)
 }

@@ -53,6 +53,7 @@ type version struct {
 	codeMu  sync.Mutex
 	warming chan struct{} // closed when the warm-up in flight ends; nil when none is
 	warmErr error         // the last warm-up's error
+	making  atomic.Int32  // calls making an instance (and warming the version) for themselves
 }
 
 // tryAcquire pins v for a call; it fails once v has been released for good.
@@ -149,6 +150,12 @@ func (v *version) newInstance() (*instance, error) {
 }
 
 // get takes an idle instance, creates one if the pool is below its size, or waits.
+//
+// A call that has to wait for an instance being made (a cold version compiling for its first
+// call, a new instance running its init) waits for it as long as the making may take (see
+// [version.makeContext]), not just until the caller's deadline: on a loaded machine a Go guest's
+// warm-up can take longer than a filter call's deadline, and failing the call would drop an event
+// that a moment later would have been delivered.
 func (v *version) get(ctx context.Context) (*instance, error) {
 	select {
 	case in := <-v.pool:
@@ -159,7 +166,11 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 	if v.live < v.settings.PoolSize {
 		v.live++
 		v.mu.Unlock()
-		if err := v.warm(ctx); err != nil {
+		v.making.Add(1)
+		defer v.making.Add(-1)
+		mctx, cancel := v.makeContext(ctx)
+		defer cancel()
+		if err := v.warm(mctx); err != nil {
 			v.mu.Lock()
 			v.live--
 			v.mu.Unlock()
@@ -175,12 +186,35 @@ func (v *version) get(ctx context.Context) (*instance, error) {
 		return in, nil
 	}
 	v.mu.Unlock()
+	wctx := ctx
+	if v.making.Load() > 0 || v.cold.Load() { // the pool is still being filled
+		var cancel context.CancelFunc
+		wctx, cancel = v.makeContext(ctx)
+		defer cancel()
+	}
 	select {
 	case in := <-v.pool:
 		return in, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
+	case <-wctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrBusy, wctx.Err())
 	}
+}
+
+// makeContext bounds a call's wait for an instance being made: the init timeout from now, or the
+// caller's deadline when that is later. The caller's cancellation (it gave up: a client that left)
+// still ends the wait at once; only its deadline is extended.
+func (v *version) makeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := time.Now().Add(v.p.r.initTimeout)
+	if cd, ok := ctx.Deadline(); ok && cd.After(d) {
+		d = cd
+	}
+	mctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), d)
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return mctx, func() { stop(); cancel() }
 }
 
 // put returns a healthy instance to the pool (never blocks: the pool holds at most live).
@@ -245,13 +279,18 @@ func (v *version) do(ctx context.Context, export func(*instance) api.Function, f
 	if !v.called.Load() {
 		v.called.Store(true)
 	}
-	if ctx.Err() != nil {
-		// The caller gave up while the instance was being made (a cold version compiling):
-		// not the guest's failure, so it does not count toward quarantine.
-		v.put(in)
-		err := fmt.Errorf("%w: %v", ErrBusy, ctx.Err())
-		v.fail(start, err)
-		return fmt.Errorf("%s: %w", p.id, err)
+	if err := ctx.Err(); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			// The caller gave up while the instance was being made (a cold version compiling):
+			// not the guest's failure, so it does not count toward quarantine.
+			v.put(in)
+			err = fmt.Errorf("%w: %v", ErrBusy, err)
+			v.fail(start, err)
+			return fmt.Errorf("%s: %w", p.id, err)
+		}
+		// The caller's deadline passed while its instance was being made: the call still runs,
+		// under the per-call deadline alone.
+		ctx = context.WithoutCancel(ctx)
 	}
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > v.settings.Timeout {
 		var cancel context.CancelFunc
