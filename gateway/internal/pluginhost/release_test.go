@@ -215,14 +215,7 @@ func TestColdVersion(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out := make([]filter.Decision, len(rs))
-			if err := f.Decide(context.Background(), participantEvent(directory.DemoPatUUID), directory.KindUser, rs, out); err != nil {
-				t.Error(err)
-				return
-			}
-			if out[0].Verdict != filter.Keep || out[1].Verdict != filter.Drop {
-				t.Errorf("wrong verdicts %v", verdicts(out))
-			}
+			decidePat(t, context.Background(), f, rs, nil)
 		}()
 	}
 	wg.Wait()
@@ -276,21 +269,7 @@ func TestColdVersionOutlastsTheCallerDeadline(t *testing.T) {
 					defer wg.Done()
 					ctx, cancel := tt.ctx()
 					defer cancel()
-					out := make([]filter.Decision, len(rs))
-					err := f.Decide(ctx, participantEvent(directory.DemoPatUUID), directory.KindUser, rs, out)
-					if tt.wantErr != nil {
-						if !errors.Is(err, tt.wantErr) {
-							t.Errorf("got %v, want %v", err, tt.wantErr)
-						}
-						return
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if out[0].Verdict != filter.Keep || out[1].Verdict != filter.Drop {
-						t.Errorf("wrong verdicts %v", verdicts(out))
-					}
+					decidePat(t, ctx, f, rs, tt.wantErr)
 				}()
 			}
 			wg.Wait()
@@ -299,4 +278,22 @@ func TestColdVersionOutlastsTheCallerDeadline(t *testing.T) {
 	info, _ = e.r.Info("filter.user")
 	require.Equal(t, StateActive, info.State, "waits are not failures")
 	require.False(t, info.Cold)
+}
+
+// decidePat asks f about Pat's event for rs and checks the echo guest's verdicts (keep the first
+// recipient, drop the second), or, with wantErr set, that the call failed with it. It reports with
+// t.Errorf, so goroutines may call it.
+func decidePat(t *testing.T, ctx context.Context, f filter.Filter, rs []filter.Recipient, wantErr error) {
+	out := make([]filter.Decision, len(rs))
+	err := f.Decide(ctx, participantEvent(directory.DemoPatUUID), directory.KindUser, rs, out)
+	switch {
+	case wantErr != nil:
+		if !errors.Is(err, wantErr) {
+			t.Errorf("got %v, want %v", err, wantErr)
+		}
+	case err != nil:
+		t.Error(err)
+	case out[0].Verdict != filter.Keep || out[1].Verdict != filter.Drop:
+		t.Errorf("wrong verdicts %v", verdicts(out))
+	}
 }
