@@ -171,7 +171,7 @@ func (g *Gateway) initEventPath() error {
 		return err
 	}
 	g.pres = presence.New(presence.Config{Bus: g.bus, Directory: g.dir, Logger: g.log.Named("presence"), Cluster: g.presenceCluster(),
-		OnPublish: func() { g.metrics.Published("presence") }})
+		ResyncDelay: g.resyncDelay(), OnPublish: func() { g.metrics.Published("presence") }})
 	g.router = hub.NewRouter(g.hub, g.bus, hub.RouterConfig{Logger: g.log.Named("router"), PositionChannel: g.positionChannel()})
 	native := &filter.Native{Sessions: g.pres}
 	for _, k := range []directory.Kind{directory.KindUser, directory.KindParticipant, directory.KindDevice} {

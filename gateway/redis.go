@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -147,9 +148,10 @@ func (g *Gateway) rpcLease() rpc.Lease {
 
 // busReconnected counts a restored Redis subscription. When it is the presence subscription,
 // messages were lost meanwhile: the node checks its own registration at once (after a Redis
-// restart it rewrites its ownership, so its sockets' closes count again), then, one heartbeat
-// period later — when every live node has rewritten its own — reloads its replica from the
-// cluster's ownership hashes.
+// restart it rewrites its ownership, so its sockets' closes count again, and tells the other
+// replicas), then has its replica reload the cluster's ownership hashes once every live node has
+// rewritten its own (presence.Registry.ScheduleResync): the entities that came or left meanwhile
+// get their CONNECTED or DISCONNECTED event then.
 func (g *Gateway) busReconnected(patterns []string) {
 	g.metrics.RedisReconnect("bus")
 	if g.cluster == nil || g.pres == nil || !slices.Contains(patterns, topic.UserManagerMessages) {
@@ -159,16 +161,17 @@ func (g *Gateway) busReconnected(patterns []string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*ttl)
 		defer cancel()
-		if err := g.cluster.Check(ctx); err != nil {
+		if err := g.cluster.Check(ctx); err != nil && !errors.Is(err, redis.ErrClosed) {
 			g.log.Warn("presence registration check after a Redis reconnect failed", "error", err)
 		}
-		select {
-		case <-time.After(ttl/3 + ttl/10):
-		case <-ctx.Done():
-			return
-		}
-		if err := g.pres.Resync(ctx); err != nil {
-			g.log.Warn("presence resync after a Redis reconnect failed", "error", err)
-		}
+		g.pres.ScheduleResync()
 	}()
+}
+
+// resyncDelay is how long a replica waits, after a sign that presence messages were lost, before
+// it reloads the cluster's snapshot: a heartbeat period (every node checks its registration that
+// often) and a margin.
+func (g *Gateway) resyncDelay() time.Duration {
+	ttl := time.Duration(g.cfg.RedisNodeTTL)
+	return ttl/3 + ttl/10
 }

@@ -227,7 +227,9 @@ func TestRedisRestartReconcile(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	// The ownership is back in Redis: a close is published and counted out everywhere.
+	// A close now goes offline everywhere with its DISCONNECTED event, whether it reaches Redis
+	// before its node rewrote its ownership (its message may be lost with the subscriptions still
+	// down: the replicas' reload then publishes the event) or after.
 	require.NoError(t, s.ws.Close())
 	ev := drainUntilType(t, obs, "USER_DISCONNECTED")
 	require.Equal(t, alice, ev["userUuid"])

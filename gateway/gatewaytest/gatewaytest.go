@@ -53,13 +53,18 @@ const (
 )
 
 // Config returns the configuration Start uses before mutate: loopback port 0, plain HTTP, a
-// temporary data directory, warnings and errors logged to stderr.
+// temporary data directory, warnings and errors logged to stderr (TERAGATE_TEST_LOG=debug, info…
+// logs more, to follow a failing test).
 func Config(t testing.TB) gateway.Config {
+	level := hclog.Warn
+	if v := os.Getenv("TERAGATE_TEST_LOG"); v != "" {
+		level = hclog.LevelFromString(v)
+	}
 	return gateway.Config{
 		Listen:   "127.0.0.1:0",
 		Insecure: true,
 		DataDir:  t.TempDir(),
-		Logger:   hclog.New(&hclog.LoggerOptions{Name: "teragate", Level: hclog.Warn, Output: os.Stderr}),
+		Logger:   hclog.New(&hclog.LoggerOptions{Name: "teragate", Level: level, Output: os.Stderr}),
 	}
 }
 

@@ -2,10 +2,14 @@ package presence
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -96,8 +100,8 @@ func (r *Registry) Resync(ctx context.Context) error {
 }
 
 // ResyncSource is the source of the module message (without data) a node publishes after
-// rewriting its ownership (its registration was lost: Redis restarted, or it was taken for dead),
-// for the record; replicas do nothing with it.
+// rewriting its ownership (its registration was lost: Redis restarted, or it was taken for dead):
+// every replica then reloads the snapshot ([Registry.ScheduleResync]).
 const ResyncSource = "teragate.presence.resync"
 
 // snapshotMarker returns a TeraModuleMessage without data, unique to this start, that tells the
@@ -129,7 +133,7 @@ func (r *Registry) syncing(payload []byte) bool {
 		select {
 		case sn := <-r.syncCounts:
 			if bytes.Equal(sn.marker, marker) {
-				r.loadSnapshot(sn.counts)
+				r.publishReconciled(sn.counts, r.loadSnapshot(sn.counts))
 				waiting = false
 			}
 		case <-timeout.C:
@@ -149,16 +153,30 @@ type snapshot struct {
 	counts []Count
 }
 
+// transition is an entity whose online state a snapshot changed.
+type transition struct {
+	k      key
+	online bool
+}
+
 // loadSnapshot replaces the online counts with a cluster snapshot. Device statuses are kept for
-// the devices still online.
-func (r *Registry) loadSnapshot(counts []Count) {
+// the devices still online. It returns the entities that the snapshot took online or offline,
+// except for the first snapshot (the replica was empty: nothing changed for the clients).
+func (r *Registry) loadSnapshot(counts []Count) []transition {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	statuses := map[string]DeviceStatus{}
+	var was map[key]bool // online before the snapshot (not on the first one)
+	if r.loaded {
+		was = map[key]bool{}
+	}
 	for k := range r.kinds {
 		st := &r.kinds[k]
 		for n := st.online.head; n != nil; {
 			next := n.next
+			if was != nil {
+				was[key{directory.Kind(k), n.uuid}] = true
+			}
 			if n.val.hasStatus {
 				statuses[n.uuid] = n.val.status
 			}
@@ -192,4 +210,138 @@ func (r *Registry) loadSnapshot(counts []Count) {
 		st.online.add(c.UUID, v)
 	}
 	r.log.Debug("cluster snapshot loaded", "entities", len(counts))
+	if was == nil {
+		r.loaded = true
+		return nil
+	}
+	var out []transition
+	for _, c := range counts {
+		k := key{c.Kind, c.UUID}
+		if r.state(c.Kind) == nil || c.UUID == "" || c.N <= 0 {
+			continue
+		}
+		if was[k] {
+			delete(was, k)
+			continue
+		}
+		if r.state(c.Kind).online.get(c.UUID) != nil {
+			out = append(out, transition{k, true})
+			was[k] = true // counted once when a snapshot lists an entity twice
+		}
+	}
+	for k := range was {
+		if r.state(k.kind).online.get(k.uuid) == nil {
+			out = append(out, transition{k, false})
+		}
+	}
+	slices.SortFunc(out, func(a, b transition) int {
+		if c := cmp.Compare(a.k.kind, b.k.kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.k.uuid, b.k.uuid)
+	})
+	return out
+}
+
+// reconcileSource prefixes the claims of the events a snapshot publishes ([Registry.publishReconciled]).
+const reconcileSource = "teragate.presence.reconcile"
+
+// publishReconciled publishes the CONNECTED or DISCONNECTED event of each entity a snapshot took
+// online or offline: the module messages that did so were lost (published while this node's
+// subscription was down, or skipped because the snapshot holds them), and without the event the
+// clients would keep an entity online that left (or miss one that came). Every replica that
+// loads the same cluster state finds the same transitions; the claim, keyed by that state and
+// the transition, lets one of them publish each event. A replica whose own messages already
+// published the event (it was listening when the others were not) may publish it a second time:
+// a duplicate, never a loss.
+func (r *Registry) publishReconciled(counts []Count, changed []transition) {
+	if len(changed) == 0 {
+		return
+	}
+	state := snapshotDigest(counts)
+	ctx := context.Background()
+	snap := r.cfg.Directory.Current()
+	published := 0
+	for _, t := range changed {
+		change := Disconnected
+		if t.online {
+			change = Connected
+		}
+		ev := EntityEvent(snap, t.k.kind, t.k.uuid, change)
+		if ev == nil {
+			continue
+		}
+		c := &claim{r: r, payload: fmt.Appendf(nil, "%s %x %d %s %t", reconcileSource, state, t.k.kind, t.k.uuid, t.online)}
+		if c.ok(ctx) {
+			r.publishAny(ctx, ev, nil)
+			published++
+		}
+	}
+	r.log.Info("cluster snapshot changed who is online; events published for what was missed",
+		"changed", len(changed), "published", published)
+}
+
+// snapshotDigest hashes a snapshot's counts in a canonical order: two replicas that load the
+// same cluster state get the same digest.
+func snapshotDigest(counts []Count) [32]byte {
+	sorted := slices.Clone(counts)
+	slices.SortFunc(sorted, func(a, b Count) int {
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.UUID, b.UUID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.N, b.N)
+	})
+	h := sha256.New()
+	for _, c := range sorted {
+		fmt.Fprintf(h, "%d %s %d\n", c.Kind, c.UUID, c.N)
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ScheduleResync reloads the cluster's snapshot ([Registry.Resync]) after the configured
+// ResyncDelay, in the background; calls made while one is waiting join it. The gateway calls it
+// when its presence subscription is restored (messages were lost meanwhile), and the registry
+// when another node announces that it rewrote its ownership (Redis restarted, or the node had
+// been taken for dead): by the delay's end every live node has rewritten its own, and the
+// snapshot is whole. Without a cluster it does nothing.
+func (r *Registry) ScheduleResync() {
+	if r.cfg.Cluster == nil || !r.resyncPending.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case <-r.stopCh:
+		r.resyncPending.Store(false)
+		return
+	default:
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		t := time.NewTimer(r.cfg.ResyncDelay)
+		defer t.Stop()
+		select {
+		case <-r.stopCh:
+			r.resyncPending.Store(false)
+			return
+		case <-t.C:
+		}
+		r.resyncPending.Store(false) // a trigger from now on needs a snapshot taken after it
+		ctx, cancel := context.WithTimeout(context.Background(), 2*r.cfg.ResyncDelay+5*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-r.stopCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := r.Resync(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("presence resync failed", "error", err)
+		}
+	}()
 }

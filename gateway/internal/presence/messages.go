@@ -20,6 +20,11 @@ func (r *Registry) onMessage(m bus.Message) {
 		r.log.Warn("undecodable module message", "topic", m.Channel, "error", err)
 		return
 	}
+	if msg.GetHead().GetSource() == ResyncSource {
+		// A node rewrote its ownership: what this replica counted may be stale.
+		r.ScheduleResync()
+		return
+	}
 	ctx := context.Background()
 	c := &claim{r: r, payload: m.Payload, seq: msg.GetHead().GetSeq()}
 	for _, a := range msg.GetData() {

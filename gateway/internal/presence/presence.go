@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -30,6 +31,10 @@ type Config struct {
 	// it claims, so N nodes consuming one shared bus publish each event once. Nil means a single
 	// node: every event is published.
 	Cluster Cluster
+	// ResyncDelay is how long [Registry.ScheduleResync] waits before reloading the cluster's
+	// snapshot, so that every live node has rewritten its ownership by then (after a Redis
+	// restart each does so within a heartbeat period). Zero means one second.
+	ResyncDelay time.Duration
 }
 
 // Cluster is what a replica of the registry needs from the cluster (see [RedisCluster] and
@@ -113,6 +118,13 @@ type Registry struct {
 	syncMarker []byte        // the marker awaited; nil once synced (or without a cluster)
 	syncCounts chan snapshot // the snapshot, handed from Resync to the delivery goroutine
 	resyncMu   sync.Mutex    // one Resync at a time
+	loaded     bool          // a snapshot was applied: the next ones publish what changed
+
+	// ScheduleResync: at most one resync waiting; stopped and waited for by Stop.
+	resyncPending atomic.Bool
+	stopCh        chan struct{}
+	stopOnce      sync.Once
+	bg            sync.WaitGroup
 }
 
 // New returns an empty registry; call [Registry.Start] to consume the module topic.
@@ -120,7 +132,10 @@ func New(cfg Config) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}}
+	if cfg.ResyncDelay <= 0 {
+		cfg.ResyncDelay = time.Second
+	}
+	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}, stopCh: make(chan struct{})}
 	r.seq.Store(rand.Uint32())
 	for k := range r.kinds {
 		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[busyVal]()}
@@ -176,12 +191,21 @@ func (r *Registry) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop unsubscribes.
+// Stop unsubscribes, and ends and waits for a scheduled resync ([Registry.ScheduleResync]).
 func (r *Registry) Stop(ctx context.Context) error {
-	if r.sub == nil {
-		return nil
+	r.stopOnce.Do(func() { close(r.stopCh) })
+	var err error
+	if r.sub != nil {
+		err = r.sub.Unsubscribe(ctx)
 	}
-	return r.sub.Unsubscribe(ctx)
+	done := make(chan struct{})
+	go func() { r.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("presence: waiting for a resync: %w", ctx.Err()))
+	}
+	return err
 }
 
 // state returns the registry of kind, or nil for services and invalid kinds.

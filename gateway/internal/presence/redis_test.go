@@ -38,7 +38,7 @@ func newClusterNode(t *testing.T, url, id string) *clusterNode {
 	c, err := NewRedisCluster(RedisClusterConfig{Client: client, Directory: dir, NodeID: id, NodeTTL: 600 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(ctx))
-	r := New(Config{Bus: b, Directory: dir, Cluster: c})
+	r := New(Config{Bus: b, Directory: dir, Cluster: c, ResyncDelay: 250 * time.Millisecond})
 	require.NoError(t, r.Start(ctx))
 	t.Cleanup(func() {
 		_ = r.Stop(ctx)
