@@ -252,7 +252,10 @@ func TestRoomsRedisRestart(t *testing.T) {
 // freed on every node, its key gone from Redis.
 func TestRoomsRedisExpiry(t *testing.T) {
 	srv := testutil.StartRedis(t)
-	const participantTTL, grace = 1500 * time.Millisecond, 300 * time.Millisecond
+	// The rooms service sweeps every grace/4 (250 ms): a record Redis deleted before any sweep
+	// read it would expire unreported. With a 300 ms grace and sweeps every 375 ms (before that
+	// bound), CI saw exactly that once.
+	const participantTTL, grace = 1500 * time.Millisecond, time.Second
 	nodes := roomsNodes(t, srv, 2, func(c *gateway.Config) {
 		c.Rooms.ParticipantTTL = gateway.Duration(participantTTL)
 		c.Rooms.RedisExpiryGrace = gateway.Duration(grace)

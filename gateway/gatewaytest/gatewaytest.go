@@ -53,7 +53,7 @@ const (
 )
 
 // Config returns the configuration Start uses before mutate: loopback port 0, plain HTTP, a
-// temporary data directory, warnings and errors logged to stderr (TERAGATE_TEST_LOG=debug, info…
+// temporary data directory, a 10-minute pong timeout, warnings and errors logged to stderr (TERAGATE_TEST_LOG=debug, info…
 // logs more, to follow a failing test).
 func Config(t testing.TB) gateway.Config {
 	level := hclog.Warn
@@ -65,6 +65,10 @@ func Config(t testing.TB) gateway.Config {
 		Insecure: true,
 		DataDir:  t.TempDir(),
 		Logger:   hclog.New(&hclog.LoggerOptions{Name: "teragate", Level: level, Output: os.Stderr}),
+		// A test's websocket client reads only when the test expects a frame, and answers the
+		// gateway's pings only while it reads: on a loaded machine a long step between two reads
+		// outlasted the default 30 s and the gateway closed the socket (a "broken pipe" later).
+		PongTimeout: gateway.Duration(10 * time.Minute),
 	}
 }
 

@@ -84,7 +84,7 @@ type Config struct {
 	// (the final Loop server accepts any state and event).
 	Strict bool
 	// SweepInterval is the period of [Service.Run]'s expiry sweep. Default ParticipantTTL/4,
-	// between 10ms and 1s.
+	// between 10ms and 1s, and at most a quarter of a [RedisStore]'s grace.
 	SweepInterval time.Duration
 	// Secret keys the HMACs of session tokens and Hawk ids. Empty means 32 random bytes per start.
 	Secret []byte
@@ -153,6 +153,11 @@ func (c Config) withDefaults() Config {
 	d(&c.RequestInterval, def.RequestInterval)
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = min(max(c.ParticipantTTL/4, 10*time.Millisecond), time.Second)
+		if g, ok := c.Store.(interface{ Grace() time.Duration }); ok && g.Grace() > 0 {
+			// A record the store deletes by itself before any sweep read it expires unreported:
+			// several sweeps fall within its grace.
+			c.SweepInterval = min(c.SweepInterval, max(g.Grace()/4, 10*time.Millisecond))
+		}
 	}
 	i(&c.MaxSize, def.MaxSize)
 	i(&c.MaxRoomNameSize, def.MaxRoomNameSize)

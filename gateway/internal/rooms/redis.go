@@ -103,6 +103,10 @@ func stateMember(token, id string) string { return token + " " + id }
 // ms is t in Unix milliseconds (the scores and deadlines of the store).
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
+// Grace returns how long a record outlives its deadline in Redis: the service sweeps at least
+// four times within it, so that every expiry is read, and reported, before Redis deletes it.
+func (s *RedisStore) Grace() time.Duration { return s.grace }
+
 // ttl is the key lifetime of a record whose deadline is at deadline: what is left of it at now
 // plus the grace; at least a millisecond.
 func (s *RedisStore) ttl(deadline, now time.Time) time.Duration {
