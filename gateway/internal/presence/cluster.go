@@ -313,13 +313,16 @@ func (r *Registry) ScheduleResync() {
 	if r.cfg.Cluster == nil || !r.resyncPending.CompareAndSwap(false, true) {
 		return
 	}
+	r.bgMu.Lock() // Stop closes stopCh under it: no Add once its Wait may have begun
 	select {
 	case <-r.stopCh:
+		r.bgMu.Unlock()
 		r.resyncPending.Store(false)
 		return
 	default:
 	}
 	r.bg.Add(1)
+	r.bgMu.Unlock()
 	go func() {
 		defer r.bg.Done()
 		t := time.NewTimer(r.cfg.ResyncDelay)

@@ -124,6 +124,7 @@ type Registry struct {
 	resyncPending atomic.Bool
 	stopCh        chan struct{}
 	stopOnce      sync.Once
+	bgMu          sync.Mutex
 	bg            sync.WaitGroup
 }
 
@@ -193,7 +194,11 @@ func (r *Registry) Start(ctx context.Context) error {
 
 // Stop unsubscribes, and ends and waits for a scheduled resync ([Registry.ScheduleResync]).
 func (r *Registry) Stop(ctx context.Context) error {
-	r.stopOnce.Do(func() { close(r.stopCh) })
+	r.stopOnce.Do(func() {
+		r.bgMu.Lock()
+		close(r.stopCh)
+		r.bgMu.Unlock()
+	})
 	var err error
 	if r.sub != nil {
 		err = r.sub.Unsubscribe(ctx)
