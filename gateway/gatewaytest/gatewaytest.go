@@ -53,8 +53,8 @@ const (
 )
 
 // Config returns the configuration Start uses before mutate: loopback port 0, plain HTTP, a
-// temporary data directory, a 10-minute pong timeout, warnings and errors logged to stderr (TERAGATE_TEST_LOG=debug, info…
-// logs more, to follow a failing test).
+// temporary data directory, a 10-minute pong timeout, warnings and errors logged to stderr
+// (TERAGATE_TEST_LOG=debug, info… logs more, to follow a failing test).
 func Config(t testing.TB) gateway.Config {
 	level := hclog.Warn
 	if v := os.Getenv("TERAGATE_TEST_LOG"); v != "" {

@@ -215,32 +215,29 @@ func (r *Registry) loadSnapshot(counts []Count) []transition {
 		return nil
 	}
 	var out []transition
-	for _, c := range counts {
-		k := key{c.Kind, c.UUID}
-		if r.state(c.Kind) == nil || c.UUID == "" || c.N <= 0 {
-			continue
-		}
-		if was[k] {
-			delete(was, k)
-			continue
-		}
-		if r.state(c.Kind).online.get(c.UUID) != nil {
-			out = append(out, transition{k, true})
-			was[k] = true // counted once when a snapshot lists an entity twice
+	for k := range r.kinds {
+		for n := r.kinds[k].online.head; n != nil; n = n.next {
+			kk := key{directory.Kind(k), n.uuid}
+			if was[kk] {
+				delete(was, kk)
+			} else {
+				out = append(out, transition{kk, true})
+			}
 		}
 	}
-	for k := range was {
-		if r.state(k.kind).online.get(k.uuid) == nil {
-			out = append(out, transition{k, false})
-		}
+	for kk := range was {
+		out = append(out, transition{kk, false})
 	}
-	slices.SortFunc(out, func(a, b transition) int {
-		if c := cmp.Compare(a.k.kind, b.k.kind); c != 0 {
-			return c
-		}
-		return strings.Compare(a.k.uuid, b.k.uuid)
-	})
+	slices.SortFunc(out, func(a, b transition) int { return compareEntity(a.k.kind, a.k.uuid, b.k.kind, b.k.uuid) })
 	return out
+}
+
+// compareEntity orders entities by kind, then uuid.
+func compareEntity(ak directory.Kind, au string, bk directory.Kind, bu string) int {
+	if c := cmp.Compare(ak, bk); c != 0 {
+		return c
+	}
+	return strings.Compare(au, bu)
 }
 
 // reconcileSource prefixes the claims of the events a snapshot publishes ([Registry.publishReconciled]).
@@ -286,10 +283,7 @@ func (r *Registry) publishReconciled(counts []Count, changed []transition) {
 func snapshotDigest(counts []Count) [32]byte {
 	sorted := slices.Clone(counts)
 	slices.SortFunc(sorted, func(a, b Count) int {
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.UUID, b.UUID); c != 0 {
+		if c := compareEntity(a.Kind, a.UUID, b.Kind, b.UUID); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.N, b.N)
@@ -313,13 +307,11 @@ func (r *Registry) ScheduleResync() {
 	if r.cfg.Cluster == nil || !r.resyncPending.CompareAndSwap(false, true) {
 		return
 	}
-	r.bgMu.Lock() // Stop closes stopCh under it: no Add once its Wait may have begun
-	select {
-	case <-r.stopCh:
+	r.bgMu.Lock() // Stop cancels bgCtx under it: no Add once its Wait may have begun
+	if r.bgCtx.Err() != nil {
 		r.bgMu.Unlock()
 		r.resyncPending.Store(false)
 		return
-	default:
 	}
 	r.bg.Add(1)
 	r.bgMu.Unlock()
@@ -328,21 +320,14 @@ func (r *Registry) ScheduleResync() {
 		t := time.NewTimer(r.cfg.ResyncDelay)
 		defer t.Stop()
 		select {
-		case <-r.stopCh:
+		case <-r.bgCtx.Done():
 			r.resyncPending.Store(false)
 			return
 		case <-t.C:
 		}
 		r.resyncPending.Store(false) // a trigger from now on needs a snapshot taken after it
-		ctx, cancel := context.WithTimeout(context.Background(), 2*r.cfg.ResyncDelay+5*time.Second)
+		ctx, cancel := context.WithTimeout(r.bgCtx, 2*r.cfg.ResyncDelay+5*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-r.stopCh:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		if err := r.Resync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("presence resync failed", "error", err)
 		}

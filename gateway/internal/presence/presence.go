@@ -122,8 +122,8 @@ type Registry struct {
 
 	// ScheduleResync: at most one resync waiting; stopped and waited for by Stop.
 	resyncPending atomic.Bool
-	stopCh        chan struct{}
-	stopOnce      sync.Once
+	bgCtx         context.Context // cancelled by Stop
+	bgCancel      context.CancelFunc
 	bgMu          sync.Mutex
 	bg            sync.WaitGroup
 }
@@ -136,7 +136,8 @@ func New(cfg Config) *Registry {
 	if cfg.ResyncDelay <= 0 {
 		cfg.ResyncDelay = time.Second
 	}
-	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}, stopCh: make(chan struct{})}
+	r := &Registry{cfg: cfg, log: cfg.Logger, sessions: map[string]*members{}}
+	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	r.seq.Store(rand.Uint32())
 	for k := range r.kinds {
 		r.kinds[k] = kindState{online: newOList[onlineVal](), busy: newOList[busyVal]()}
@@ -194,11 +195,9 @@ func (r *Registry) Start(ctx context.Context) error {
 
 // Stop unsubscribes, and ends and waits for a scheduled resync ([Registry.ScheduleResync]).
 func (r *Registry) Stop(ctx context.Context) error {
-	r.stopOnce.Do(func() {
-		r.bgMu.Lock()
-		close(r.stopCh)
-		r.bgMu.Unlock()
-	})
+	r.bgMu.Lock()
+	r.bgCancel()
+	r.bgMu.Unlock()
 	var err error
 	if r.sub != nil {
 		err = r.sub.Unsubscribe(ctx)

@@ -49,21 +49,11 @@ type userEvents struct {
 func recordUserEvents(t *testing.T, b *bus.Redis) *userEvents {
 	t.Helper()
 	ue := &userEvents{}
-	_, err := b.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
-		var te opentera.TeraEvent
-		if proto.Unmarshal(m.Payload, &te) != nil {
-			return
-		}
-		for _, x := range te.GetEvents() {
-			var ev opentera.UserEvent
-			if x.UnmarshalTo(&ev) == nil {
-				ue.mu.Lock()
-				ue.got = append(ue.got, ev.GetUserUuid()+" "+ev.GetType().String())
-				ue.mu.Unlock()
-			}
-		}
+	onUserEvents(t, b, func(ev *opentera.UserEvent) {
+		ue.mu.Lock()
+		ue.got = append(ue.got, ev.GetUserUuid()+" "+ev.GetType().String())
+		ue.mu.Unlock()
 	})
-	require.NoError(t, err)
 	return ue
 }
 
@@ -107,6 +97,24 @@ func (ue *userEvents) connected(t *testing.T, b *bus.Redis, uuids ...string) {
 	require.ElementsMatch(t, want, ue.until(t, b))
 }
 
+// aliceAndBobOnline starts recording the user events that node a receives, opens a socket of
+// alice on aliceOn and one of bob on bobOn (each a or b, the cluster's two nodes), waits until
+// both replicas count them and their CONNECTED events have been recorded, and returns the
+// recorder, emptied.
+func aliceAndBobOnline(t *testing.T, a, b, aliceOn, bobOn *clusterNode) *userEvents {
+	t.Helper()
+	alice, bob := directory.DemoAliceUUID, directory.DemoBobUUID
+	events := recordUserEvents(t, a.bus)
+	aliceOn.announce(t, alice, true)
+	bobOn.announce(t, bob, true)
+	for _, n := range []*clusterNode{a, b} {
+		require.Eventually(t, func() bool { return n.r.Online(directory.KindUser, alice) && n.r.Online(directory.KindUser, bob) },
+			5*time.Second, 5*time.Millisecond)
+	}
+	events.connected(t, a.bus, alice, bob)
+	return events
+}
+
 // TestRedisResyncPublishesWhatWasMissed: a socket opens or closes on node A while no replica
 // hears of it (its module message is lost), so both replicas count the wrong thing. When both
 // reload the cluster's snapshot, the entity's state is right on both and its CONNECTED or
@@ -136,14 +144,7 @@ func TestRedisResyncPublishesWhatWasMissed(t *testing.T) {
 			srv := testutil.StartRedis(t)
 			a := newClusterNode(t, srv.URL, "a")
 			b := newClusterNode(t, srv.URL, "b")
-			events := recordUserEvents(t, a.bus)
-			a.announce(t, alice, true)
-			a.announce(t, bob, true)
-			for _, n := range []*clusterNode{a, b} {
-				require.Eventually(t, func() bool { return n.r.Online(directory.KindUser, alice) && n.r.Online(directory.KindUser, bob) },
-					5*time.Second, 5*time.Millisecond)
-			}
-			events.connected(t, a.bus, alice, bob)
+			events := aliceAndBobOnline(t, a, b, a, a)
 
 			tc.lost(t, a)
 			ctx := context.Background()
@@ -167,15 +168,8 @@ func TestRedisRewriteResyncsEveryReplica(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	a := newClusterNode(t, srv.URL, "a")
 	b := newClusterNode(t, srv.URL, "b")
-	events := recordUserEvents(t, a.bus)
+	events := aliceAndBobOnline(t, a, b, a, b)
 	alice, bob := directory.DemoAliceUUID, directory.DemoBobUUID
-	a.announce(t, alice, true)
-	b.announce(t, bob, true)
-	for _, n := range []*clusterNode{a, b} {
-		require.Eventually(t, func() bool { return n.r.Online(directory.KindUser, alice) && n.r.Online(directory.KindUser, bob) },
-			5*time.Second, 5*time.Millisecond)
-	}
-	events.connected(t, a.bus, alice, bob)
 
 	a.lostAnnounce(t, alice, false)
 	require.NoError(t, b.c.rewrite(context.Background()))

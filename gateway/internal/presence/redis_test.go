@@ -179,6 +179,17 @@ func TestRedisClusterHeartbeats(t *testing.T) {
 func countUserEvents(t *testing.T, b *bus.Redis, typ opentera.UserEvent_EventType) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
+	onUserEvents(t, b, func(ev *opentera.UserEvent) {
+		if ev.GetType() == typ {
+			n.Add(1)
+		}
+	})
+	return &n
+}
+
+// onUserEvents calls fn with each UserEvent that b receives on the user manager's events topic.
+func onUserEvents(t *testing.T, b *bus.Redis, fn func(*opentera.UserEvent)) {
+	t.Helper()
 	_, err := b.Subscribe(context.Background(), topic.UserManagerEvents, func(m bus.Message) {
 		var te opentera.TeraEvent
 		if proto.Unmarshal(m.Payload, &te) != nil {
@@ -186,11 +197,10 @@ func countUserEvents(t *testing.T, b *bus.Redis, typ opentera.UserEvent_EventTyp
 		}
 		for _, x := range te.GetEvents() {
 			var ev opentera.UserEvent
-			if x.UnmarshalTo(&ev) == nil && ev.GetType() == typ {
-				n.Add(1)
+			if x.UnmarshalTo(&ev) == nil {
+				fn(&ev)
 			}
 		}
 	})
 	require.NoError(t, err)
-	return &n
 }
